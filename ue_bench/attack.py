@@ -1,0 +1,33 @@
+"""The attack plugin interface (family ``ue_bench.attacks``).
+
+An attack sees the clean train split, a surrogate victim (to build and train itself, if it needs one),
+a seed and a device, and returns a :class:`~ue_bench.protection.Protection`. Its budget is its ``eps``
+parameter in pixel units out of 255 (``eps=8`` means 8/255); the harness enforces it.
+"""
+
+from __future__ import annotations
+
+import abc
+
+import torch
+
+from .data import PairSplit
+from .protection import Protection
+from .registry import Plugin
+
+
+class Attack(Plugin, abc.ABC):
+    """Base class of attacks; subclasses implement :meth:`protect`."""
+
+    #: False for attacks that never look at a model, so the harness need not vary the surrogate.
+    uses_surrogate: bool = True
+    #: True only for the clean baseline, which has no poison ratio.
+    is_clean: bool = False
+
+    def budget(self) -> int:
+        """L∞ budget in pixel units (0 for attacks without an ``eps`` parameter)."""
+        return int(getattr(self.params, "eps", 0))
+
+    @abc.abstractmethod
+    def protect(self, split: PairSplit, surrogate, seed: int, device: torch.device) -> Protection:
+        """The protection of ``split``; deterministic for a given seed on a given device."""

@@ -1,0 +1,74 @@
+"""The data contract every plugin speaks.
+
+A split is what a data owner could publish: ``uint8`` images ``[N, H, W, 3]`` and, per image, a
+list of caption strings. Keeping images as bytes (never normalised floats) means a protection is
+judged on exactly what could be put online, and keeping captions as text means a text trigger has
+to survive the tokenizer a scraper would use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PairSplit:
+    """N images with their captions (``captions[i]`` belongs to ``images[i]``)."""
+
+    images: np.ndarray
+    captions: list[list[str]]
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        imgs = self.images
+        if not isinstance(imgs, np.ndarray) or imgs.dtype != np.uint8 or imgs.ndim != 4 or imgs.shape[-1] != 3:
+            raise ValueError(
+                f"images must be a uint8 array [N, H, W, 3], got {getattr(imgs, 'dtype', type(imgs))} "
+                f"{getattr(imgs, 'shape', '')}"
+            )
+        if len(self.captions) != len(imgs):
+            raise ValueError(f"{len(imgs)} images but {len(self.captions)} caption lists")
+        for i, caps in enumerate(self.captions):
+            if not caps or not all(isinstance(c, str) and c.strip() for c in caps):
+                raise ValueError(f"image {i} needs at least one non-empty caption string, got {caps!r}")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def resolution(self) -> int:
+        return int(self.images.shape[1])
+
+    def flat_captions(self) -> tuple[list[str], np.ndarray]:
+        """All captions in image order, and for each the index of its image."""
+        texts = [c for caps in self.captions for c in caps]
+        owner = np.repeat(np.arange(len(self)), [len(c) for c in self.captions])
+        return texts, owner
+
+    def fingerprint(self) -> str:
+        """sha256 over the image bytes and the captions: the identity of this split's content."""
+        h = hashlib.sha256()
+        h.update(str(self.images.shape).encode())
+        h.update(np.ascontiguousarray(self.images).tobytes())
+        for caps in self.captions:
+            h.update(b"\x1e")
+            h.update("\x1f".join(caps).encode("utf-8"))
+        return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PairDataset:
+    """A train split to protect and learn from, and a clean test split to evaluate retrieval on."""
+
+    name: str
+    train: PairSplit
+    test: PairSplit
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256()
+        h.update(self.train.fingerprint().encode())
+        h.update(self.test.fingerprint().encode())
+        return h.hexdigest()

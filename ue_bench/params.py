@@ -1,0 +1,134 @@
+"""Typed, bounded plugin parameters, settable from the CLI and from TOML.
+
+A plugin declares its parameters as a dataclass whose fields carry bounds in their metadata
+(``param(8, lo=0, hi=32, help=...)``). One coercion path serves ``--attacks mem:eps=8`` and a TOML
+table alike, so a value is checked the same way wherever it comes from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import UsageError
+
+
+def param(default: Any, *, lo: float | None = None, hi: float | None = None,
+          choices: tuple | None = None, help: str = "") -> Any:
+    """A dataclass field with bounds (inclusive), an optional set of choices and a help text."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "help": help})
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For plugins without parameters."""
+
+
+def _base_type(tp: Any) -> tuple[type, bool]:
+    """The concrete scalar type of a field annotation and whether it admits ``None``."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _coerce(owner: str, name: str, tp: type, raw: Any) -> Any:
+    base, optional = _base_type(tp)
+    if optional and (raw is None or (isinstance(raw, str) and raw.lower() in ("none", "null", ""))):
+        return None
+    try:
+        if base is bool:
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if base is int:
+            if isinstance(raw, float) and not raw.is_integer():
+                raise ValueError(raw)
+            return int(str(raw)) if not isinstance(raw, (int, float)) else int(raw)
+        if base is float:
+            return float(raw)
+        if base is str:
+            return str(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{owner}: parameter {name!r} expects {base.__name__}, got {raw!r}") from None
+    raise TypeError(f"{owner}: unsupported parameter type {tp!r} for {name!r}")
+
+
+def build_params(owner: str, cls: type, values: dict[str, Any]) -> Any:
+    """Instantiate the parameter dataclass ``cls`` from raw values, enforcing types and bounds."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        known = ", ".join(fields) or "(none)"
+        raise UsageError(f"{owner}: unknown parameter {unknown[0]!r}; known parameters: {known}")
+    kwargs = {}
+    for name, raw in values.items():
+        f = fields[name]
+        value = _coerce(owner, name, hints[name], raw)
+        meta = f.metadata
+        if value is not None:
+            if meta.get("choices") and value not in meta["choices"]:
+                raise UsageError(f"{owner}: parameter {name!r} must be one of {list(meta['choices'])}, got {value!r}")
+            lo, hi = meta.get("lo"), meta.get("hi")
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise UsageError(f"{owner}: parameter {name!r}={value!r} is out of bounds [{lo}, {hi}]")
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
+def describe(cls: type) -> list[dict[str, Any]]:
+    """Name, type, default, bounds and help of each parameter, for ``ue-bench list``."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        base, optional = _base_type(hints[f.name])
+        out.append({
+            "name": f.name,
+            "type": base.__name__ + (" | None" if optional else ""),
+            "default": f.default,
+            "lo": f.metadata.get("lo"),
+            "hi": f.metadata.get("hi"),
+            "choices": f.metadata.get("choices"),
+            "help": f.metadata.get("help", ""),
+        })
+    return out
+
+
+def parse_specs(text: str, flag: str) -> list[tuple[str, dict[str, str]]]:
+    """Split a flag value such as ``mem:trigger_len=5,eps=8,em,jpeg:quality=10`` into plugin specs.
+
+    Commas separate both plugins and parameters: an item with ``=`` belongs to the plugin before it,
+    an item without one starts a new plugin. ``csv:data/pairs.csv`` (no ``=`` after the colon) sets
+    the plugin's first parameter, so a path can be given positionally.
+    """
+    specs: list[tuple[str, dict[str, str]]] = []
+    for item in (t.strip() for t in text.split(",")):
+        if not item:
+            raise UsageError(f"{flag}: empty entry in {text!r}")
+        if ":" in item:
+            name, rest = item.split(":", 1)
+            params: dict[str, str] = {}
+            if "=" in rest:
+                key, val = rest.split("=", 1)
+                params[key.strip()] = val.strip()
+            elif rest:
+                params[""] = rest.strip()
+            specs.append((name.strip(), params))
+        elif "=" in item:
+            if not specs:
+                raise UsageError(f"{flag}: parameter {item!r} comes before any plugin name")
+            key, val = item.split("=", 1)
+            specs[-1][1][key.strip()] = val.strip()
+        else:
+            specs.append((item, {}))
+    return specs

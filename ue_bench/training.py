@@ -1,0 +1,152 @@
+"""Contrastive training of an open_clip model on the published form of a split.
+
+Victims always see what a scraper would see: ``uint8`` images and caption strings, tokenised here with
+open_clip's tokenizer. The loop keeps the loss on the device and reads it once per epoch, so there is
+no per-step host synchronisation on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import open_clip
+import torch
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
+from tqdm.auto import tqdm
+
+from .data import PairSplit
+from .device import autocast
+from .errors import UsageError
+
+log = logging.getLogger("ue_bench.train")
+
+_MEAN = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
+_STD = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
+
+
+def to_unit(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """``uint8 [B,H,W,3]`` → float ``[B,3,H,W]`` in [0, 1] on ``device``."""
+    return images_u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def normalize(unit: torch.Tensor) -> torch.Tensor:
+    """[0, 1] images → the CLIP-normalised input the models expect (differentiable, for attacks)."""
+    return (unit - _MEAN.to(unit.device)) / _STD.to(unit.device)
+
+
+def tokenize_captions(tokenizer, captions: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All captions tokenised once: ``tokens[M, L]``, the first row of each image, and its caption count."""
+    counts = torch.tensor([len(c) for c in captions])
+    offsets = torch.cumsum(counts, 0) - counts
+    tokens = tokenizer([c for caps in captions for c in caps])
+    return tokens, offsets, counts
+
+
+def clip_loss(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """open_clip's symmetric InfoNCE on normalised images and token ids."""
+    out = model(images, tokens)
+    return loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+
+
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to zero, per step (open_clip's ``cosine`` schedule)."""
+    warmup = max(1, round(total_steps * warmup_frac)) if warmup_frac > 0 else 0
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total_steps - warmup)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW with no decay on gains, biases, embeddings and the logit scale, as open_clip's trainer."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name or "embedding" in name
+        (no_decay if exclude else decay).append(p)
+    groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
+    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A seeded permutation cut into batches; a trailing batch of one pair (no negatives) is dropped."""
+    perm = torch.randperm(n, generator=generator)
+    batches = list(perm.split(batch_size))
+    if len(batches[-1]) < 2:
+        batches.pop()
+    return batches
+
+
+def train_clip(
+    model: torch.nn.Module,
+    tokenizer,
+    split: PairSplit,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    weight_decay: float,
+    warmup: float,
+    seed: int,
+    device: torch.device,
+    desc: str = "train",
+    batch_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
+) -> list[float]:
+    """Train ``model`` in place on ``split``; returns the mean loss of each epoch.
+
+    Each epoch visits every image once, paired with one of its captions drawn at random (seeded), as
+    CLIP trainers do with multi-caption datasets. ``batch_loss(model, unit_images, tokens, step)`` lets
+    a training-time defense replace the plain loss on [0, 1] images.
+    """
+    if batch_size > len(split):
+        raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.from_numpy(np.ascontiguousarray(split.images))
+    tokens, offsets, counts = tokenize_captions(tokenizer, split.captions)
+    steps_per_epoch = len(epoch_batches(len(split), batch_size, torch.Generator().manual_seed(0)))
+    model.to(device).train()
+    optimizer = make_optimizer(model, lr, weight_decay)
+    scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch, warmup)
+    loss_fn = open_clip.ClipLoss()
+
+    def default_loss(m, unit, tok, _step):
+        return clip_loss(m, loss_fn, normalize(unit), tok)
+
+    compute = batch_loss or default_loss
+    history, step = [], 0
+    show = sys.stderr.isatty()
+    for epoch in range(epochs):
+        start = time.perf_counter()
+        total = torch.zeros((), device=device)
+        batches = epoch_batches(len(split), batch_size, gen)
+        picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
+        for idx in tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
+            unit = to_unit(images[idx], device)
+            tok = tokens[picks[idx]].to(device, non_blocking=True)
+            with autocast(device):
+                loss = compute(model, unit, tok, step)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
+            total += loss.detach()
+            step += 1
+        mean = total.item() / len(batches)
+        history.append(mean)
+        log.info("%s epoch %d/%d loss %.4f lr %.2e %.1fs", desc, epoch + 1, epochs, mean,
+                 scheduler.get_last_lr()[0], time.perf_counter() - start)
+    model.eval()
+    return history
