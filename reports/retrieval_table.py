@@ -1,10 +1,20 @@
-"""The retrieval table printed at the end of ``ue-bench run``, rebuilt from the run's cell results."""
+"""The retrieval table: rows attack × surrogate × defense × poison ratio (with the clean baseline and
+the random-guess level), columns victim × metric, mean ± 95 % interval over seeds (``stats``); each
+protection also as a fraction of clean and a multiple of random guessing (``tables``).
+
+``render_text`` is the plain table ``ue-bench run`` prints from ``results.csv``'s columns.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ue_bench.registry import Plugin
+from ue_bench.metrics import METRIC_KEYS
+
+from . import formats
+from .base import Report
+from .results import RunResults
+from .tables import DERIVED, METRIC_NAMES, RANDOM_ROW, retrieval
 
 SHOWN = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_medr", "t2i_medr", "mean_recall")
 
@@ -26,8 +36,65 @@ def render_text(df: pd.DataFrame) -> str:
     return "retrieval on the clean test split: value (random guess)\n" + table.reset_index().to_string(index=False)
 
 
-class RetrievalTable(Plugin):
-    """Plain-text retrieval table, metric (random-guess level), mean over seeds."""
+DIGITS = {"i2t_medr": 1, "t2i_medr": 1, "frac_clean": 2, "x_random": 2}
+ROW_COLUMNS = {"dataset": "dataset", "defense": "defense", "attack": "attack", "surrogate": "surrogate",
+               "poison_ratio": "poison ratio"}
 
-    def render(self, df: pd.DataFrame) -> str:
-        return render_text(df)
+
+def display(long: pd.DataFrame) -> pd.DataFrame:
+    """The tidy table of ``tables.retrieval`` as strings: random-guess rows first, then clean rows,
+    then protections; columns (victim, metric) as a two-level header."""
+    long = long.assign(text=[formats.value(m, h, n, DIGITS.get(k, 3))
+                             for m, h, n, k in zip(long["mean"], long["half"], long["n"], long["metric"])],
+                       poison_ratio=long["poison_ratio"].map(lambda r: "" if pd.isna(r) else f"{r:g}"))
+    keys = list(ROW_COLUMNS)
+    wide = long.pivot_table(index=keys, columns=["victim", "metric"], values="text", aggfunc="first",
+                            sort=False)
+    victims = sorted(long["victim"].unique())
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([victims, [*METRIC_KEYS, *DERIVED]]))
+    wide.columns = pd.MultiIndex.from_tuples([(v, METRIC_NAMES[m]) for v, m in wide.columns])
+    rows = wide.reset_index()
+    order = rows.assign(_random=rows["attack"] != RANDOM_ROW, _defended=rows["defense"] != "none",
+                        _protected=rows["attack"] != "none", _r=rows["poison_ratio"])
+    rows = order.sort_values(["_random", "_defended", "defense", "_protected", "attack", "surrogate", "_r"],
+                             ascending=[True] * 6 + [False], kind="stable")
+    rows = rows.drop(columns=["_random", "_defended", "_protected", "_r"], level=0)
+    if long["dataset"].nunique() == 1:
+        rows = rows.drop(columns="dataset", level=0)
+    rows.columns = pd.MultiIndex.from_tuples([("", ROW_COLUMNS[a]) if a in ROW_COLUMNS else (a, b)
+                                              for a, b in rows.columns])
+    return rows.fillna(formats.DASH).reset_index(drop=True)
+
+
+def per_victim(table: pd.DataFrame, victim: str) -> pd.DataFrame:
+    """The row columns and one victim's metric columns of a ``display`` table, with flat headers."""
+    cols = [c for c in table.columns if c[0] in ("", victim)]
+    out = table[cols]
+    out.columns = [b for _, b in cols]
+    return out
+
+
+class RetrievalTable(Report):
+    """Retrieval table: attack × victim × metric, mean ± 95 % CI over seeds, vs clean and random."""
+
+    formats = ("md", "csv", "latex", "html")
+    title = "Retrieval on the clean test split"
+    order = 20
+    NOTE = ("Mean ± 95 % Student-t interval over seeds (n = 1: no interval, n shown). Recalls are fractions "
+            "of queries; medR is the median rank (lower is better). *× clean*: victim mean recall as a "
+            "fraction of the clean baseline with the same defense, victim and seed, then averaged over "
+            "seeds; *× random*: mean recall as a multiple of the random-guess level of the test split.")
+
+    def render(self, run: RunResults, fmt: str) -> str:
+        long = retrieval(run)
+        if fmt == "csv":
+            return long.to_csv(index=False)
+        table = display(long)
+        if fmt in ("md", "latex"):  # one table per victim: 11 metric columns each stay readable
+            parts = {v: per_victim(table, v) for v in sorted(long["victim"].unique())}
+            if fmt == "latex":
+                return "\n".join(formats.latex(t, f"{self.title}, victim {v}. {self.NOTE}") for v, t in parts.items())
+            return f"## {self.title}\n\n{self.NOTE}\n\n" + "\n\n".join(
+                f"### Victim {v}\n\n{formats.markdown(t)}" for v, t in parts.items()) + "\n"
+        return (f"<section id='retrieval'><h2>{formats.esc(self.title)}</h2><p class='note'>{formats.esc(self.NOTE)}</p>"
+                f"<div class='scroll'>{formats.html_table(table, 'retrieval-table')}</div></section>")

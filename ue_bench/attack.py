@@ -28,6 +28,11 @@ class Attack(Plugin, abc.ABC):
         """L∞ budget in pixel units (0 for attacks without an ``eps`` parameter)."""
         return int(getattr(self.params, "eps", 0))
 
+    def cost_steps(self, n_images: int) -> float | None:
+        """Work in surrogate training-step equivalents (forward + backward of one surrogate batch),
+        for ``--dry-run`` estimates; None where an attack cannot say. Attacks without a model: 0."""
+        return None if self.uses_surrogate else 0.0
+
     @abc.abstractmethod
     def protect(self, split: PairSplit, surrogate, seed: int, device: torch.device) -> Protection:
         """The protection of ``split``; deterministic for a given seed on a given device."""

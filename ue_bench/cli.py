@@ -10,13 +10,16 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 from . import registry
 from .device import auto_device
 from .errors import UsageError
+from .harness import write_json_atomic
 from .params import describe
+from .runconfig import build_run_config
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -39,14 +42,16 @@ def _ratio_list(text: str, flag: str) -> list[float]:
     return values
 
 
-def _prepare_out(path: Path) -> Path:
-    """Check ``--out`` is creatable and writable without leaving anything behind if it is not."""
+def _prepare_out(path: Path, flag: str = "--out") -> Path:
+    """Check that ``path`` can be created and written, by creating and removing a probe folder in
+    its nearest existing ancestor, so that nothing is left behind when the run is refused."""
     existing = next((p for p in [path, *path.parents] if p.exists()), None)
     if existing is None or not existing.is_dir():
-        raise UsageError(f"--out: {path} cannot be created ({existing} is not a directory)")
-    probe_dir = path if path.exists() else existing
-    if not os.access(probe_dir, os.W_OK | os.X_OK):
-        raise UsageError(f"--out: {path} is not writable (no write permission on {probe_dir})")
+        raise UsageError(f"{flag}: {path} cannot be created ({existing} is not a directory)")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".ue-bench-probe-", dir=existing))
+    except OSError as exc:
+        raise UsageError(f"{flag}: {path} is not writable ({exc.strerror} in {existing})") from None
     return path
 
 
@@ -65,35 +70,58 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_cache() -> Path:
+    return Path(os.environ.get("UE_BENCH_CACHE") or Path.home() / ".cache" / "ue-bench")
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from .harness import Runner, plan, write_results_csv
+    from .executors import run_local, run_ray
+    from .harness import plan, write_results_csv
     from .reports.retrieval_table import render_text
 
-    datasets = registry.create_many("datasets", args.dataset, "--dataset")
-    attacks = registry.create_many("attacks", args.attacks, "--attacks")
-    surrogates = registry.create_many("victims", args.surrogates, "--surrogates")
-    defenses = registry.create_many("defenses", args.defenses, "--defenses")
-    victims = registry.create_many("victims", args.victims, "--victims")
-    seeds = _int_list(args.seeds, "--seeds")
-    ratios = _ratio_list(args.poison_ratio, "--poison-ratio")
+    flags = {"dataset": args.dataset, "attacks": args.attacks, "surrogates": args.surrogates,
+             "defenses": args.defenses, "victims": args.victims, "seeds": args.seeds,
+             "poison_ratio": args.poison_ratio, "device": args.device, "executor": args.executor,
+             "threads": args.threads}
+    cfg = build_run_config(flags, args.config, args.preset)
+    datasets = cfg.plugins("dataset")
+    attacks = cfg.plugins("attacks")
+    surrogates = cfg.plugins("surrogates")
+    defenses = cfg.plugins("defenses")
+    victims = cfg.plugins("victims")
+    seeds = _int_list(str(cfg.values["seeds"]), "--seeds")
+    ratios = _ratio_list(str(cfg.values["poison_ratio"]), "--poison-ratio")
+    executor = str(cfg.values["executor"])
+    if executor not in ("local", "ray"):
+        raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
+    threads = cfg.values["threads"]
+    threads = _int_list(str(threads), "--threads")[0] if threads not in (None, "") else None
     out = _prepare_out(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    device = auto_device(args.device)
+    cache = _prepare_out(Path(args.cache) if args.cache else _default_cache(), "--cache")
+    device = auto_device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
-    runner = Runner(out, device)
-    for ds in datasets:
-        n_train = len(runner.dataset(ds).train)
-        for vic in {c.victim.label(): c.victim for c in cells}.values():
-            if vic.params.batch_size > n_train:
-                raise UsageError(f"--victims {vic.label()}: batch_size {vic.params.batch_size} is larger than "
-                                 f"the training split of --dataset {ds.label()} ({n_train} images)")
+    loaded = {ds.label(): ds.load() for ds in datasets}
+    for label, data in loaded.items():
+        for plugin in [*victims, *surrogates]:
+            if plugin.params.batch_size > len(data.train):
+                raise UsageError(f"--victims/--surrogates {plugin.label()}: batch_size {plugin.params.batch_size} "
+                                 f"is larger than the training split of --dataset {label} ({len(data.train)} images)")
+    if args.dry_run:
+        from .dry_run import describe_plan
+        print(describe_plan(cells, loaded, out, cache, device))
+        return 0
     out.mkdir(parents=True, exist_ok=True)
-    print(f"{len(cells)} cell(s) on {device}; results in {out}", file=sys.stderr)
-    failed = 0
-    for i, cell in enumerate(cells, 1):
-        print(f"[{i}/{len(cells)}] {cell.labels()}", file=sys.stderr)
-        failed += runner.run_cell(cell)["status"] != "ok"
-    df = write_results_csv(out)
+    write_json_atomic(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
+                                         "sources": cfg.sources, "cells": [c.cell_id for c in cells]})
+    print(f"{len(cells)} cell(s) on {device}, executor {executor}; results in {out}, artifacts in {cache}",
+          file=sys.stderr)
+    if executor == "ray":
+        results = run_ray(cells, out, cache, str(cfg.values["device"]), threads, args.ray_address)
+    else:
+        results = run_local(cells, out, cache, str(cfg.values["device"]), threads)
+    df = write_results_csv(out, [c.cell_id for c in cells])
     print(render_text(df))
+    failed = sum(r["status"] != "ok" for r in results)
     if failed:
         print(f"ue-bench: {failed} of {len(cells)} cell(s) failed; see {out}/cells/*.json", file=sys.stderr)
         return 1
@@ -110,15 +138,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("run", help="run a protect → defend → train → evaluate matrix")
-    p.add_argument("--dataset", default="synthetic", help="dataset plugin[:k=v,...] (default: synthetic)")
-    p.add_argument("--attacks", default="none", help="comma-separated attack plugins[:k=v,...]")
-    p.add_argument("--surrogates", default="tiny-rn", help="victims used by attacks as surrogates")
-    p.add_argument("--defenses", default="none", help="comma-separated defense plugins[:k=v,...]")
-    p.add_argument("--victims", default="tiny-rn", help="comma-separated victim plugins[:k=v,...]")
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default: 0)")
-    p.add_argument("--poison-ratio", default="1.0", help="comma-separated fractions of protected train images")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:N")
-    p.add_argument("--out", default=None, help="run directory (default: runs/<timestamp>)")
+    p.add_argument("-c", "--config", help="TOML file with the same keys as these flags (flags override it)")
+    p.add_argument("--preset", help="packaged preset: tiny, smoke (default) or paper")
+    p.add_argument("--dataset", help="dataset plugin[:k=v,...] (default: synthetic)")
+    p.add_argument("--attacks", help="comma-separated attack plugins[:k=v,...] (default: none)")
+    p.add_argument("--surrogates", help="victims the attacks optimise against (default: tiny-rn)")
+    p.add_argument("--defenses", help="comma-separated defense plugins[:k=v,...] (default: none)")
+    p.add_argument("--victims", help="comma-separated victim plugins[:k=v,...] (default: tiny-rn)")
+    p.add_argument("--seeds", help="comma-separated seeds (default: 0)")
+    p.add_argument("--poison-ratio", help="comma-separated fractions of protected train images (default: 1.0)")
+    p.add_argument("--device", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
+    p.add_argument("--executor", help="local (default) or ray")
+    p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
+    p.add_argument("--threads", help="CPU threads per cell (default: all for local, 1 per Ray task)")
+    p.add_argument("--out", help="run directory (default: runs/<timestamp>); rerun with it to resume")
+    p.add_argument("--cache", help="artifact store (default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
+    p.add_argument("--dry-run", action="store_true", help="print the planned cells, what is cached and the estimated cost")
     p.set_defaults(func=cmd_run)
     return parser
 

@@ -14,6 +14,9 @@ from .registry import Plugin
 class Defense(Plugin):
     """Base class of defenses: both hooks default to doing nothing."""
 
+    #: True for defenses that override :meth:`transform`; their output is cached as an artifact.
+    transforms_data: bool = False
+
     def transform(self, split: PairSplit, seed: int) -> PairSplit:
         return split
 

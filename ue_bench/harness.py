@@ -19,20 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
+from . import stages
 from .attack import Attack
-from .data import PairDataset, PairSplit
+from .cache import ArtifactStore
+from .data import PairDataset
 from .defense import Defense
-from .errors import ProtectionRejected
-from .evaluate import evaluate_retrieval
 from .metrics import METRIC_KEYS
-from .protection import Protection, publish, verify
 from .provenance import environment
 from .registry import Plugin
-from .training import train_clip
 
 log = logging.getLogger("ue_bench.harness")
 
@@ -99,52 +96,23 @@ def plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios) -> lis
     return cells
 
 
-def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
-    """The sorted subset of train images that gets protected: fixed per (seed, ratio)."""
-    k = int(round(n * ratio))
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 0x504F4953]))
-    return np.sort(rng.permutation(n)[:k])
-
-
-def protect_split(cell: Cell, train: PairSplit, device: torch.device) -> tuple[PairSplit, dict]:
-    """Run the attack on the chosen subset, verify it, and return the published train split."""
-    idx = poisoned_indices(len(train), cell.poison_ratio, cell.seed)
-    subset = PairSplit(train.images[idx], [train.captions[i] for i in idx], meta=train.meta)
-    start = time.perf_counter()
-    prot: Protection = cell.attack.protect(subset, cell.surrogate, cell.seed, device)
-    seconds = time.perf_counter() - start
-    tokenizer = cell.surrogate.tokenizer() if cell.surrogate else None
-    if prot.triggers is not None and tokenizer is None:
-        raise ProtectionRejected(f"attack {cell.attack.name!r} returned triggers but has no tokenizer to check them")
-    verify(cell.attack.name, prot, subset, cell.attack.budget(), tokenizer)
-    protected = publish(subset, prot)
-    images = train.images.copy()
-    images[idx] = protected.images
-    captions = list(train.captions)
-    for j, i in enumerate(idx):
-        captions[i] = protected.captions[j]
-    info = {
-        "protect_s": seconds,
-        "protection_sha256": prot.fingerprint(),
-        "poisoned_indices_sha256": hashlib.sha256(idx.tobytes()).hexdigest(),
-        "n_poisoned": int(len(idx)),
-        "attack_meta": prot.meta,
-    }
-    if prot.delta is not None:
-        d = prot.delta.reshape(len(idx), -1).astype(np.float64)
-        info["linf_mean"] = float(np.abs(d).max(1).mean()) if len(idx) else 0.0
-        info["l2_mean"] = float(np.sqrt((d ** 2).sum(1)).mean()) if len(idx) else 0.0
-    return PairSplit(images, captions, meta={**train.meta, "protected": True}), info
+def cell_finished(out_dir: Path, cell_id: str) -> bool:
+    """A cell is finished when its result JSON exists and says ``ok`` (failed cells are retried)."""
+    try:
+        return json.loads((out_dir / "cells" / f"{cell_id}.json").read_text()).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
 
 
 class Runner:
-    """Runs cells in-process, reusing loaded datasets and protections between cells of one run."""
+    """Runs cells in-process against an artifact store; a finished cell (its JSON says ``ok``) is
+    skipped, so re-running the same command after a crash resumes where it stopped."""
 
-    def __init__(self, out_dir: Path, device: torch.device) -> None:
+    def __init__(self, out_dir: Path, cache_dir: Path, device: torch.device) -> None:
         self.out_dir = out_dir
         self.device = device
+        self.store = ArtifactStore(cache_dir)
         self._datasets: dict[str, PairDataset] = {}
-        self._published: dict[str, tuple[PairSplit, dict]] = {}
         self._env = environment(device)
 
     def dataset(self, plugin: Plugin) -> PairDataset:
@@ -153,45 +121,54 @@ class Runner:
             self._datasets[key] = plugin.load()
         return self._datasets[key]
 
-    def published(self, cell: Cell, data: PairDataset) -> tuple[PairSplit, dict]:
-        key = digest([data.fingerprint(), cell.attack.spec(), cell.surrogate.spec() if cell.surrogate else None,
-                      cell.seed, cell.poison_ratio])
-        if key not in self._published:
-            self._published[key] = protect_split(cell, data.train, self.device)
-        return self._published[key]
+    def result_path(self, cell: Cell) -> Path:
+        return self.out_dir / "cells" / f"{cell.cell_id}.json"
+
+    def finished(self, cell: Cell) -> bool:
+        return cell_finished(self.out_dir, cell.cell_id)
+
+    @staticmethod
+    def protection_identity(cell: Cell) -> str:
+        """Cells with equal identities share one protection artifact."""
+        return digest([cell.dataset.spec(), cell.attack.spec(), cell.surrogate.spec() if cell.surrogate else None,
+                       cell.seed, cell.poison_ratio])
+
+    def protect_only(self, cell: Cell) -> None:
+        """Build (or find) the cell's protection; errors surface again, recorded, in :meth:`run_cell`."""
+        if self.finished(cell):
+            return
+        try:
+            stages.protect(self.store, cell, self.dataset(cell.dataset), self.device)
+        except Exception as exc:
+            log.error("protection for cell %s failed: %s", cell.cell_id, exc)
 
     def run_cell(self, cell: Cell) -> dict[str, Any]:
+        if self.finished(cell):
+            return json.loads(self.result_path(cell).read_text())
         start = time.perf_counter()
         result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config(), "labels": cell.labels()}
         try:
             data = self.dataset(cell.dataset)
-            published, prot_info = self.published(cell, data)
-            defended = cell.defense.transform(published, cell.seed)
-            model = cell.victim.create_model(data.train.resolution, self.device)
-            tokenizer = cell.victim.tokenizer()
-            t0 = time.perf_counter()
-            recipe = cell.victim.params
-            losses = train_clip(
-                model, tokenizer, defended, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-                weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=cell.seed, device=self.device,
-                desc=f"{cell.victim.name}|{cell.attack.name}", batch_loss=cell.defense.batch_loss(cell.seed))
-            train_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            metrics = evaluate_retrieval(model, tokenizer, data.test, self.device)
+            prot_key, prot_info = stages.protect(self.store, cell, data, self.device)
+            published = stages.load_published(self.store, prot_key, data.train)
+            defended_key, defended = stages.defend(self.store, cell, prot_key, published)
+            model, train_info = stages.train_victim(self.store, cell, defended_key, defended, self.device)
+            metrics, eval_s = stages.evaluate(cell, model, data.test, self.device)
             result.update(
                 status="ok",
                 metrics=metrics,
-                protection=prot_info,
-                train={"loss_per_epoch": losses, "train_s": train_s, "eval_s": time.perf_counter() - t0},
+                protection={"key": prot_key, **prot_info},
+                train={**train_info, "eval_s": eval_s},
                 hashes={"dataset": data.fingerprint(), "published_train": published.fingerprint(),
-                        "trained_on": defended.fingerprint()},
+                        "trained_on": defended.fingerprint(), "protection": prot_key,
+                        "defended": defended_key, "victim": train_info["key"]},
             )
         except Exception as exc:  # a failing cell is recorded and the matrix goes on
             log.error("cell %s failed: %s", cell.cell_id, exc)
             result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         result["wall_s"] = time.perf_counter() - start
         result["provenance"] = {**self._env, "seed": cell.seed}
-        write_json_atomic(self.out_dir / "cells" / f"{cell.cell_id}.json", result)
+        write_json_atomic(self.result_path(cell), result)
         return result
 
 
@@ -219,14 +196,16 @@ def result_row(result: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def load_results(run_dir: Path) -> pd.DataFrame:
-    """All cell results of a run directory as one table (one row per cell JSON)."""
-    rows = [result_row(json.loads(p.read_text())) for p in sorted((run_dir / "cells").glob("*.json"))]
+def load_results(run_dir: Path, cell_ids: list[str] | None = None) -> pd.DataFrame:
+    """Cell results of a run directory as one table (one row per cell JSON, in ``cell_ids`` order)."""
+    paths = ([run_dir / "cells" / f"{c}.json" for c in cell_ids] if cell_ids is not None
+             else sorted((run_dir / "cells").glob("*.json")))
+    rows = [result_row(json.loads(p.read_text())) for p in paths]
     return pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
 
 
-def write_results_csv(run_dir: Path) -> pd.DataFrame:
-    df = load_results(run_dir)
+def write_results_csv(run_dir: Path, cell_ids: list[str] | None = None) -> pd.DataFrame:
+    df = load_results(run_dir, cell_ids)
     path = run_dir / "results.csv"
     tmp = path.with_suffix(".csv.tmp")
     df.to_csv(tmp, index=False)

@@ -1,0 +1,55 @@
+"""Bad input is one clear line, exit code 2, and nothing written."""
+
+import pytest
+
+from ue_bench.cli import main
+
+TINY = ["--dataset", "synthetic:size=16,test_size=8", "--victims", "tiny-rn:epochs=1,batch_size=8"]
+
+
+def run(capsys, tmp_path, *args):
+    out = tmp_path / "run"
+    code = main(["run", "--out", str(out), "--cache", str(tmp_path / "cache"), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err, out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--attacks", "mme"], "unknown attack 'mme'"),
+    (["--victims", "tiny-rn:epochs=0"], "out of bounds"),
+    (["--victims", "tiny-rn:lr=fast"], "expects float"),
+    (["--seeds", "0,x"], "--seeds"),
+    (["--poison-ratio", "1.5"], "--poison-ratio"),
+    (["--attacks", "tiny-rn"], "it is a victim"),
+    (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"], "batch_size 64 is larger than the training split"),
+    (["--preset", "huge"], "unknown preset 'huge'"),
+])
+def test_bad_flag_is_one_line_exit_2_nothing_written(capsys, tmp_path, args, needle):
+    code, err, out = run(capsys, tmp_path, *args)
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("ue-bench: error:") and needle in err[0], err
+    assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_unwritable_out_is_refused(capsys, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    code = main(["run", "--out", str(blocker / "run"), "--cache", str(tmp_path / "cache"), *TINY])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--out" in err[0] and "cannot be created" in err[0]
+    assert not (tmp_path / "cache").exists()
+
+
+def test_bad_config_file_names_file_and_key(capsys, tmp_path):
+    cfg = tmp_path / "run.toml"
+    cfg.write_text('attacks = "none"\nvictim = "tiny-rn"\n')
+    code, err, out = run(capsys, tmp_path, "-c", str(cfg))
+    assert code == 2 and str(cfg) in err[0] and "unknown key 'victim'" in err[0]
+    assert not out.exists()
+
+
+def test_list_shows_every_family(capsys):
+    assert main(["list"]) == 0
+    text = capsys.readouterr().out
+    for family in ("attacks:", "victims:", "datasets:", "defenses:", "reports:"):
+        assert family in text

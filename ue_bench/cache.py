@@ -1,0 +1,108 @@
+"""A content-addressed artifact store: each stage's output under a hash of everything it depends on.
+
+An artifact is a folder ``<root>/<stage>/<key>/`` holding its files and a ``manifest.json`` with the
+sha256 and size of each file. It is built in a temporary folder and renamed into place only when
+complete, so a crash (even SIGKILL) leaves either nothing or a whole artifact; a folder whose files do
+not match its manifest is treated as absent and rebuilt, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+MANIFEST = "manifest.json"
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def artifact_key(deps: Any) -> str:
+    """The key of an artifact: sha256 of its dependencies in canonical JSON."""
+    return hashlib.sha256(json.dumps(deps, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+class ArtifactStore:
+    """Builds, validates and reuses stage artifacts; counts builds so tests can assert reuse."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.builds: dict[str, int] = {}
+
+    def path(self, stage: str, key: str) -> Path:
+        return self.root / stage / key
+
+    def status(self, stage: str, key: str) -> str:
+        """``cached`` (complete and verified), ``corrupt`` (present but failing its manifest) or ``missing``."""
+        folder = self.path(stage, key)
+        if not folder.exists():
+            return "missing"
+        return "cached" if self._valid(folder) else "corrupt"
+
+    def _valid(self, folder: Path) -> bool:
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+            for name, entry in manifest["files"].items():
+                f = folder / name
+                if f.stat().st_size != entry["size"] or file_sha256(f) != entry["sha256"]:
+                    return False
+            return True
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+
+    def manifest(self, stage: str, key: str) -> dict:
+        return json.loads((self.path(stage, key) / MANIFEST).read_text())
+
+    def get_or_build(self, stage: str, deps: Any, build: Callable[[Path], dict | None]) -> tuple[Path, bool]:
+        """The verified artifact folder for ``deps`` and whether it was built now.
+
+        ``build(tmp_folder)`` writes the artifact's files into ``tmp_folder`` and may return extra
+        manifest fields (e.g. timings). A corrupt artifact is removed and rebuilt.
+        """
+        key = artifact_key(deps)
+        folder = self.path(stage, key)
+        state = self.status(stage, key)
+        if state == "cached":
+            return folder, False
+        if state == "corrupt":
+            shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            start = time.perf_counter()
+            extra = build(tmp) or {}
+            files = {
+                p.name: {"sha256": file_sha256(p), "size": p.stat().st_size}
+                for p in sorted(tmp.iterdir()) if p.is_file()
+            }
+            manifest = {"stage": stage, "key": key, "deps": deps, "files": files,
+                        "build_s": time.perf_counter() - start, "created": time.time(), **extra}
+            with open(tmp / MANIFEST, "w") as fh:
+                json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
+                fh.flush()
+                os.fsync(fh.fileno())
+            try:
+                os.rename(tmp, folder)
+            except OSError:
+                # another worker finished the same artifact first; keep theirs if it is valid
+                if not self._valid(folder):
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        self.builds[stage] = self.builds.get(stage, 0) + 1
+        return folder, True
