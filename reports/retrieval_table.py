@@ -53,12 +53,12 @@ def display(long: pd.DataFrame) -> pd.DataFrame:
     victims = sorted(long["victim"].unique())
     wide = wide.reindex(columns=pd.MultiIndex.from_product([victims, [*METRIC_KEYS, *DERIVED]]))
     wide.columns = pd.MultiIndex.from_tuples([(v, METRIC_NAMES[m]) for v, m in wide.columns])
-    rows = wide.reset_index()
-    order = rows.assign(_random=rows["attack"] != RANDOM_ROW, _defended=rows["defense"] != "none",
-                        _protected=rows["attack"] != "none", _r=rows["poison_ratio"])
-    rows = order.sort_values(["_random", "_defended", "defense", "_protected", "attack", "surrogate", "_r"],
-                             ascending=[True] * 6 + [False], kind="stable")
-    rows = rows.drop(columns=["_random", "_defended", "_protected", "_r"], level=0)
+    keys_frame = wide.index.to_frame(index=False)
+    order = keys_frame.assign(_random=keys_frame["attack"] != RANDOM_ROW, _defended=keys_frame["defense"] != "none",
+                              _protected=keys_frame["attack"] != "none").sort_values(
+        ["_random", "_defended", "defense", "_protected", "attack", "surrogate", "poison_ratio"],
+        ascending=[True] * 6 + [False], kind="stable").index
+    rows = wide.reset_index().iloc[order]
     if long["dataset"].nunique() == 1:
         rows = rows.drop(columns="dataset", level=0)
     rows.columns = pd.MultiIndex.from_tuples([("", ROW_COLUMNS[a]) if a in ROW_COLUMNS else (a, b)
@@ -81,9 +81,9 @@ class RetrievalTable(Report):
     title = "Retrieval on the clean test split"
     order = 20
     NOTE = ("Mean ± 95 % Student-t interval over seeds (n = 1: no interval, n shown). Recalls are fractions "
-            "of queries; medR is the median rank (lower is better). *× clean*: victim mean recall as a "
+            "of queries; medR is the median rank (lower is better). “× clean”: victim mean recall as a "
             "fraction of the clean baseline with the same defense, victim and seed, then averaged over "
-            "seeds; *× random*: mean recall as a multiple of the random-guess level of the test split.")
+            "seeds; “× random”: mean recall as a multiple of the random-guess level of the test split.")
 
     def render(self, run: RunResults, fmt: str) -> str:
         long = retrieval(run)

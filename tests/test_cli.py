@@ -21,6 +21,7 @@ def run(capsys, tmp_path, *args):
     (["--seeds", "0,x"], "--seeds"),
     (["--poison-ratio", "1.5"], "--poison-ratio"),
     (["--attacks", "tiny-rn"], "it is a victim"),
+    (["--attacks", "ueraser"], "it is a defense; put it in --defenses"),
     (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"], "batch_size 64 is larger than the training split"),
     (["--preset", "huge"], "unknown preset 'huge'"),
 ])

@@ -77,6 +77,7 @@ def _default_cache() -> Path:
 def cmd_run(args: argparse.Namespace) -> int:
     from .executors import run_local, run_ray
     from .harness import plan, write_results_csv
+    from .reports.build import build_report
     from .reports.retrieval_table import render_text
 
     flags = {"dataset": args.dataset, "attacks": args.attacks, "surrogates": args.surrogates,
@@ -88,7 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     attacks = cfg.plugins("attacks")
     surrogates = cfg.plugins("surrogates")
     defenses = cfg.plugins("defenses")
-    victims = cfg.plugins("victims")
+    if args.victim_init and not Path(args.victim_init).is_file():
+        raise UsageError(f"--victim-init: {args.victim_init} is not a file (expected an open_clip state dict)")
+    victims = cfg.plugins("victims", {"init": args.victim_init} if args.victim_init else None)
     seeds = _int_list(str(cfg.values["seeds"]), "--seeds")
     ratios = _ratio_list(str(cfg.values["poison_ratio"]), "--poison-ratio")
     executor = str(cfg.values["executor"])
@@ -121,6 +124,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run_local(cells, out, cache, str(cfg.values["device"]), threads)
     df = write_results_csv(out, [c.cell_id for c in cells])
     print(render_text(df))
+    build_report(out)
+    print(f"report: {out / 'report'}", file=sys.stderr)
     failed = sum(r["status"] != "ok" for r in results)
     if failed:
         print(f"ue-bench: {failed} of {len(cells)} cell(s) failed; see {out}/cells/*.json", file=sys.stderr)
@@ -145,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--surrogates", help="victims the attacks optimise against (default: tiny-rn)")
     p.add_argument("--defenses", help="comma-separated defense plugins[:k=v,...] (default: none)")
     p.add_argument("--victims", help="comma-separated victim plugins[:k=v,...] (default: tiny-rn)")
+    p.add_argument("--victim-init", help="open_clip state-dict file every victim is fine-tuned from")
     p.add_argument("--seeds", help="comma-separated seeds (default: 0)")
     p.add_argument("--poison-ratio", help="comma-separated fractions of protected train images (default: 1.0)")
     p.add_argument("--device", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
@@ -155,11 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", help="artifact store (default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
     p.add_argument("--dry-run", action="store_true", help="print the planned cells, what is cached and the estimated cost")
     p.set_defaults(func=cmd_run)
+
+    from .protect_cmd import add_protect_parser
+    from .reports.cli import add_report_parser
+    add_report_parser(sub)
+    add_protect_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("ue_bench").setLevel(logging.INFO)
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

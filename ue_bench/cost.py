@@ -42,9 +42,3 @@ def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device
         _sync(device)
         times.append(time.perf_counter() - start)
     return float(statistics.median(times[1:]))
-
-
-def train_steps(n_images: int, epochs: int, batch_size: int) -> int:
-    """Steps of :func:`ue_bench.training.train_clip` (a trailing batch of one is dropped)."""
-    per_epoch = n_images // batch_size + (1 if n_images % batch_size >= 2 else 0)
-    return epochs * per_epoch

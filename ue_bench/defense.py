@@ -20,6 +20,7 @@ class Defense(Plugin):
     def transform(self, split: PairSplit, seed: int) -> PairSplit:
         return split
 
-    def batch_loss(self, seed: int):
-        """A ``batch_loss(model, unit_images, tokens, step)`` callable for training, or None."""
+    def batch_loss(self, seed: int, total_steps: int):
+        """A ``batch_loss(model, unit_images, tokens, step)`` callable for training, or None;
+        ``total_steps`` is the number of optimiser steps of the whole run, for schedules."""
         return None

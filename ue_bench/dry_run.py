@@ -10,9 +10,10 @@ import torch
 
 from . import stages
 from .cache import ArtifactStore
-from .cost import step_seconds, train_steps
+from .cost import step_seconds
 from .data import PairDataset
 from .harness import cell_finished
+from .training import steps_per_epoch
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
 EVAL_STEP_FRACTION = 0.35
@@ -52,7 +53,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
         train_s = 0.0
         if not done and vic_state != "cached" and keys["victim"] not in seen_victim:
             r = cell.victim.params
-            train_s = train_steps(len(data.train), r.epochs, r.batch_size) * timing(cell.victim, data)
+            train_s = r.epochs * steps_per_epoch(len(data.train), r.batch_size) * timing(cell.victim, data)
             seen_victim.add(keys["victim"])
         eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
         rows.append({**cell.labels(), "cell": cell.cell_id, "result": "done" if done else "todo",

@@ -46,8 +46,9 @@ class RunConfig:
     params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
-    def plugins(self, key: str) -> list[registry.Plugin]:
-        """Instantiate one axis, merging file/preset parameters under the flag's own."""
+    def plugins(self, key: str, forced: dict[str, Any] | None = None) -> list[registry.Plugin]:
+        """Instantiate one axis, merging file/preset parameters under the flag's own; ``forced``
+        parameters (from flags such as ``--victim-init``) apply to every plugin of the axis."""
         flag, family = AXES[key]
         fam_params = self.params.get(family, {})
         plugins = []
@@ -57,6 +58,7 @@ class RunConfig:
             merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
             merged.update(fam_params.get(name, {}))
             merged.update(values)
+            merged.update(forced or {})
             plugins.append(registry.create(family, name, merged))
         return plugins
 

@@ -21,7 +21,8 @@ from .data import PairDataset, PairSplit
 from .errors import ProtectionRejected
 from .evaluate import evaluate_retrieval
 from .protection import Protection, publish, verify
-from .training import train_clip
+from .reports.imperceptibility import imperceptibility
+from .training import steps_per_epoch, train_clip
 
 
 def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
@@ -76,6 +77,7 @@ def protect(store: ArtifactStore, cell, data: PairDataset, device: torch.device)
         if prot.delta is not None and len(idx):
             d = prot.delta.reshape(len(idx), -1).astype(np.float64)
             info.update(linf_mean=float(np.abs(d).max(1).mean()), l2_mean=float(np.sqrt((d ** 2).sum(1)).mean()))
+            info.update(imperceptibility(subset.images, publish(subset, prot).images))
         (tmp / "info.json").write_text(json.dumps(info, default=str))
         return {}
 
@@ -128,7 +130,8 @@ def train_victim(store: ArtifactStore, cell, defended_key: str, defended: PairSp
             model, cell.victim.tokenizer(), defended, epochs=recipe.epochs, batch_size=recipe.batch_size,
             lr=recipe.lr, weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=cell.seed, device=device,
             desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}",
-            batch_loss=cell.defense.batch_loss(cell.seed))
+            batch_loss=cell.defense.batch_loss(
+                cell.seed, recipe.epochs * steps_per_epoch(len(defended), recipe.batch_size)))
         torch.save(model.state_dict(), tmp / "model.pt")
         (tmp / "train.json").write_text(json.dumps({
             "loss_per_epoch": losses, "train_s": time.perf_counter() - start, "device": str(device),

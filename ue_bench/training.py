@@ -87,6 +87,11 @@ def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[t
     return batches
 
 
+def steps_per_epoch(n: int, batch_size: int) -> int:
+    """Optimiser steps per epoch of :func:`train_clip` (a trailing batch of one pair is dropped)."""
+    return n // batch_size + (1 if n % batch_size >= 2 else 0)
+
+
 def train_clip(
     model: torch.nn.Module,
     tokenizer,
@@ -114,10 +119,9 @@ def train_clip(
     gen = torch.Generator().manual_seed(seed)
     images = torch.from_numpy(np.ascontiguousarray(split.images))
     tokens, offsets, counts = tokenize_captions(tokenizer, split.captions)
-    steps_per_epoch = len(epoch_batches(len(split), batch_size, torch.Generator().manual_seed(0)))
     model.to(device).train()
     optimizer = make_optimizer(model, lr, weight_decay)
-    scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch, warmup)
+    scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch(len(split), batch_size), warmup)
     loss_fn = open_clip.ClipLoss()
 
     def default_loss(m, unit, tok, _step):

@@ -8,11 +8,13 @@ scale are just different defaults of the same recipe fields, so a user can overr
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import open_clip
 import torch
 
+from ue_bench.cache import file_sha256
 from ue_bench.errors import UsageError
 from ue_bench.params import param
 from ue_bench.registry import Plugin
@@ -24,7 +26,7 @@ from . import MODEL_CONFIGS  # noqa: F401  (registers the tiny configs with open
 class TinyRecipe:
     """Recipe defaults measured to learn the default synthetic set in minutes on 2 CPU cores."""
 
-    epochs: int = param(30, lo=1, hi=10000, help="passes over the training images")
+    epochs: int = param(40, lo=1, hi=10000, help="passes over the training images")
     batch_size: int = param(64, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(1e-3, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.1, lo=0.0, hi=10.0, help="AdamW weight decay")
@@ -47,6 +49,13 @@ class Victim(Plugin):
 
     arch: ClassVar[str] = ""
     Params = TinyRecipe
+
+    def spec(self) -> dict:
+        """Adds the checkpoint's sha256, so a changed ``init`` file invalidates cached victims."""
+        spec = super().spec()
+        if self.params.init:
+            spec["init_sha256"] = file_sha256(Path(self.params.init))
+        return spec
 
     def create_model(self, resolution: int, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh model whose input size follows the data (``resolution`` px), in train mode."""

@@ -1,0 +1,113 @@
+"""HotFlip for per-image text triggers under CLIP's contrastive loss.
+
+The gradient of the batch loss w.r.t. the token embeddings at the trigger positions ranks every
+allowed token by a first-order estimate of the loss change (−g·e); the best ``candidates`` per sample
+are then scored exactly. Unlike the reference, which re-runs the whole model once per candidate, the
+exact scoring computes the batch's image features once and runs the text tower on all candidates of a
+position in one batched pass: with image features fixed, swapping one text changes one column of the
+logit matrix, so the batch loss for every (sample, candidate) swap follows in closed form
+(:func:`swap_losses`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ue_bench.device import autocast
+
+from ._trigger import with_trigger
+
+
+def clip_batch_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """open_clip's ``ClipLoss`` on L2-normalised features (mean of the two cross-entropies)."""
+    logits = scale * image_feats @ text_feats.T
+    labels = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
+
+
+def swap_losses(image_feats: torch.Tensor, text_feats: torch.Tensor, cand_feats: torch.Tensor,
+                scale: torch.Tensor) -> torch.Tensor:
+    """``[B, K]``: the batch ``ClipLoss`` when text ``i`` alone is replaced by candidate ``cand_feats[i, k]``.
+
+    ``image_feats``, ``text_feats``: normalised ``[B, D]``; ``cand_feats``: normalised ``[B, K, D]``.
+    Exact, not first-order: row j's log-sum-exp is rebuilt from the row without column i plus the new
+    entry, and column i's cross-entropy is recomputed from the new column.
+    """
+    b = image_feats.shape[0]
+    logits = scale * image_feats @ text_feats.T                                   # [img j, txt i]
+    diag = logits.diagonal()
+    row_lse = logits.logsumexp(1)                                                 # [j]
+    col_ce = logits.logsumexp(0) - diag                                           # [i]
+    eye = torch.eye(b, dtype=torch.bool, device=logits.device)
+    # excl[i, j]: log-sum-exp of image j's row without text i
+    excl = logits.unsqueeze(0).masked_fill(eye.unsqueeze(1), float("-inf")).logsumexp(2)
+    new_col = scale * torch.einsum("jd,ikd->ikj", image_feats, cand_feats)       # [i, k, j]
+    own = new_col.diagonal(dim1=0, dim2=2).T                                      # [i, k]: image i vs its new text
+    rows = torch.logaddexp(excl.unsqueeze(1), new_col).sum(2) - diag.sum() + diag.unsqueeze(1) - own
+    cols = col_ce.sum() - col_ce.unsqueeze(1) + new_col.logsumexp(2) - own
+    return (rows + cols) / (2 * b)
+
+
+def token_embedding(model: torch.nn.Module) -> torch.nn.Embedding:
+    """The text tower's token embedding of an open_clip model (``CLIP`` or ``CustomTextCLIP``)."""
+    emb = getattr(model, "token_embedding", None) or getattr(getattr(model, "text", None), "token_embedding", None)
+    if emb is None:
+        raise TypeError(f"{type(model).__name__} has no token embedding to take HotFlip gradients from")
+    return emb
+
+
+def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    with autocast(tokens.device):
+        return F.normalize(model.encode_text(tokens).float(), dim=-1)
+
+
+def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor,
+            vocab: torch.Tensor, candidates: int, eot_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One greedy left-to-right HotFlip pass over the trigger positions of a batch.
+
+    ``image_feats``: normalised image features ``[B, D]`` (fixed); ``tokens``: caption rows ``[B, L]``
+    the triggers are prefixed to; ``trigger``: ids ``[B, T]``; ``vocab``: allowed ids. Per sample and
+    position, the current token competes with the top ``candidates`` tokens by gradient score, and the
+    exact batch-loss minimiser is kept (the current token on ties). Returns the new trigger ids and the
+    batch loss with them.
+    """
+    emb_module = token_embedding(model)
+    vocab = vocab.to(tokens.device)
+    scale = model.logit_scale.exp().detach().float()
+    rows = with_trigger(tokens, trigger, eot_id)
+    captured = {}
+
+    def keep(_module, _inputs, output):
+        captured["emb"] = output.detach().requires_grad_(True)
+        return captured["emb"]
+
+    handle = emb_module.register_forward_hook(keep)
+    try:
+        with torch.enable_grad():
+            loss = clip_batch_loss(image_feats, encode_text(model, rows), scale)
+            (grad,) = torch.autograd.grad(loss, captured["emb"])
+    finally:
+        handle.remove()
+    t = trigger.shape[1]
+    table = emb_module.weight.detach()[vocab].float()                              # [V, D]
+    scores = -grad[:, 1:1 + t].float() @ table.T                                   # [B, T, V]
+    top = vocab[scores.topk(min(candidates, len(vocab)), dim=-1).indices]          # [B, T, K]
+    trigger = trigger.clone()
+    b, length = rows.shape
+    with torch.no_grad():
+        current = encode_text(model, rows)
+        for p in range(t):
+            options = torch.cat([trigger[:, p:p + 1], top[:, p]], dim=1)          # [B, K+1]
+            k = options.shape[1]
+            trial = rows.unsqueeze(1).repeat(1, k, 1)
+            trial[:, :, 1 + p] = options
+            feats = encode_text(model, trial.view(b * k, length)).view(b, k, -1)
+            losses = swap_losses(image_feats, current, feats, scale)
+            best = losses.argmin(1)
+            pick = torch.arange(b, device=rows.device)
+            trigger[:, p] = options[pick, best]
+            rows[:, 1 + p] = trigger[:, p]
+            current = feats[pick, best]
+        loss_now = clip_batch_loss(image_feats, current, scale)
+    return trigger, loss_now

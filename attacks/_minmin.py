@@ -1,0 +1,142 @@
+"""The alternating min–min loop shared by MEM and EM.
+
+Per outer iteration: ``surrogate_steps`` AdamW steps of the surrogate on the *published* form of the
+current protection (noised images, trigger-prefixed captions), then one pass over the data in which
+each batch gets a HotFlip trigger update (first ``hotflip_iters`` iterations only) and PGD on the image
+noise. With ``shuffle`` each image is paired, during PGD and HotFlip, with a random caption of the batch
+carrying that image's own trigger, so the noise binds to the trigger rather than to the caption
+content. EM is the same loop with no trigger and no shuffling (the caption is the positive).
+
+Everything is bounded: the loop runs at most ``outer_iters`` iterations and stops early once the mean
+PGD loss of a pass falls to ``stop_loss``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ue_bench.data import PairSplit
+from ue_bench.device import autocast
+from ue_bench.protection import Protection
+from ue_bench.training import normalize
+
+from ._hotflip import clip_batch_loss, encode_text, hotflip
+from ._pgd import pgd
+from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
+from ._trigger import trigger_text, trigger_vocab, with_trigger
+
+log = logging.getLogger("ue_bench.attacks")
+
+
+@dataclass(frozen=True)
+class MinMinSettings:
+    eps: int
+    step: int
+    pgd_steps: int
+    outer_iters: int
+    surrogate_steps: int
+    batch_size: int
+    trigger_len: int = 0
+    hotflip_iters: int = 0
+    candidates: int = 0
+    shuffle: bool = False
+    novel_words: bool = False
+    words: int | None = None
+    stop_loss: float | None = None
+
+
+#: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
+#: training-step equivalents; measured on 2 CPU cores with tiny-rn (a noise pass without HotFlip: 16 s
+#: for 22 batches × 8 PGD steps; with HotFlip on 3 words and 16 candidates: 75–88 s).
+PGD_STEP_COST = 0.3
+HOTFLIP_WORD_COST = 3.0
+
+
+def cost_steps(s: MinMinSettings, n: int) -> float:
+    """Estimated work of :func:`min_min` on ``n`` images, in surrogate training-step equivalents."""
+    nb = -(-n // max(2, min(s.batch_size, n))) if n else 0
+    flips = min(s.hotflip_iters, s.outer_iters) if s.trigger_len else 0
+    per_flip = HOTFLIP_WORD_COST * s.trigger_len * max(1.0, s.candidates / 16)
+    return s.outer_iters * (s.surrogate_steps + nb * s.pgd_steps * PGD_STEP_COST) + flips * nb * per_flip
+
+
+def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.device, s: MinMinSettings) -> Protection:
+    """Error-minimising image noise (and, with ``trigger_len > 0``, per-image text triggers) for ``split``."""
+    surrogate = require(surrogate, name)
+    tok = surrogate.tokenizer()
+    eot = tok.eot_token_id
+    data = SplitTensors(split, tok)
+    n = data.n
+    gen = torch.Generator().manual_seed(seed)
+    model = fresh_model(surrogate, split.resolution, seed, device)
+    trainer = SurrogateTrainer(model, surrogate.params, device)
+    batch_size = min(s.batch_size, n)
+    delta = torch.zeros(split.images.shape, dtype=torch.int16)
+    vocab = trigger_vocab(tok) if s.trigger_len else torch.zeros(0, dtype=torch.long)
+    if s.novel_words:
+        vocab = vocab[~torch.isin(vocab, data.tokens.unique())]
+    if s.words is not None and s.trigger_len:
+        vocab = vocab[torch.randperm(len(vocab), generator=gen)[:s.words]].sort().values
+    trig = vocab[torch.randint(len(vocab), (n, s.trigger_len), generator=gen)] if s.trigger_len else \
+        torch.zeros(n, 0, dtype=torch.long)
+    stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
+    history = []
+    for it in range(s.outer_iters):
+        t0 = time.perf_counter()
+        freeze(model, False)
+        sur_loss = torch.zeros(())
+        for _ in range(s.surrogate_steps):
+            idx = next(stream)
+            rows = with_trigger(data.pick(idx, gen), trig[idx], eot)
+            sur_loss += trainer.step(data.unit(idx, delta, device), rows).cpu()
+        t1 = time.perf_counter()
+        model.eval()
+        freeze(model, True)
+        scale = model.logit_scale.exp().detach().float()
+        flip = it < s.hotflip_iters and s.trigger_len > 0
+        pgd_loss, flip_loss, nb = 0.0, 0.0, 0
+        for idx in batches(n, batch_size, gen):
+            caps = data.pick(idx, gen).to(device)
+            if s.shuffle:
+                caps = caps[torch.randperm(len(idx), generator=gen).to(device)]
+            images = data.images[idx].to(device).permute(0, 3, 1, 2).float()
+            d = delta[idx].to(device).permute(0, 3, 1, 2).float()
+            t = trig[idx].to(device)
+            if flip:
+                with torch.no_grad(), autocast(device):
+                    feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
+                t, floss = hotflip(model, feats, caps, t, vocab, s.candidates, eot)
+                trig[idx] = t.cpu()
+                flip_loss += float(floss)
+            with torch.no_grad():
+                text = encode_text(model, with_trigger(caps, t, eot))
+            d, loss = pgd(model.encode_image,
+                          lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
+                          images, d, eps=s.eps, step=s.step, steps=s.pgd_steps, maximise=False)
+            delta[idx] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu()
+            pgd_loss += loss
+            nb += 1
+        t2 = time.perf_counter()
+        record = {"iter": it, "surrogate_loss": float(sur_loss) / max(1, s.surrogate_steps),
+                  "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2)}
+        if flip:
+            record["hotflip_loss"] = flip_loss / nb
+        history.append(record)
+        log.info("%s iter %d/%d %s", name, it + 1, s.outer_iters,
+                 " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "iter"))
+        if s.stop_loss is not None and record["pgd_loss"] <= s.stop_loss:
+            break
+    triggers = [trigger_text(tok, trig[i]) for i in range(n)] if s.trigger_len else None
+    meta = {"history": history, "iterations": len(history),
+            "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
+            "noise_s": round(sum(h["noise_s"] for h in history), 2)}
+    if triggers is not None:
+        meta.update(trigger_vocab=len(vocab), trigger_examples=triggers[:5],
+                    distinct_triggers=len(set(triggers)))
+    return Protection(delta=delta.numpy(), triggers=triggers, meta=meta)

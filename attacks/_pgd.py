@@ -1,0 +1,49 @@
+"""Projected sign-gradient steps on an integer pixel delta.
+
+The delta lives on the 1/255 grid throughout: it starts at integers, moves by an integer ``step`` and
+is projected onto ``[-eps, eps]`` and onto ``0 ≤ image + delta ≤ 255`` (integer bounds), so the delta
+that is optimised is exactly the delta that is published; no final rounding changes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ue_bench.device import autocast
+from ue_bench.training import normalize
+
+
+def project(delta: torch.Tensor, images: torch.Tensor, eps: int) -> torch.Tensor:
+    """Clamp ``delta`` (float, pixel units) into the ε ball and so that ``images + delta`` stays in [0, 255]."""
+    delta = delta.clamp(-eps, eps)
+    return torch.maximum(torch.minimum(delta, 255.0 - images), -images)
+
+
+def pgd(
+    encode_image: Callable[[torch.Tensor], torch.Tensor],
+    loss_of_features: Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    delta: torch.Tensor,
+    *,
+    eps: int,
+    step: int,
+    steps: int,
+    maximise: bool,
+) -> tuple[torch.Tensor, float]:
+    """``steps`` sign-gradient steps on ``delta`` for a loss of the image features.
+
+    ``images``/``delta``: float ``[B, 3, H, W]`` in pixel units (0..255 and integers within ±eps).
+    ``maximise`` picks error-maximising (TAP) over error-minimising (EM, MEM) noise. Returns the new
+    delta and the loss at the last evaluated point.
+    """
+    loss = torch.full((), float("nan"))
+    for _ in range(steps):
+        delta = delta.detach().requires_grad_(True)
+        with autocast(images.device):
+            loss = loss_of_features(encode_image(normalize((images + delta) / 255.0)))
+        (grad,) = torch.autograd.grad(loss, delta)
+        direction = grad.sign() if maximise else -grad.sign()
+        delta = project(delta.detach() + step * direction, images, eps)
+    return delta.detach(), float(loss.detach())

@@ -1,0 +1,111 @@
+"""What the surrogate-based attacks share: a seeded fresh surrogate and its training on a split.
+
+Every attack that uses a model builds it from the surrogate *victim plugin* (architecture and recipe),
+so ``--surrogates rn50`` or ``tiny-rn:lr=5e-4`` changes the attack's model the same way it would
+change a victim.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import open_clip
+import torch
+
+from ue_bench.data import PairSplit
+from ue_bench.device import autocast
+from ue_bench.errors import UsageError
+from ue_bench.training import make_optimizer, normalize, tokenize_captions, train_clip
+
+
+def require(surrogate, attack: str):
+    if surrogate is None:
+        raise UsageError(f"attack {attack!r} needs a surrogate model: pass --surrogates (e.g. tiny-rn)")
+    return surrogate
+
+
+def fresh_model(surrogate, resolution: int, seed: int, device: torch.device) -> torch.nn.Module:
+    """A surrogate initialised from ``seed`` without touching the global RNG state of the caller."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return surrogate.create_model(resolution, device)
+
+
+def freeze(model: torch.nn.Module, frozen: bool) -> None:
+    """Noise and trigger steps need gradients w.r.t. inputs only: skip the parameter gradients."""
+    for p in model.parameters():
+        p.requires_grad_(not frozen)
+
+
+class SplitTensors:
+    """A split as tensors for attack loops: uint8 images (CPU), caption token rows and their owners.
+
+    Captions are tokenised once; a batch picks one caption per image at random (seeded), as the
+    victim's training loop does.
+    """
+
+    def __init__(self, split: PairSplit, tokenizer) -> None:
+        self.images = torch.from_numpy(np.ascontiguousarray(split.images))
+        self.tokens, self.offsets, self.counts = tokenize_captions(tokenizer, split.captions)
+        self.n = len(split)
+
+    def pick(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """One random caption row per image of ``idx``."""
+        rows = self.offsets[idx] + (torch.rand(len(idx), generator=gen) * self.counts[idx]).long()
+        return self.tokens[rows]
+
+    def unit(self, idx: torch.Tensor, delta: torch.Tensor | None, device: torch.device) -> torch.Tensor:
+        """Published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1] (``delta``: int16 ``[N, H, W, 3]``)."""
+        x = self.images[idx].to(device).permute(0, 3, 1, 2).float()
+        if delta is not None:
+            x = (x + delta[idx].to(device).permute(0, 3, 1, 2).float()).clamp_(0, 255)
+        return x / 255.0
+
+
+class SurrogateTrainer:
+    """AdamW steps of the surrogate with its recipe's learning rate and weight decay (constant rate:
+    the min–min loop interleaves many short bursts, so there is no single schedule to follow)."""
+
+    def __init__(self, model: torch.nn.Module, recipe, device: torch.device) -> None:
+        self.model = model
+        self.device = device
+        self.optimizer = make_optimizer(model, recipe.lr, recipe.weight_decay)
+        self.loss_fn = open_clip.ClipLoss()
+
+    def step(self, unit: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """One step on a batch; gradients are zeroed every step (the reference accumulated them)."""
+        self.model.train()
+        with autocast(self.device):
+            out = self.model(normalize(unit), tokens.to(self.device))
+            loss = self.loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        with torch.no_grad():
+            self.model.logit_scale.clamp_(0, math.log(100))
+        return loss.detach()
+
+
+def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
+    """A seeded permutation cut into batches of at least two pairs (a contrastive batch needs negatives)."""
+    parts = list(torch.randperm(n, generator=gen).split(batch_size))
+    if len(parts) > 1 and len(parts[-1]) < 2:
+        parts[-2] = torch.cat([parts[-2], parts.pop()])
+    return parts
+
+
+def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device: torch.device,
+                     name: str) -> tuple[torch.nn.Module, dict]:
+    """A surrogate trained on the clean split with its own recipe (for TAP and feature clustering)."""
+    recipe = surrogate.params
+    model = fresh_model(surrogate, split.resolution, seed, device)
+    start = time.perf_counter()
+    with torch.random.fork_rng(devices=[]):
+        losses = train_clip(model, surrogate.tokenizer(), split, epochs=epochs,
+                            batch_size=min(recipe.batch_size, len(split)), lr=recipe.lr,
+                            weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
+                            desc=f"{name} surrogate")
+    model.eval()
+    return model, {"surrogate_loss": losses[-1], "surrogate_s": round(time.perf_counter() - start, 2)}

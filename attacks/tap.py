@@ -1,0 +1,54 @@
+"""Error-maximising (TAP-like) noise: PGD that raises the contrastive loss of a clean-trained surrogate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ue_bench.attack import Attack
+from ue_bench.params import param
+from ue_bench.protection import Protection
+
+from ._hotflip import clip_batch_loss, encode_text
+from ._pgd import pgd
+from ._surrogate import SplitTensors, batches, freeze, require, trained_on_clean
+
+
+@dataclass(frozen=True)
+class TAPParams:
+    eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
+    step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
+    pgd_steps: int = param(10, lo=1, hi=1000, help="PGD steps per image")
+    surrogate_epochs: int = param(10, lo=1, hi=10000, help="epochs of clean training of the surrogate first")
+    batch_size: int = param(64, lo=2, hi=65536, help="pairs per PGD batch (the contrastive negatives)")
+
+
+class TAP(Attack):
+    """TAP-like error-maximising noise: PGD ascent on the CLIP loss of a surrogate trained on clean pairs."""
+
+    Params = TAPParams
+    version = "1"
+
+    def protect(self, split, surrogate, seed, device):
+        p = self.params
+        surrogate = require(surrogate, self.name)
+        model, meta = trained_on_clean(surrogate, split, p.surrogate_epochs, seed, device, self.name)
+        data = SplitTensors(split, surrogate.tokenizer())
+        gen = torch.Generator().manual_seed(seed)
+        delta = torch.zeros(split.images.shape, dtype=torch.int16)
+        freeze(model, True)
+        scale = model.logit_scale.exp().detach().float()
+        losses = []
+        for idx in batches(data.n, min(p.batch_size, data.n), gen):
+            with torch.no_grad():
+                text = encode_text(model, data.pick(idx, gen).to(device))
+            images = data.images[idx].to(device).permute(0, 3, 1, 2).float()
+            d, loss = pgd(model.encode_image,
+                          lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
+                          images, torch.zeros_like(images), eps=p.eps, step=p.step, steps=p.pgd_steps, maximise=True)
+            delta[idx] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu()
+            losses.append(loss)
+        meta["pgd_loss"] = sum(losses) / len(losses)
+        return Protection(delta=delta.numpy(), meta=meta)

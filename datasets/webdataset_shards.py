@@ -1,0 +1,130 @@
+"""Image–caption pairs from webdataset tar shards (``<key>.jpg``/``.png`` + ``<key>.txt``), as LAION
+and open_clip's ``--dataset-type webdataset`` use them, read with the standard ``tarfile`` module.
+
+A sample is the group of consecutive tar members sharing a key (the member name up to the first dot
+of its file name, webdataset's own rule); it needs one image (``jpg``, ``jpeg``, ``png`` or ``webp``)
+and one ``txt`` caption. Shards must be uncompressed tars (the usual case): each image is then read
+straight from its byte range, without extracting anything or holding a shard in memory.
+
+The format has one caption per sample, so a multi-caption image is stored as consecutive samples
+with the same image bytes (``ue-bench protect --format webdataset`` writes it that way). Such runs
+are merged back into one image with several captions; only adjacent duplicates are compared, and
+only when their sizes match, which keeps indexing a single cheap pass.
+
+``path`` is a ``.tar`` file or a folder whose ``*.tar`` files are read in name order. As for CSV, the
+test split is a second source (``test_path``) or ``test_fraction`` of the images held out with
+``split_seed`` (ignored when ``test_path`` is set).
+"""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from ue_bench.data import PairDataset
+from ue_bench.errors import UsageError
+from ue_bench.params import param
+from ue_bench.registry import Plugin
+
+from ._imports import Record, held_out, load_cached
+
+IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
+
+
+@dataclass(frozen=True)
+class Params:
+    path: str = param("", help="a .tar shard or a folder of .tar shards")
+    test_path: str | None = param(None, help="shard or folder with the clean test pairs; default: hold out test_fraction")
+    test_fraction: float = param(0.1, lo=0.0, hi=0.9,
+                                 help="fraction of images held out as test split when test_path is not given")
+    split_seed: int = param(0, lo=0, help="seed of the held-out draw")
+    resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
+
+
+def shard_files(value: str, name: str) -> list[Path]:
+    path = Path(value).expanduser()
+    shards = sorted(path.glob("*.tar")) if path.is_dir() else [path] if path.is_file() else []
+    if not shards:
+        raise UsageError(f"dataset 'webdataset': {name} {value!r} is neither a .tar file nor a folder with .tar files")
+    return shards
+
+
+def _samples(shard: Path):
+    """(key, {ext: TarInfo}) per sample, in tar order."""
+    try:
+        tar = tarfile.open(shard, "r:")  # uncompressed only: byte ranges must be seekable
+    except tarfile.TarError as exc:
+        raise UsageError(f"{shard}: not an uncompressed tar shard ({exc}); decompress .tar.gz shards first") from None
+    with tar:
+        key, files = None, {}
+        for m in tar:
+            if not m.isfile():
+                continue
+            folder, _, base = m.name.rpartition("/")
+            stem, dot, ext = base.partition(".")
+            if not dot:
+                continue
+            k = f"{folder}/{stem}" if folder else stem
+            if k != key and key is not None:
+                yield key, files, tar
+                files = {}
+            key = k
+            files[ext.lower()] = m
+        if key is not None:
+            yield key, files, tar
+
+
+def read_shards(shards: list[Path]) -> list[Record]:
+    """One record per image; adjacent samples with identical image bytes become one multi-caption image."""
+    records: list[Record] = []
+    for shard in shards:
+        prev_bytes: bytes | None = None
+        for key, files, tar in _samples(shard):
+            where = f"{shard} sample {key!r}"
+            image = next((files[e] for e in IMAGE_EXTS if e in files), None)
+            if image is None or "txt" not in files:
+                raise UsageError(f"{where}: expected an image ({'/'.join(IMAGE_EXTS)}) and a txt caption, "
+                                 f"got {sorted(files) or 'nothing'}")
+            caption = tar.extractfile(files["txt"]).read().decode("utf-8", "replace").strip()
+            if not caption:
+                raise UsageError(f"{where}: empty txt caption")
+            rec = Record(where, shard, (caption,), offset=image.offset_data, size=image.size)
+            last = records[-1] if records else None
+            if last is not None and last.path == shard and last.size == rec.size:
+                prev_bytes = prev_bytes if prev_bytes is not None else last.read()
+                if rec.read() == prev_bytes:
+                    records[-1] = Record(last.where, shard, last.captions + (caption,), last.offset, last.size)
+                    continue
+            records.append(rec)
+            prev_bytes = None
+    return records
+
+
+class WebdatasetShards(Plugin):
+    """Webdataset tar shards (image + txt per sample), read with tarfile; duplicate-image runs merged."""
+
+    Params = Params
+    version = "1"
+
+    def export_layout(self) -> dict:
+        """``ue-bench protect`` writes this dataset back as shards."""
+        return {"format": "webdataset"}
+
+    def load(self) -> PairDataset:
+        p = self.params
+        if not p.path:
+            raise UsageError("dataset 'webdataset': parameter 'path' is required, e.g. --dataset webdataset:shards/")
+        shards = shard_files(p.path, "path")
+        records = read_shards(shards)
+        if p.test_path is not None:
+            test_shards = shard_files(p.test_path, "test_path")
+            train, test = records, read_shards(test_shards)
+        else:
+            mask = held_out(len(records), p.test_fraction, p.split_seed)
+            train = [r for r, m in zip(records, mask) if not m]
+            test = [r for r, m in zip(records, mask) if m]
+        if not train:
+            raise UsageError(f"dataset 'webdataset': no train images left in {p.path} (test_fraction={p.test_fraction})")
+        meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
+        return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta)

@@ -1,0 +1,97 @@
+"""Data-transform defenses: squeeze the published images before training.
+
+Each one maps the uint8 train images to new uint8 images (the input arrays are never written to) and
+keeps the captions. They are deterministic, so the seed is unused and the harness caches the result
+as one artifact per (protection, defense). The idea is that of feature squeezing (Xu et al. 2018) and
+of ISS (Liu et al. 2023, "Image Shortcut Squeezing"): a bounded, high-frequency or colour-coded noise
+does not survive a lossy re-encoding that keeps what a caption describes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from ue_bench.data import PairSplit
+from ue_bench.defense import Defense
+from ue_bench.params import param
+
+
+def map_images(split: PairSplit, fn: Callable[[Image.Image], Image.Image]) -> PairSplit:
+    """A new split whose image i is ``fn`` of image i through Pillow, as an RGB uint8 array."""
+    out = np.empty_like(split.images)
+    for i, img in enumerate(split.images):
+        out[i] = np.asarray(fn(Image.fromarray(img)).convert("RGB"))
+    return PairSplit(out, [list(c) for c in split.captions], meta=dict(split.meta))
+
+
+def jpeg_round_trip(img: Image.Image, quality: int) -> Image.Image:
+    """Encode with Pillow's libjpeg encoder at ``quality`` (its default 4:2:0 chroma subsampling) and decode."""
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=quality)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+@dataclass(frozen=True)
+class JPEGParams:
+    quality: int = param(10, lo=1, hi=95, help="JPEG quality (ISS's strongest setting: 10)")
+
+
+class JPEG(Defense):
+    """JPEG: re-encode every training image through a real JPEG encoder at the given quality."""
+
+    Params = JPEGParams
+    version = "1"
+    transforms_data = True
+
+    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+        return map_images(split, lambda img: jpeg_round_trip(img, self.params.quality))
+
+
+class Grayscale(Defense):
+    """Grayscale: train on luminance only (ITU-R 601, as Pillow's convert('L')), replicated to RGB."""
+
+    version = "1"
+    transforms_data = True
+
+    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+        return map_images(split, lambda img: img.convert("L"))
+
+
+@dataclass(frozen=True)
+class BitDepthParams:
+    bits: int = param(4, lo=1, hi=7, help="bits kept per channel: 2**bits evenly spaced levels")
+
+
+class BitDepth(Defense):
+    """Bit-depth reduction: quantise every channel to 2**bits levels (feature squeezing)."""
+
+    Params = BitDepthParams
+    version = "1"
+    transforms_data = True
+
+    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+        top = (1 << self.params.bits) - 1
+        levels = np.round(np.round(np.arange(256) / 255 * top) / top * 255).astype(np.uint8)
+        return PairSplit(levels[split.images], [list(c) for c in split.captions], meta=dict(split.meta))
+
+
+@dataclass(frozen=True)
+class BlurParams:
+    radius: float = param(1.0, lo=0.1, hi=16.0, help="Gaussian blur radius (standard deviation) in pixels")
+
+
+class Blur(Defense):
+    """Blur: Gaussian-blur every training image (Pillow's GaussianBlur), a low-pass squeeze."""
+
+    Params = BlurParams
+    version = "1"
+    transforms_data = True
+
+    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+        return map_images(split, lambda img: img.filter(ImageFilter.GaussianBlur(self.params.radius)))

@@ -1,0 +1,70 @@
+"""PSNR and SSIM of protected against clean images, for the ``protection`` record of a cell.
+
+Proposed fields (computed by the harness on the poisoned subset, the clean ``uint8`` images against
+the published ones): ``protection.psnr_mean`` and ``protection.ssim_mean`` from :func:`imperceptibility`;
+the cost table shows ``—`` where a run lacks them.
+
+* PSNR per image = 10·log10(255² / MSE) over all pixels and channels; the mean is over the images that
+  changed (an unchanged image has infinite PSNR and would make every mean infinite), and
+  ``n_unchanged`` counts the others.
+* SSIM as Wang et al. (2004): 11×11 Gaussian window with σ = 1.5 (shrunk to the image for images
+  smaller than 11 px), K1 = 0.01, K2 = 0.03, L = 255, over the positions where the window fits
+  entirely (no padding), per channel; an image's SSIM is the mean over positions and channels, as
+  scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+  data_range=255, channel_axis=-1)``. Plain numpy, to avoid a scikit-image dependency.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+K1, K2, L, SIGMA, WINDOW = 0.01, 0.03, 255.0, 1.5, 11
+
+
+def _gaussian(size: int) -> np.ndarray:
+    x = np.arange(size) - (size - 1) / 2
+    g = np.exp(-(x ** 2) / (2 * SIGMA ** 2))
+    return g / g.sum()
+
+
+def _filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 'valid' Gaussian filtering of [N, H, W, C] along H and W."""
+    x = np.einsum("nhwck,k->nhwc", sliding_window_view(x, len(g), axis=1), g)
+    return np.einsum("nhwck,k->nhwc", sliding_window_view(x, len(g), axis=2), g)
+
+
+def ssim(clean: np.ndarray, protected: np.ndarray) -> np.ndarray:
+    """Per-image SSIM of two [N, H, W, C] uint8 arrays."""
+    size = min(WINDOW, clean.shape[1], clean.shape[2])
+    size -= 1 - size % 2  # odd, so the window has a centre
+    g = _gaussian(size)
+    x, y = clean.astype(np.float64), protected.astype(np.float64)
+    mx, my = _filter(x, g), _filter(y, g)
+    vx = _filter(x * x, g) - mx * mx
+    vy = _filter(y * y, g) - my * my
+    cxy = _filter(x * y, g) - mx * my
+    c1, c2 = (K1 * L) ** 2, (K2 * L) ** 2
+    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return s.mean(axis=(1, 2, 3))
+
+
+def imperceptibility(clean_u8: np.ndarray, protected_u8: np.ndarray, chunk: int = 256) -> dict:
+    """``psnr_mean`` (dB, over changed images; None if none changed), ``ssim_mean`` and ``n_unchanged``
+    of [N, H, W, 3] uint8 clean and protected images, in chunks of ``chunk`` images to bound memory."""
+    if clean_u8.shape != protected_u8.shape or clean_u8.ndim != 4:
+        raise ValueError(f"expected two [N, H, W, C] arrays of one shape, got {clean_u8.shape} and {protected_u8.shape}")
+    if clean_u8.dtype != np.uint8 or protected_u8.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images, got {clean_u8.dtype} and {protected_u8.dtype}")
+    if len(clean_u8) == 0:
+        return {"psnr_mean": None, "ssim_mean": None, "n_unchanged": 0}
+    mse, ssims = [], []
+    for i in range(0, len(clean_u8), chunk):
+        a, b = clean_u8[i:i + chunk], protected_u8[i:i + chunk]
+        mse.append(((a.astype(np.float64) - b) ** 2).reshape(len(a), -1).mean(axis=1))
+        ssims.append(ssim(a, b))
+    mse = np.concatenate(mse)
+    changed = mse[mse > 0]
+    psnr = float(np.mean(10 * np.log10(L * L / changed))) if len(changed) else None
+    return {"psnr_mean": psnr, "ssim_mean": float(np.concatenate(ssims).mean()),
+            "n_unchanged": int((mse == 0).sum())}

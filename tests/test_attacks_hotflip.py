@@ -1,0 +1,84 @@
+"""HotFlip scoring: the closed-form swap losses and the greedy choice on a toy text tower."""
+
+import torch
+import torch.nn.functional as F
+
+from ue_bench.attacks._hotflip import clip_batch_loss, hotflip, swap_losses
+
+
+class ToyText(torch.nn.Module):
+    """A text tower with a token embedding (HotFlip's gradient source) and a nonlinear pooling."""
+
+    def __init__(self, vocab: int = 40, dim: int = 8) -> None:
+        super().__init__()
+        self.token_embedding = torch.nn.Embedding(vocab, dim)
+        self.proj = torch.nn.Linear(dim, dim)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(2.0))
+
+    def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
+        mask = (tokens != 0).unsqueeze(-1).float()
+        return self.proj(torch.tanh(self.token_embedding(tokens)) * mask).sum(1)
+
+
+def test_swap_losses_match_recomputing_the_batch_loss():
+    g = torch.Generator().manual_seed(0)
+    b, k, d = 7, 5, 6
+    img = F.normalize(torch.randn(b, d, generator=g), dim=-1)
+    txt = F.normalize(torch.randn(b, d, generator=g), dim=-1)
+    cand = F.normalize(torch.randn(b, k, d, generator=g), dim=-1)
+    scale = torch.tensor(9.0)
+    got = swap_losses(img, txt, cand, scale)
+    for i in range(b):
+        for j in range(k):
+            swapped = txt.clone()
+            swapped[i] = cand[i, j]
+            assert torch.allclose(got[i, j], clip_batch_loss(img, swapped, scale), atol=1e-5)
+
+
+def test_hotflip_picks_the_loss_minimising_candidate():
+    torch.manual_seed(0)
+    model = ToyText().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    b, eot = 6, 39
+    vocab = torch.arange(1, 30)
+    img = F.normalize(torch.randn(b, 8), dim=-1)
+    caps = torch.zeros(b, 10, dtype=torch.long)
+    caps[:, 0], caps[:, 1:4], caps[:, 4] = 38, torch.randint(1, 30, (b, 3)), eot
+    trig = torch.randint(1, 30, (b, 1))
+    # with every allowed token as a candidate, the choice must be the exact per-sample minimiser
+    new, loss = hotflip(model, img, caps, trig, vocab, candidates=len(vocab), eot_id=eot)
+    scale = model.logit_scale.exp()
+
+    def feats(t):
+        rows = torch.cat([caps[:, :1], t, caps[:, 1:-1]], 1)
+        return F.normalize(model.encode_text(rows), dim=-1)
+
+    base = feats(trig)
+    for i in range(b):
+        best, best_tok = clip_batch_loss(img, base, scale), int(trig[i, 0])
+        for tok in vocab.tolist():
+            t = trig.clone()
+            t[i, 0] = tok
+            swapped = base.clone()
+            swapped[i] = feats(t)[i]
+            value = clip_batch_loss(img, swapped, scale)
+            if value < best - 1e-6:
+                best, best_tok = value, tok
+        assert int(new[i, 0]) == best_tok
+    assert torch.isclose(loss, clip_batch_loss(img, feats(new), scale), atol=1e-5)
+
+
+def test_hotflip_only_proposes_allowed_tokens_and_never_raises_single_swaps():
+    torch.manual_seed(1)
+    model = ToyText().eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    b, eot = 5, 39
+    vocab = torch.tensor([3, 5, 7, 11, 13, 17])
+    img = F.normalize(torch.randn(b, 8), dim=-1)
+    caps = torch.zeros(b, 12, dtype=torch.long)
+    caps[:, 0], caps[:, 1:3], caps[:, 3] = 38, torch.randint(20, 30, (b, 2)), eot
+    trig = vocab[torch.randint(len(vocab), (b, 3))]
+    new, _ = hotflip(model, img, caps, trig, vocab, candidates=2, eot_id=eot)
+    assert torch.isin(new, vocab).all()

@@ -1,0 +1,177 @@
+"""``ue-bench protect`` and the protected export: round trip, budget, layouts, refusals, atomicity,
+and that open_clip's own trainer reads the copy."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from ue_bench import export, registry
+from ue_bench.errors import ProtectionRejected, UsageError
+from ue_bench.protect_cmd import add_protect_parser, verify_chunked
+from ue_bench.protection import Protection, publish
+
+SYNTH = "synthetic:size=24,test_size=8,resolution=16,captions=2"
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("UE_BENCH_CACHE", str(tmp_path / "cache"))
+
+
+def protect(*argv: str) -> int:
+    """Run ``ue-bench protect`` as ``ue_bench.cli.main`` would: UsageError → exit 2."""
+    parser = argparse.ArgumentParser()
+    add_protect_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["protect", *argv])
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"ue-bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def synthetic_train():
+    return registry.create("datasets", "synthetic", {"size": 24, "test_size": 8, "resolution": 16, "captions": 2}).load().train
+
+
+def test_csv_export_round_trips_bit_identically_within_eps(tmp_path):
+    out = tmp_path / "copy"
+    assert protect("--attack", "random:eps=6", "--dataset", SYNTH, "--seed", "3", "--out", str(out)) == 0
+    source = synthetic_train()
+    expected = publish(source, registry.create("attacks", "random", {"eps": 6}).protect(source, None, 3, torch.device("cpu")))
+    back = registry.create("datasets", "csv", {"": str(out / "train.csv"), "test_fraction": 0, "resolution": 16}).load()
+    assert np.array_equal(np.asarray(back.train.images), expected.images)
+    assert back.train.captions == expected.captions
+    diff = np.abs(np.asarray(back.train.images, dtype=np.int16) - source.images.astype(np.int16))
+    assert diff.max() <= 6 and diff.max() > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["attack"]["params"] == {"eps": 6} and manifest["eps"] == 6 and manifest["linf_max"] <= 6
+    assert manifest["source_sha256"] == source.fingerprint()
+    assert manifest["published_sha256"] == expected.fingerprint() == back.train.fingerprint()
+    assert manifest["open_clip_args"][:2] == ["--dataset-type", "csv"]
+    assert [p for p in os.listdir(tmp_path) if p != "cache"] == ["copy"]  # no temporary folder left
+
+
+def test_webdataset_export_keeps_triggers_and_reads_back(tmp_path):
+    source = synthetic_train()
+    rng = np.random.default_rng(0)
+    prot = Protection(delta=rng.integers(-4, 5, size=source.images.shape, dtype=np.int16),
+                      triggers=[f"zq{i % 3}" for i in range(len(source))])
+    export.export_protected(tmp_path / "wds", source, prot, export.Layout(format="webdataset", shard_size=10),
+                            "png", {"attack": "test"})
+    expected = publish(source, prot)
+    shards = sorted((tmp_path / "wds" / "shards").iterdir())
+    assert len(shards) == 5  # 48 samples (24 images x 2 captions), 10 per shard
+    back = registry.create("datasets", "webdataset", {"": str(tmp_path / "wds" / "shards"), "test_fraction": 0,
+                                                      "resolution": 16}).load()
+    assert back.train.captions == expected.captions and back.train.captions[4][1].startswith("zq1 ")
+    assert np.array_equal(np.asarray(back.train.images), expected.images)
+
+
+def test_csv_input_is_exported_in_its_own_columns_and_never_modified(tmp_path):
+    from PIL import Image
+    (tmp_path / "in").mkdir()
+    for i in range(4):
+        Image.fromarray(np.full((20, 24, 3), 40 * i, dtype=np.uint8)).save(tmp_path / "in" / f"{i}.jpg")
+    (tmp_path / "in" / "pairs.csv").write_text("img;text\n" + "".join(f"{i}.jpg;a photo {i}\n" for i in range(4)))
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "in").iterdir()}
+    spec = f"csv:{tmp_path / 'in' / 'pairs.csv'},img_key=img,caption_key=text,test_fraction=0,resolution=16"
+    assert protect("--attack", "random", "--dataset", spec, "--out", str(tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "train.csv").read_text().splitlines()[:2] == ["img;text", "images/00000000.png;a photo 0"]
+    assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "in").iterdir()}
+
+
+def test_format_flag_overrides_the_input_layout(tmp_path):
+    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o"), "--format", "webdataset",
+                   "--shard-size", "20") == 0
+    manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    assert manifest["format"] == "webdataset" and sorted(manifest["files"]) == [f"shards/00000{i}.tar" for i in range(3)]
+    assert manifest["open_clip_args"][-3:] == ["shards/{000000..000002}.tar", "--train-num-samples", "48"]
+
+
+def test_lossy_format_is_refused_unless_forced(tmp_path, capsys):
+    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o"), "--image-format", "jpg") == 2
+    assert "lossy compression rounds away" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o"), "--image-format", "jpg",
+                   "--force-lossy") == 0
+    assert (tmp_path / "o" / "images" / "00000000.jpg").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--attack", "random,em"], "exactly one attack"),
+    (["--attack", "nope"], "unknown attack"),
+    (["--attack", "random", "--dataset", "csv"], "parameter 'path' is required"),
+    (["--attack", "random", "--seed", "-1"], "--seed"),
+])
+def test_bad_flags_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
+    assert protect(*argv, "--out", str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_existing_output_is_refused(tmp_path):
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "keep").write_text("x")
+    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o")) == 2
+    assert os.listdir(tmp_path / "o") == ["keep"]
+
+
+def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
+    calls = []
+
+    def broken(image, fmt):
+        calls.append(1)
+        if len(calls) > 5:
+            raise OSError("disk full")
+        return b"png"
+
+    monkeypatch.setattr(export, "_encode", broken)
+    with pytest.raises(OSError):
+        protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o"))
+    assert [p for p in os.listdir(tmp_path) if p != "cache"] == []
+
+
+def test_chunked_verify_and_hashes_match_the_core(monkeypatch):
+    source = synthetic_train()
+    monkeypatch.setattr(export, "CHUNK", 5)
+    delta = np.zeros(source.images.shape, dtype=np.int16)
+    prot = Protection(delta=delta, triggers=["t"] * len(source))
+    assert export.split_fingerprint(source) == source.fingerprint()
+    assert export.protection_fingerprint(prot) == prot.fingerprint()
+    verify_chunked("x", prot, source, 8, None)
+    delta[17, 1, 2, 0] = 9
+    with pytest.raises(ProtectionRejected, match="sample 2 has L∞ 9 .* count from image 15"):
+        verify_chunked("x", prot, source, 8, None)
+    for bad in (np.zeros((len(source) + 1, 16, 16, 3), np.int16), np.zeros((len(source) - 1, 16, 16, 3), np.int16)):
+        with pytest.raises(ProtectionRejected, match="shape"):
+            verify_chunked("x", Protection(delta=bad), source, 8, None)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("webdataset") is None or importlib.util.find_spec("braceexpand") is None,
+                    reason="open_clip_train needs the webdataset and braceexpand packages: "
+                           "pip install 'webdataset>=0.2.5,<=0.2.86'")
+def test_open_clip_trainer_runs_on_the_exported_csv(tmp_path):
+    out = tmp_path / "copy"
+    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(out)) == 0
+    args = json.loads((out / "manifest.json").read_text())["open_clip_args"]
+    # importing ue_bench.victims registers the tiny-rn config with open_clip, the only addition
+    code = "import sys, ue_bench.victims; from open_clip_train.main import main; main(sys.argv[1:])"
+    run = subprocess.run(
+        [sys.executable, "-c", code, *args, "--model", "tiny-rn", "--batch-size", "16", "--epochs", "1",
+         "--workers", "0", "--device", "cpu", "--warmup", "1", "--precision", "fp32", "--report-to", "none",
+         "--save-frequency", "0", "--log-every-n-steps", "1", "--logs", str(tmp_path / "logs")],
+        cwd=out, capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "[48/48 (100%)]" in run.stdout + run.stderr  # every caption row seen once

@@ -1,0 +1,228 @@
+"""Writing a protected copy of a split that CLIP trainers read as they are.
+
+Two layouts, both open_clip's own:
+
+* ``csv``: ``images/<i>.png`` and ``train.csv`` with one row per caption (image path relative to the
+  folder, protected caption), in the columns and separator of the input when it was a CSV, else
+  open_clip's defaults (``filepath``/``title``, tab). Train with ``--dataset-type csv`` from inside
+  the folder, since open_clip resolves image paths against its working directory.
+* ``webdataset``: ``shards/<n>.tar`` with one sample per caption (``<i>_<j>.png`` + ``.txt``): the
+  format has one caption per sample, so an image with five captions is stored five times, and
+  ue-bench's webdataset reader merges such runs back.
+
+Images are PNG by default because the protection lives in the lowest bits: JPEG at any usual
+quality rounds most of a ±8/255 delta away, which would publish unprotected data while looking fine.
+A lossy format is therefore refused unless explicitly forced.
+
+Everything is written into a temporary sibling folder, the manifest last, and renamed to the output
+folder at the end, so an error leaves no half-written copy. The protected split is never
+materialised: it is published, hashed and written in chunks of images read from the memory-mapped
+source and delta, so memory does not grow with the dataset.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .data import PairSplit
+from .errors import UsageError
+from .protection import Protection, publish
+
+LOSSLESS = ("png",)
+LOSSY = ("jpg",)
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How the copy is written: ``format`` csv or webdataset; CSV column names and separator."""
+
+    format: str = "csv"
+    img_key: str = "filepath"
+    caption_key: str = "title"
+    sep: str = "\t"
+    shard_size: int = 10000  # samples (captions) per tar shard
+
+
+def check_image_format(image_format: str, force_lossy: bool) -> None:
+    """Refuse a lossy image format unless forced, saying why."""
+    if image_format in LOSSY and not force_lossy:
+        raise UsageError(
+            f"--image-format {image_format}: lossy compression rounds away most of a protection's "
+            f"±eps/255 noise, so the published copy would not be protected; use png, or pass --force-lossy "
+            f"to write {image_format} anyway (e.g. to measure how much protection survives)")
+    if image_format not in LOSSLESS + LOSSY:
+        raise UsageError(f"--image-format: expected one of {list(LOSSLESS + LOSSY)}, got {image_format!r}")
+
+
+def chunks(n: int, size: int | None = None):
+    """``(start, stop)`` ranges covering ``range(n)``, ``CHUNK`` long by default."""
+    size = size or CHUNK
+    for a in range(0, n, size):
+        yield a, min(n, a + size)
+
+
+class SplitHasher:
+    """:meth:`PairSplit.fingerprint` fed chunk by chunk (equal digests, tested), so that a split that
+    is only ever seen in chunks, like the published copy, can be hashed without materialising it."""
+
+    def __init__(self, shape: tuple) -> None:
+        self._h = hashlib.sha256(str(tuple(shape)).encode())
+        self._captions: list[list[str]] = []
+
+    def add(self, part: PairSplit) -> None:
+        self._h.update(np.ascontiguousarray(part.images).tobytes())
+        self._captions.extend(part.captions)
+
+    def hexdigest(self) -> str:
+        h = self._h.copy()
+        for caps in self._captions:
+            h.update(b"\x1e")
+            h.update("\x1f".join(caps).encode("utf-8"))
+        return h.hexdigest()
+
+
+def split_fingerprint(split: PairSplit) -> str:
+    """:meth:`PairSplit.fingerprint` in bounded memory."""
+    hasher = SplitHasher(split.images.shape)
+    for a, b in chunks(len(split), 1024):
+        hasher.add(PairSplit(split.images[a:b], split.captions[a:b]))
+    return hasher.hexdigest()
+
+
+def protection_fingerprint(protection: Protection) -> str:
+    """:meth:`Protection.fingerprint` in bounded memory (equal digests, tested)."""
+    h = hashlib.sha256()
+    if protection.delta is not None:
+        h.update(str(protection.delta.shape).encode())
+        for a, b in chunks(len(protection.delta), 1024):
+            h.update(np.ascontiguousarray(protection.delta[a:b], dtype=np.int16).tobytes())
+    for t in protection.triggers or []:
+        h.update(t.encode("utf-8") + b"\x1f")
+    return h.hexdigest()
+
+
+def published_chunks(split: PairSplit, protection: Protection):
+    """``(start, protected PairSplit)`` per chunk, through :func:`ue_bench.protection.publish`."""
+    for a, b in chunks(len(split)):
+        part = PairSplit(split.images[a:b], split.captions[a:b], meta=split.meta)
+        delta = None if protection.delta is None else protection.delta[a:b]
+        triggers = None if protection.triggers is None else protection.triggers[a:b]
+        yield a, publish(part, Protection(delta=delta, triggers=triggers))
+
+
+def _encode(image: np.ndarray, image_format: str) -> bytes:
+    buf = io.BytesIO()
+    if image_format == "png":
+        Image.fromarray(image).save(buf, format="PNG")
+    else:
+        Image.fromarray(image).save(buf, format="JPEG", quality=95)
+    return buf.getvalue()
+
+
+def _write_csv(tmp: Path, parts, layout: Layout, image_format: str) -> dict:
+    (tmp / "images").mkdir()
+    with open(tmp / "train.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter=layout.sep)
+        writer.writerow([layout.img_key, layout.caption_key])
+        for a, part in parts:
+            for j, (image, caps) in enumerate(zip(part.images, part.captions)):
+                name = f"images/{a + j:08d}.{image_format}"
+                (tmp / name).write_bytes(_encode(image, image_format))
+                writer.writerows([name, c] for c in caps)
+    return {"files": {"train.csv": _file_sha256(tmp / "train.csv")},
+            "open_clip_args": ["--dataset-type", "csv", "--train-data", "train.csv",
+                               "--csv-img-key", layout.img_key, "--csv-caption-key", layout.caption_key,
+                               "--csv-separator", layout.sep]}
+
+
+def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str) -> dict:
+    (tmp / "shards").mkdir()
+    shards: list[str] = []
+    tar, count, samples = None, 0, 0
+
+    def add(name: str, data: bytes) -> None:
+        info = tarfile.TarInfo(name)
+        info.size, info.mtime, info.mode = len(data), 0, 0o644  # fixed metadata: reproducible shards
+        tar.addfile(info, io.BytesIO(data))
+
+    try:
+        for a, part in parts:
+            for j, (image, caps) in enumerate(zip(part.images, part.captions)):
+                data = _encode(image, image_format)
+                for c, caption in enumerate(caps):
+                    if tar is None or count >= layout.shard_size:
+                        if tar is not None:
+                            tar.close()
+                        shards.append(f"shards/{len(shards):06d}.tar")
+                        tar, count = tarfile.open(tmp / shards[-1], "w", format=tarfile.USTAR_FORMAT), 0
+                    key = f"{a + j:08d}_{c:02d}"
+                    add(f"{key}.{image_format}", data)
+                    add(f"{key}.txt", caption.encode("utf-8"))
+                    count += 1
+                    samples += 1
+    finally:
+        if tar is not None:
+            tar.close()
+    pattern = f"shards/{{000000..{len(shards) - 1:06d}}}.tar"
+    return {"files": {s: _file_sha256(tmp / s) for s in shards},
+            "open_clip_args": ["--dataset-type", "webdataset", "--train-data", pattern,
+                               "--train-num-samples", str(samples)]}
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare_out(out: Path) -> None:
+    """Refuse an output folder that exists and is not empty, or whose parent does not exist."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UsageError(f"--out: {out} already exists and is not an empty folder; choose a new folder")
+    if not out.parent.is_dir():
+        raise UsageError(f"--out: the parent folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise UsageError(f"--out: {out.parent} is not writable")
+
+
+def export_protected(out: Path, split: PairSplit, protection: Protection, layout: Layout,
+                     image_format: str, manifest: dict) -> dict:
+    """Write the protected ``split`` to ``out`` (see the module docstring); returns the manifest,
+    completed with the layout, the written files' hashes and the open_clip arguments to train on it."""
+    prepare_out(out)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        hasher = SplitHasher(split.images.shape)
+
+        def parts():
+            for a, part in published_chunks(split, protection):
+                hasher.add(part)
+                yield a, part
+
+        write = _write_webdataset if layout.format == "webdataset" else _write_csv
+        written = write(tmp, parts(), layout, image_format)
+        manifest = {**manifest, "format": layout.format, "image_format": image_format,
+                    "n_images": len(split), "n_captions": sum(len(c) for c in split.captions),
+                    "resolution": split.resolution, "published_sha256": hasher.hexdigest(), **written}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+        if out.exists():
+            out.rmdir()  # checked empty above
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest

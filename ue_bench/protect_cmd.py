@@ -1,0 +1,144 @@
+"""``ue-bench protect``: the data owner's command — protect a dataset's train split and write a copy
+that CLIP trainers (open_clip's ``--dataset-type csv`` or ``webdataset``) read as they are.
+
+The attack runs exactly as in a benchmark cell (``attack.protect`` on the split, then the harness's
+:func:`~ue_bench.protection.verify`, then :func:`~ue_bench.protection.publish`), so what is
+published is what ``ue-bench run`` measures. Verification and publishing go chunk by chunk over the
+memory-mapped images and the delta, so their memory does not grow with the dataset. The input is
+only read; the copy and its manifest go to a new ``--out`` folder (see :mod:`ue_bench.export`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, registry
+from .data import PairSplit
+from .device import auto_device
+from .errors import ProtectionRejected, UsageError
+from .export import (Layout, check_image_format, chunks, export_protected, prepare_out,
+                     protection_fingerprint, split_fingerprint)
+from .protection import Protection, verify
+from .provenance import environment
+
+
+def add_protect_parser(subparsers) -> None:
+    p = subparsers.add_parser("protect", help="write a protected copy of a dataset that CLIP trainers read")
+    p.add_argument("--attack", required=True, help="attack plugin[:k=v,...], e.g. mem:trigger_len=3,eps=8")
+    p.add_argument("--dataset", default="synthetic",
+                   help="dataset plugin[:k=v,...], e.g. csv:pairs.csv,test_fraction=0 (its train split is protected)")
+    p.add_argument("--surrogate", default="tiny-rn",
+                   help="victim the attack optimises against; its tokenizer checks text triggers (default: tiny-rn)")
+    p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
+    p.add_argument("--out", required=True, help="new folder for the protected copy (must not exist or be empty)")
+    p.add_argument("--format", choices=("csv", "webdataset"),
+                   help="output layout (default: the input's: webdataset for webdataset shards, else csv)")
+    p.add_argument("--image-format", default="png", help="png (lossless, default) or jpg (lossy: needs --force-lossy)")
+    p.add_argument("--force-lossy", action="store_true", help="write a lossy image format although it erases the noise")
+    p.add_argument("--shard-size", default="10000", help="samples per tar shard with --format webdataset")
+    p.set_defaults(func=cmd_protect)
+
+
+def _one(family: str, text: str, flag: str):
+    plugins = registry.create_many(family, text, flag)
+    if len(plugins) != 1:
+        raise UsageError(f"{flag}: expected exactly one {family[:-1]}, got {len(plugins)} in {text!r}")
+    return plugins[0]
+
+
+def _positive_int(text: str, flag: str, lo: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an integer, got {text!r}") from None
+    if value < lo:
+        raise UsageError(f"{flag}: expected an integer >= {lo}, got {value}")
+    return value
+
+
+def _layout(dataset, fmt: str | None, shard_size: int) -> Layout:
+    """The input's own layout (a dataset plugin may define ``export_layout()``), unless ``--format``
+    asks for another, which then gets open_clip's defaults."""
+    own = dataset.export_layout() if hasattr(dataset, "export_layout") else {"format": "csv"}
+    if fmt is not None and fmt != own["format"]:
+        own = {"format": fmt}
+    return Layout(**own, shard_size=shard_size)
+
+
+def verify_chunked(name: str, protection: Protection, split, eps: int, tokenizer) -> None:
+    """:func:`verify` chunk by chunk, because its int32 copy of the whole delta would be the largest
+    allocation of the command; the last chunk takes every remaining delta row and trigger, so a
+    protection with too many or too few rows is still refused."""
+    n = len(split)
+    for a, b in chunks(n):
+        stop = None if b == n else b
+        part = PairSplit(split.images[a:b], split.captions[a:b])
+        delta = None if protection.delta is None else protection.delta[a:stop]
+        triggers = None if protection.triggers is None else protection.triggers[a:stop]
+        try:
+            verify(name, Protection(delta=delta, triggers=triggers), part, eps, tokenizer)
+        except ProtectionRejected as exc:
+            raise ProtectionRejected(f"{exc} (sample numbers count from image {a} of the split)") from None
+
+
+def _linf(protection: Protection) -> dict:
+    if protection.delta is None:
+        return {"linf_max": 0, "linf_mean": 0.0}
+    per = np.concatenate([np.abs(protection.delta[a:b].reshape(b - a, -1).astype(np.int32)).max(1)
+                          for a, b in chunks(len(protection.delta))])
+    return {"linf_max": int(per.max()), "linf_mean": float(per.mean())}
+
+
+def _shell(args: list[str]) -> str:
+    """Arguments as a pasteable shell line (a tab separator as ``$'\\t'``, which quoting would hide)."""
+    return " ".join("$'\\t'" if a == "\t" else shlex.quote(a) for a in args)
+
+
+def cmd_protect(args: argparse.Namespace) -> int:
+    check_image_format(args.image_format, args.force_lossy)
+    seed = _positive_int(args.seed, "--seed", 0)
+    shard_size = _positive_int(args.shard_size, "--shard-size", 1)
+    attack = _one("attacks", args.attack, "--attack")
+    dataset = _one("datasets", args.dataset, "--dataset")
+    surrogate = _one("victims", args.surrogate, "--surrogate")
+    out = Path(args.out)
+    prepare_out(out)
+    device = auto_device(args.device)
+    layout = _layout(dataset, args.format, shard_size)
+    data = dataset.load()
+    train = data.train
+    if attack.uses_surrogate and surrogate.params.batch_size > len(train):
+        raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
+                         f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+    print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
+          + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)
+    start = time.perf_counter()
+    protection = attack.protect(train, surrogate, seed, device)
+    seconds = time.perf_counter() - start
+    try:
+        # the tokenizer (~250 MB of BPE tables) is only needed to check text triggers
+        tokenizer = surrogate.tokenizer() if protection.triggers is not None else None
+        verify_chunked(attack.name, protection, train, attack.budget(), tokenizer)
+    except ProtectionRejected as exc:
+        print(f"ue-bench: protection rejected, nothing written: {exc}", file=sys.stderr)
+        return 1
+    eps = attack.budget()
+    manifest = {
+        "ue_bench_version": __version__, "attack": attack.spec(),
+        "surrogate": surrogate.spec() if attack.uses_surrogate else None,
+        "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255, **_linf(protection),
+        "protect_s": seconds, "attack_meta": protection.meta, "environment": environment(device),
+        "source_sha256": split_fingerprint(train), "protection_sha256": protection_fingerprint(protection),
+    }
+    manifest = export_protected(out, train, protection, layout, args.image_format, manifest)
+    print(f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}; "
+          f"train on it with: cd {shlex.quote(str(out))} && python -m open_clip_train.main {_shell(manifest['open_clip_args'])} ...",
+          file=sys.stderr)
+    return 0
