@@ -1,10 +1,12 @@
 """The artifact store: atomic builds, reuse, and corrupted artifacts rebuilt rather than used."""
 
 import json
+import socket
+import subprocess
 
 import pytest
 
-from ue_bench.cache import ArtifactStore
+from ue_bench.cache import ArtifactStore, artifact_key
 
 
 def write_payload(text):
@@ -57,3 +59,16 @@ def test_failed_build_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
         store.get_or_build("stage", {"a": 1}, broken)
     assert list((tmp_path / "stage").iterdir()) == []
+
+
+
+def test_orphaned_temporary_folder_of_a_dead_builder_is_removed(tmp_path):
+    """What a SIGKILLed build leaves behind is cleaned up by the next build of the same artifact."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    key = artifact_key({"a": 1})
+    orphan = tmp_path / "stage" / f".tmp-{key}-{socket.gethostname()}-{dead.pid}-abcd1234"
+    orphan.mkdir(parents=True)
+    (orphan / "half.txt").write_text("partial")
+    folder, built = ArtifactStore(tmp_path).get_or_build("stage", {"a": 1}, write_payload("y"))
+    assert built and not orphan.exists() and (folder / "payload.txt").read_text() == "y"

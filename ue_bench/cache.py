@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,16 @@ def file_sha256(path: Path) -> str:
 def artifact_key(deps: Any) -> str:
     """The key of an artifact: sha256 of its dependencies in canonical JSON."""
     return hashlib.sha256(json.dumps(deps, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class ArtifactStore:
@@ -62,6 +73,15 @@ class ArtifactStore:
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
+    @staticmethod
+    def _remove_orphans(stage_dir: Path, key: str) -> None:
+        """Delete temporary folders of ``key`` left by killed builders on this host (their pid is gone)."""
+        host = socket.gethostname()
+        for tmp in stage_dir.glob(f".tmp-{key}-{host}-*"):
+            pid = tmp.name[len(f".tmp-{key}-{host}-"):].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(tmp, ignore_errors=True)
+
     def manifest(self, stage: str, key: str) -> dict:
         return json.loads((self.path(stage, key) / MANIFEST).read_text())
 
@@ -79,7 +99,8 @@ class ArtifactStore:
         if state == "corrupt":
             shutil.rmtree(folder, ignore_errors=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        self._remove_orphans(folder.parent, key)
+        tmp = folder.parent / f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
             start = time.perf_counter()

@@ -124,7 +124,9 @@ def train_victim(store: ArtifactStore, cell, defended_key: str, defended: PairSp
     recipe = cell.victim.params
 
     def build(tmp: Path) -> dict:
-        model = cell.victim.create_model(defended.resolution, device)
+        with torch.random.fork_rng(devices=[]):  # the initial weights depend on the seed alone,
+            torch.manual_seed(cell.seed)          # not on what ran earlier in this process
+            model = cell.victim.create_model(defended.resolution, device)
         start = time.perf_counter()
         losses = train_clip(
             model, cell.victim.tokenizer(), defended, epochs=recipe.epochs, batch_size=recipe.batch_size,
