@@ -42,8 +42,14 @@ def defended_deps(cell, protection_key: str) -> dict[str, Any]:
     return {"protection": protection_key, "defense": cell.defense.spec(), "seed": cell.seed}
 
 
+#: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
+#: victims trained by an older loop are not reused (2: initial weights seeded per cell).
+TRAINING_VERSION = 2
+
+
 def victim_deps(cell, defended_key: str, resolution: int) -> dict[str, Any]:
-    return {"defended": defended_key, "victim": cell.victim.spec(), "seed": cell.seed, "resolution": resolution}
+    return {"defended": defended_key, "victim": cell.victim.spec(), "seed": cell.seed, "resolution": resolution,
+            "training": TRAINING_VERSION}
 
 
 def stage_keys(cell, data: PairDataset) -> dict[str, str]:
