@@ -37,7 +37,6 @@ def swap_losses(image_feats: torch.Tensor, text_feats: torch.Tensor, cand_feats:
     b = image_feats.shape[0]
     logits = scale * image_feats @ text_feats.T                                   # [img j, txt i]
     diag = logits.diagonal()
-    row_lse = logits.logsumexp(1)                                                 # [j]
     col_ce = logits.logsumexp(0) - diag                                           # [i]
     eye = torch.eye(b, dtype=torch.bool, device=logits.device)
     # excl[i, j]: log-sum-exp of image j's row without text i

@@ -160,3 +160,12 @@ def held_out(n: int, fraction: float, seed: int) -> np.ndarray:
     mask = np.zeros(n, dtype=bool)
     mask[np.random.default_rng(np.random.SeedSequence([seed, 0x54455354])).permutation(n)[:k]] = True
     return mask
+
+
+def split_train_test(records: list, fraction: float, seed: int, source: str, dataset: str) -> tuple[list, list]:
+    """Hold out ``fraction`` of ``records`` as the test split (seeded); refuse an empty train split."""
+    mask = held_out(len(records), fraction, seed)
+    train = [r for r, m in zip(records, mask) if not m]
+    if not train:
+        raise UsageError(f"dataset {dataset!r}: no train images left in {source} (test_fraction={fraction})")
+    return train, [r for r, m in zip(records, mask) if m]

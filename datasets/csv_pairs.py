@@ -28,7 +28,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 from ue_bench.registry import Plugin
 
-from ._imports import Record, held_out, load_cached
+from ._imports import Record, load_cached, split_train_test
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -123,10 +123,6 @@ class CsvPairs(Plugin):
             train = records
             index.append(test_file)
         else:
-            mask = held_out(len(records), p.test_fraction, p.split_seed)
-            train = [r for r, m in zip(records, mask) if not m]
-            test = [r for r, m in zip(records, mask) if m]
-        if not train:
-            raise UsageError(f"dataset 'csv': no train images left in {path} (test_fraction={p.test_fraction})")
+            train, test = split_train_test(records, p.test_fraction, p.split_seed, str(path), "csv")
         meta = {"source": str(path.resolve()), "format": "csv"}
         return load_cached("csv", "csv", p.resolution, index, train, test, meta)

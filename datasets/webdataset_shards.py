@@ -27,7 +27,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 from ue_bench.registry import Plugin
 
-from ._imports import Record, held_out, load_cached
+from ._imports import Record, load_cached, split_train_test
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -121,10 +121,6 @@ class WebdatasetShards(Plugin):
             test_shards = shard_files(p.test_path, "test_path")
             train, test = records, read_shards(test_shards)
         else:
-            mask = held_out(len(records), p.test_fraction, p.split_seed)
-            train = [r for r, m in zip(records, mask) if not m]
-            test = [r for r, m in zip(records, mask) if m]
-        if not train:
-            raise UsageError(f"dataset 'webdataset': no train images left in {p.path} (test_fraction={p.test_fraction})")
+            train, test = split_train_test(records, p.test_fraction, p.split_seed, str(p.path), "webdataset")
         meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
         return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta)

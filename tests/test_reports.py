@@ -2,7 +2,6 @@
 values computed by hand: means, Student-t intervals, fractions of clean, ranks and ties."""
 
 import argparse
-import json
 import math
 import shutil
 from pathlib import Path

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .cache import file_sha256
 from .data import PairSplit
 from .errors import UsageError
 from .protection import Protection, publish
@@ -142,7 +143,7 @@ def _write_csv(tmp: Path, parts, layout: Layout, image_format: str) -> dict:
                 name = f"images/{a + j:08d}.{image_format}"
                 (tmp / name).write_bytes(_encode(image, image_format))
                 writer.writerows([name, c] for c in caps)
-    return {"files": {"train.csv": _file_sha256(tmp / "train.csv")},
+    return {"files": {"train.csv": file_sha256(tmp / "train.csv")},
             "open_clip_args": ["--dataset-type", "csv", "--train-data", "train.csv",
                                "--csv-img-key", layout.img_key, "--csv-caption-key", layout.caption_key,
                                "--csv-separator", layout.sep]}
@@ -177,17 +178,9 @@ def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str) -> di
         if tar is not None:
             tar.close()
     pattern = f"shards/{{000000..{len(shards) - 1:06d}}}.tar"
-    return {"files": {s: _file_sha256(tmp / s) for s in shards},
+    return {"files": {s: file_sha256(tmp / s) for s in shards},
             "open_clip_args": ["--dataset-type", "webdataset", "--train-data", pattern,
                                "--train-num-samples", str(samples)]}
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def prepare_out(out: Path) -> None:
