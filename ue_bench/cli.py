@@ -105,6 +105,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
     loaded = {ds.label(): ds.load() for ds in datasets}
     for label, data in loaded.items():
+        if len(data.test) == 0:
+            raise UsageError(f"--dataset {label}: the test split is empty; retrieval needs test pairs "
+                             f"(give test_path or a test_fraction above 0)")
         for plugin in [*victims, *surrogates]:
             if plugin.params.batch_size > len(data.train):
                 raise UsageError(f"--victims/--surrogates {plugin.label()}: batch_size {plugin.params.batch_size} "
