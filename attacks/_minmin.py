@@ -49,6 +49,7 @@ class MinMinSettings:
     novel_words: bool = False
     words: int | None = None
     stop_loss: float | None = None
+    surrogate_lr: float | None = None
 
 
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
@@ -75,7 +76,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     n = data.n
     gen = torch.Generator().manual_seed(seed)
     model = fresh_model(surrogate, split.resolution, seed, device)
-    trainer = SurrogateTrainer(model, surrogate.params, device)
+    trainer = SurrogateTrainer(model, surrogate.params, device, s.surrogate_lr)
     batch_size = min(s.batch_size, n)
     delta = torch.zeros(split.images.shape, dtype=torch.int16)
     vocab = trigger_vocab(tok) if s.trigger_len else torch.zeros(0, dtype=torch.long)

@@ -68,10 +68,10 @@ class SurrogateTrainer:
     """AdamW steps of the surrogate with its recipe's learning rate and weight decay (constant rate:
     the min–min loop interleaves many short bursts, so there is no single schedule to follow)."""
 
-    def __init__(self, model: torch.nn.Module, recipe, device: torch.device) -> None:
+    def __init__(self, model: torch.nn.Module, recipe, device: torch.device, lr: float | None = None) -> None:
         self.model = model
         self.device = device
-        self.optimizer = make_optimizer(model, recipe.lr, recipe.weight_decay)
+        self.optimizer = make_optimizer(model, recipe.lr if lr is None else lr, recipe.weight_decay)
         self.loss_fn = open_clip.ClipLoss()
 
     def step(self, unit: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

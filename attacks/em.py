@@ -16,6 +16,8 @@ class EMParams:
     pgd_steps: int = param(8, lo=0, hi=1000, help="PGD steps on the noise per batch and outer iteration")
     outer_iters: int = param(8, lo=1, hi=1000, help="outer iterations (upper bound; see stop_loss)")
     surrogate_steps: int = param(30, lo=0, hi=100000, help="surrogate AdamW steps per outer iteration")
+    surrogate_lr: float | None = param(1e-4, lo=0.0, hi=1.0, help="surrogate AdamW rate (the reference's 1e-4; "
+                                       "None: the surrogate recipe's)")
     batch_size: int = param(64, lo=2, hi=65536, help="pairs per surrogate step and per noise batch")
     stop_loss: float | None = param(None, lo=0.0, help="stop early once a pass's mean PGD loss is at most this")
 
@@ -30,7 +32,8 @@ class EM(Attack):
         p = self.params
         return MinMinSettings(
             eps=p.eps, step=p.step, pgd_steps=p.pgd_steps, outer_iters=p.outer_iters,
-            surrogate_steps=p.surrogate_steps, batch_size=p.batch_size, stop_loss=p.stop_loss)
+            surrogate_steps=p.surrogate_steps, batch_size=p.batch_size, stop_loss=p.stop_loss,
+            surrogate_lr=p.surrogate_lr)
 
     def cost_steps(self, n_images: int) -> float:
         return cost_steps(self.settings(), n_images)

@@ -16,6 +16,8 @@ class MEMParams:
     pgd_steps: int = param(8, lo=0, hi=1000, help="PGD steps on the noise per batch and outer iteration")
     outer_iters: int = param(8, lo=1, hi=1000, help="outer iterations (upper bound; see stop_loss)")
     surrogate_steps: int = param(30, lo=0, hi=100000, help="surrogate AdamW steps per outer iteration")
+    surrogate_lr: float | None = param(1e-4, lo=0.0, hi=1.0, help="surrogate AdamW rate (the reference's 1e-4; "
+                                       "None: the surrogate recipe's)")
     hotflip_iters: int = param(4, lo=0, hi=1000, help="outer iterations (the first ones) that update the triggers")
     candidates: int = param(16, lo=1, hi=4096, help="HotFlip top-k tokens per position scored exactly")
     trigger_len: int = param(3, lo=1, hi=8, help="trigger words per image, after the start token (MEM-3, MEM-5)")
@@ -38,7 +40,7 @@ class MEM(Attack):
             eps=p.eps, step=p.step, pgd_steps=p.pgd_steps, outer_iters=p.outer_iters,
             surrogate_steps=p.surrogate_steps, batch_size=p.batch_size, trigger_len=p.trigger_len,
             hotflip_iters=p.hotflip_iters, candidates=p.candidates, shuffle=p.shuffle,
-            novel_words=p.novel_words, words=p.words, stop_loss=p.stop_loss)
+            novel_words=p.novel_words, words=p.words, stop_loss=p.stop_loss, surrogate_lr=p.surrogate_lr)
 
     def cost_steps(self, n_images: int) -> float:
         return cost_steps(self.settings(), n_images)
