@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from ue_bench import export, registry
+from ue_bench import export, protection, registry
 from ue_bench.errors import ProtectionRejected, UsageError
-from ue_bench.protect_cmd import add_protect_parser, verify_chunked
-from ue_bench.protection import Protection, publish
+from ue_bench.protect_cmd import add_protect_parser
+from ue_bench.protection import Protection, publish, verify
 
 SYNTH = "synthetic:size=24,test_size=8,resolution=16,captions=2"
 
@@ -146,17 +146,18 @@ def test_failure_while_writing_leaves_nothing(tmp_path, monkeypatch):
 def test_chunked_verify_and_hashes_match_the_core(monkeypatch):
     source = synthetic_train()
     monkeypatch.setattr(export, "CHUNK", 5)
+    monkeypatch.setattr(protection, "CHUNK", 5)
     delta = np.zeros(source.images.shape, dtype=np.int16)
     prot = Protection(delta=delta, triggers=["t"] * len(source))
     assert export.split_fingerprint(source) == source.fingerprint()
     assert export.protection_fingerprint(prot) == prot.fingerprint()
-    verify_chunked("x", prot, source, 8, None)
+    verify("x", prot, source, 8, None)
     delta[17, 1, 2, 0] = 9
-    with pytest.raises(ProtectionRejected, match="sample 2 has L∞ 9 .* count from image 15"):
-        verify_chunked("x", prot, source, 8, None)
+    with pytest.raises(ProtectionRejected, match="sample 17 has L∞ 9 "):
+        verify("x", prot, source, 8, None)
     for bad in (np.zeros((len(source) + 1, 16, 16, 3), np.int16), np.zeros((len(source) - 1, 16, 16, 3), np.int16)):
         with pytest.raises(ProtectionRejected, match="shape"):
-            verify_chunked("x", Protection(delta=bad), source, 8, None)
+            verify("x", Protection(delta=bad), source, 8, None)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("webdataset") is None or importlib.util.find_spec("braceexpand") is None,

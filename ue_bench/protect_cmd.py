@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, registry
-from .data import PairSplit
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import (Layout, check_image_format, chunks, export_protected, prepare_out,
@@ -72,22 +71,6 @@ def _layout(dataset, fmt: str | None, shard_size: int) -> Layout:
     return Layout(**own, shard_size=shard_size)
 
 
-def verify_chunked(name: str, protection: Protection, split, eps: int, tokenizer) -> None:
-    """:func:`verify` chunk by chunk, because its int32 copy of the whole delta would be the largest
-    allocation of the command; the last chunk takes every remaining delta row and trigger, so a
-    protection with too many or too few rows is still refused."""
-    n = len(split)
-    for a, b in chunks(n):
-        stop = None if b == n else b
-        part = PairSplit(split.images[a:b], split.captions[a:b])
-        delta = None if protection.delta is None else protection.delta[a:stop]
-        triggers = None if protection.triggers is None else protection.triggers[a:stop]
-        try:
-            verify(name, Protection(delta=delta, triggers=triggers), part, eps, tokenizer)
-        except ProtectionRejected as exc:
-            raise ProtectionRejected(f"{exc} (sample numbers count from image {a} of the split)") from None
-
-
 def _linf(protection: Protection) -> dict:
     if protection.delta is None:
         return {"linf_max": 0, "linf_mean": 0.0}
@@ -125,7 +108,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     try:
         # the tokenizer (~250 MB of BPE tables) is only needed to check text triggers
         tokenizer = surrogate.tokenizer() if protection.triggers is not None else None
-        verify_chunked(attack.name, protection, train, attack.budget(), tokenizer)
+        verify(attack.name, protection, train, attack.budget(), tokenizer)
     except ProtectionRejected as exc:
         print(f"ue-bench: protection rejected, nothing written: {exc}", file=sys.stderr)
         return 1

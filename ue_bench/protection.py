@@ -16,6 +16,10 @@ from .data import PairSplit
 from .errors import ProtectionRejected
 
 
+#: Images checked per step, bounding the memory of the checks.
+CHUNK = 1024
+
+
 @dataclass(frozen=True)
 class Protection:
     """``delta``: int16 ``[N,H,W,3]`` pixel units (or None: images untouched); ``triggers``: per-image
@@ -62,11 +66,12 @@ def verify(name: str, protection: Protection, split: PairSplit, eps: int, tokeni
             bad = np.argwhere(~np.isfinite(d.reshape(n, -1)).all(1)) if np.issubdtype(d.dtype, np.floating) else []
             where = f" (sample {int(bad[0][0])} has NaN/inf)" if len(bad) else ""
             raise ProtectionRejected(f"attack {name!r}: delta must be integer pixel units, got {d.dtype}{where}")
-        over = np.abs(d.reshape(n, -1).astype(np.int32)).max(1) > eps
-        if over.any():
-            i = int(np.argmax(over))
-            raise ProtectionRejected(
-                f"attack {name!r}: sample {i} has L∞ {int(np.abs(d[i].astype(np.int32)).max())} > budget {eps}/255")
+        for start in range(0, n, CHUNK):  # chunked: an int32 copy of a large delta would not fit in memory
+            linf = np.abs(d[start:start + CHUNK].reshape(-1, d[0].size).astype(np.int32)).max(1)
+            if (linf > eps).any():
+                i = int(np.argmax(linf > eps))
+                raise ProtectionRejected(
+                    f"attack {name!r}: sample {start + i} has L∞ {int(linf[i])} > budget {eps}/255")
     t = protection.triggers
     if t is not None:
         if len(t) != n:
