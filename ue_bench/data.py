@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Images hashed per step by the fingerprints (bounded memory, same digest as hashing all at once).
+HASH_CHUNK = 1024
+
 
 @dataclass(frozen=True)
 class PairSplit:
@@ -52,7 +55,8 @@ class PairSplit:
         """sha256 over the image bytes and the captions: the identity of this split's content."""
         h = hashlib.sha256()
         h.update(str(self.images.shape).encode())
-        h.update(np.ascontiguousarray(self.images).tobytes())
+        for start in range(0, len(self.images), HASH_CHUNK):  # chunked: memory-mapped splits stay on disk
+            h.update(np.ascontiguousarray(self.images[start:start + HASH_CHUNK]).tobytes())
         for caps in self.captions:
             h.update(b"\x1e")
             h.update("\x1f".join(caps).encode("utf-8"))

@@ -95,26 +95,6 @@ class SplitHasher:
         return h.hexdigest()
 
 
-def split_fingerprint(split: PairSplit) -> str:
-    """:meth:`PairSplit.fingerprint` in bounded memory."""
-    hasher = SplitHasher(split.images.shape)
-    for a, b in chunks(len(split), 1024):
-        hasher.add(PairSplit(split.images[a:b], split.captions[a:b]))
-    return hasher.hexdigest()
-
-
-def protection_fingerprint(protection: Protection) -> str:
-    """:meth:`Protection.fingerprint` in bounded memory (equal digests, tested)."""
-    h = hashlib.sha256()
-    if protection.delta is not None:
-        h.update(str(protection.delta.shape).encode())
-        for a, b in chunks(len(protection.delta), 1024):
-            h.update(np.ascontiguousarray(protection.delta[a:b], dtype=np.int16).tobytes())
-    for t in protection.triggers or []:
-        h.update(t.encode("utf-8") + b"\x1f")
-    return h.hexdigest()
-
-
 def published_chunks(split: PairSplit, protection: Protection):
     """``(start, protected PairSplit)`` per chunk, through :func:`ue_bench.protection.publish`."""
     for a, b in chunks(len(split)):

@@ -21,8 +21,7 @@ import numpy as np
 from . import __version__, registry
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
-from .export import (Layout, check_image_format, chunks, export_protected, prepare_out,
-                     protection_fingerprint, split_fingerprint)
+from .export import Layout, check_image_format, chunks, export_protected, prepare_out
 from .protection import Protection, verify
 from .provenance import environment
 
@@ -118,7 +117,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "surrogate": surrogate.spec() if attack.uses_surrogate else None,
         "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255, **_linf(protection),
         "protect_s": seconds, "attack_meta": protection.meta, "environment": environment(device),
-        "source_sha256": split_fingerprint(train), "protection_sha256": protection_fingerprint(protection),
+        "source_sha256": train.fingerprint(), "protection_sha256": protection.fingerprint(),
     }
     manifest = export_protected(out, train, protection, layout, args.image_format, manifest)
     print(f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}; "

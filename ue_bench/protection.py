@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import PairSplit
+from .data import HASH_CHUNK, PairSplit
 from .errors import ProtectionRejected
 
 
@@ -33,7 +33,8 @@ class Protection:
         h = hashlib.sha256()
         if self.delta is not None:
             h.update(str(self.delta.shape).encode())
-            h.update(np.ascontiguousarray(self.delta, dtype=np.int16).tobytes())
+            for start in range(0, len(self.delta), HASH_CHUNK):
+                h.update(np.ascontiguousarray(self.delta[start:start + HASH_CHUNK], dtype=np.int16).tobytes())
         for t in self.triggers or []:
             h.update(t.encode("utf-8") + b"\x1f")
         return h.hexdigest()
