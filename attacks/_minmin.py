@@ -13,6 +13,7 @@ PGD loss of a pass falls to ``stop_loss``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import time
@@ -21,8 +22,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ue_bench.attack import Attack
 from ue_bench.data import PairSplit
 from ue_bench.device import autocast
+from ue_bench.params import param
 from ue_bench.protection import Protection
 from ue_bench.training import normalize
 
@@ -50,6 +53,37 @@ class MinMinSettings:
     words: int | None = None
     stop_loss: float | None = None
     surrogate_lr: float | None = None
+
+
+@dataclass(frozen=True)
+class MinMinParams:
+    """The parameters EM and MEM share (MEM adds its trigger's)."""
+
+    eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
+    step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
+    pgd_steps: int = param(8, lo=0, hi=1000, help="PGD steps on the noise per batch and outer iteration")
+    outer_iters: int = param(8, lo=1, hi=1000, help="outer iterations (upper bound; see stop_loss)")
+    surrogate_steps: int = param(30, lo=0, hi=100000, help="surrogate AdamW steps per outer iteration")
+    surrogate_lr: float | None = param(1e-4, lo=0.0, hi=1.0, help="surrogate AdamW rate (the reference's 1e-4; "
+                                       "None: the surrogate recipe's)")
+    batch_size: int = param(64, lo=2, hi=65536, help="pairs per surrogate step and per noise batch")
+    stop_loss: float | None = param(None, lo=0.0, help="stop early once a pass's mean PGD loss is at most this")
+
+
+class MinMinAttack(Attack):
+    """An attack that is :func:`min_min` with its parameters as settings."""
+
+    Params = MinMinParams
+
+    def settings(self) -> MinMinSettings:
+        names = {f.name for f in dataclasses.fields(MinMinSettings)}
+        return MinMinSettings(**{k: v for k, v in dataclasses.asdict(self.params).items() if k in names})
+
+    def cost_steps(self, n_images: int) -> float:
+        return cost_steps(self.settings(), n_images)
+
+    def protect(self, split, surrogate, seed, device):
+        return min_min(self.name, split, surrogate, seed, device, self.settings())
 
 
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
