@@ -14,6 +14,7 @@ So a third-party renderer appears in the page and the Markdown without any chang
 
 from __future__ import annotations
 
+import abc
 from typing import ClassVar
 
 from ue_bench.registry import Plugin
@@ -24,13 +25,13 @@ FORMATS = ("md", "csv", "latex", "html", "png")
 EXTENSIONS = {"md": "md", "csv": "csv", "latex": "tex", "html": "html", "png": "png"}
 
 
-class Report(Plugin):
+class Report(Plugin, abc.ABC):
     """Base of report renderers: ``formats`` they produce, a ``title`` and their ``order`` on the page."""
 
     formats: ClassVar[tuple[str, ...]] = ()
     title: ClassVar[str] = ""
     order: ClassVar[int] = 100
 
+    @abc.abstractmethod
     def render(self, run: RunResults, fmt: str) -> str | bytes:
         """The section (``md``, ``html``) or file content (``csv``, ``latex``, ``png``) in ``fmt``."""
-        raise NotImplementedError

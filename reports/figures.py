@@ -9,6 +9,7 @@ not change the caller's matplotlib state.
 
 from __future__ import annotations
 
+import abc
 import base64
 import io
 
@@ -110,11 +111,13 @@ class _Figure(Report):
     formats = ("md", "csv", "html", "png")
     note = ""
 
+    @abc.abstractmethod
     def data(self, run: RunResults) -> pd.DataFrame:
-        raise NotImplementedError
+        """The numbers the figure shows (also its ``csv``)."""
 
+    @abc.abstractmethod
     def draw(self, data: pd.DataFrame) -> bytes:
-        raise NotImplementedError
+        """The figure as PNG bytes."""
 
     def render(self, run: RunResults, fmt: str) -> str | bytes:
         data = self.data(run)
