@@ -76,7 +76,7 @@ def _default_cache() -> Path:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .executors import run_local, run_ray
-    from .harness import plan, write_results_csv
+    from .harness import dataset_key, plan, write_results_csv
     from .reports.build import build_report
     from .reports.retrieval_table import render_text
 
@@ -103,8 +103,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = _prepare_out(Path(args.cache) if args.cache else _default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
-    loaded = {ds.label(): ds.load() for ds in datasets}
-    for label, data in loaded.items():
+    loaded = {dataset_key(ds): ds.load() for ds in datasets}
+    for ds in datasets:
+        label, data = ds.label(), loaded[dataset_key(ds)]
         if len(data.test) == 0:
             raise UsageError(f"--dataset {label}: the test split is empty; retrieval needs test pairs "
                              f"(give test_path or a test_fraction above 0)")
@@ -122,9 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{len(cells)} cell(s) on {device}, executor {executor}; results in {out}, artifacts in {cache}",
           file=sys.stderr)
     if executor == "ray":
-        results = run_ray(cells, out, cache, str(cfg.values["device"]), threads, args.ray_address)
+        results = run_ray(cells, out, cache, str(cfg.values["device"]), threads, args.ray_address, loaded)
     else:
-        results = run_local(cells, out, cache, str(cfg.values["device"]), threads)
+        results = run_local(cells, out, cache, str(cfg.values["device"]), threads, loaded)
     df = write_results_csv(out, [c.cell_id for c in cells])
     print(render_text(df))
     build_report(out)

@@ -12,7 +12,7 @@ from . import stages
 from .cache import ArtifactStore
 from .cost import step_seconds
 from .data import PairDataset
-from .harness import cell_finished
+from .harness import cell_finished, dataset_key
 from .training import steps_per_epoch
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
@@ -39,7 +39,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
 
     rows, seen_prot, seen_victim = [], set(), set()
     for cell in cells:
-        data = loaded[cell.dataset.label()]
+        data = loaded[dataset_key(cell.dataset)]
         keys = stages.stage_keys(cell, data)
         done = cell_finished(out, cell.cell_id)
         prot_state = store.status("protection", keys["protection"])

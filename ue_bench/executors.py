@@ -14,17 +14,20 @@ from typing import Any
 
 import torch
 
-from .errors import UsageError
-from .harness import Cell, Runner
+from . import stages
+from .data import PairDataset
 from .device import auto_device
+from .errors import UsageError
+from .harness import Cell, Runner, dataset_key
 
 log = logging.getLogger("ue_bench.executors")
 
 
-def run_local(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None) -> list[dict[str, Any]]:
+def run_local(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None,
+              loaded: dict[str, PairDataset]) -> list[dict[str, Any]]:
     if threads:
         torch.set_num_threads(threads)
-    runner = Runner(out, cache, auto_device(device))
+    runner = Runner(out, cache, auto_device(device), loaded)
     results = []
     for i, cell in enumerate(cells, 1):
         print(f"[{i}/{len(cells)}] {cell.labels()}", file=sys.stderr)
@@ -43,7 +46,7 @@ def _remote_cell(cell: Cell, out: str, cache: str, device: str, threads: int) ->
 
 
 def run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None,
-            address: str | None) -> list[dict[str, Any]]:
+            address: str | None, loaded: dict[str, PairDataset]) -> list[dict[str, Any]]:
     """Protections first (one task per distinct protection, so none is built twice), then one task
     per cell. Each task asks for ``threads`` CPUs and, when the cluster has GPUs, one GPU."""
     try:
@@ -61,7 +64,8 @@ def run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: int
     args = (str(out.resolve()), str(cache.resolve()), device, threads)
     distinct = {}
     for cell in cells:
-        distinct.setdefault(Runner.protection_identity(cell), cell)
+        keys = stages.stage_keys(cell, loaded[dataset_key(cell.dataset)])
+        distinct.setdefault(keys["protection"], cell)
     ray.get([protect.remote(c, *args) for c in distinct.values()])
     refs = [run.remote(c, *args) for c in cells]
     results = []

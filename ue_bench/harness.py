@@ -96,6 +96,11 @@ def plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios) -> lis
     return cells
 
 
+def dataset_key(plugin: Plugin) -> str:
+    """The identity of a configured dataset plugin, under which its loaded data is shared."""
+    return digest(plugin.spec())
+
+
 def cell_finished(out_dir: Path, cell_id: str) -> bool:
     """A cell is finished when its result JSON exists and says ``ok`` (failed cells are retried)."""
     try:
@@ -108,15 +113,17 @@ class Runner:
     """Runs cells in-process against an artifact store; a finished cell (its JSON says ``ok``) is
     skipped, so re-running the same command after a crash resumes where it stopped."""
 
-    def __init__(self, out_dir: Path, cache_dir: Path, device: torch.device) -> None:
+    def __init__(self, out_dir: Path, cache_dir: Path, device: torch.device,
+                 datasets: dict[str, PairDataset] | None = None) -> None:
+        """``datasets``: already loaded datasets by :func:`dataset_key`, so they are not loaded again."""
         self.out_dir = out_dir
         self.device = device
         self.store = ArtifactStore(cache_dir)
-        self._datasets: dict[str, PairDataset] = {}
+        self._datasets: dict[str, PairDataset] = dict(datasets or {})
         self._env = environment(device)
 
     def dataset(self, plugin: Plugin) -> PairDataset:
-        key = digest(plugin.spec())
+        key = dataset_key(plugin)
         if key not in self._datasets:
             self._datasets[key] = plugin.load()
         return self._datasets[key]
@@ -126,12 +133,6 @@ class Runner:
 
     def finished(self, cell: Cell) -> bool:
         return cell_finished(self.out_dir, cell.cell_id)
-
-    @staticmethod
-    def protection_identity(cell: Cell) -> str:
-        """Cells with equal identities share one protection artifact."""
-        return digest([cell.dataset.spec(), cell.attack.spec(), cell.surrogate.spec() if cell.surrogate else None,
-                       cell.seed, cell.poison_ratio])
 
     def protect_only(self, cell: Cell) -> None:
         """Build (or find) the cell's protection; errors surface again, recorded, in :meth:`run_cell`."""
