@@ -8,6 +8,7 @@ to survive the tokenizer a scraper would use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -52,7 +53,14 @@ class PairSplit:
         return texts, owner
 
     def fingerprint(self) -> str:
-        """sha256 over the image bytes and the captions: the identity of this split's content."""
+        """sha256 over the image bytes and the captions: the identity of this split's content.
+
+        Computed once per split object (splits are never modified in place: the contract), since
+        every stage key of every cell asks for it and a large split takes seconds to hash."""
+        return self._fingerprint
+
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         h = hashlib.sha256()
         h.update(str(self.images.shape).encode())
         for start in range(0, len(self.images), HASH_CHUNK):  # chunked: memory-mapped splits stay on disk
