@@ -7,6 +7,7 @@ scale are just different defaults of the same recipe fields, so a user can overr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -54,8 +55,13 @@ class Victim(Plugin):
         """Adds the checkpoint's sha256, so a changed ``init`` file invalidates cached victims."""
         spec = super().spec()
         if self.params.init:
-            spec["init_sha256"] = file_sha256(Path(self.params.init))
+            spec["init_sha256"] = self._init_sha256
         return spec
+
+    @functools.cached_property
+    def _init_sha256(self) -> str:
+        """Hashed once per plugin instance: ``spec()`` is asked for by every cell and stage key."""
+        return file_sha256(Path(self.params.init))
 
     def create_model(self, resolution: int, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh model whose input size follows the data (``resolution`` px), in train mode."""
