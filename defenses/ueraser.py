@@ -30,7 +30,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 from ue_bench.training import clip_loss, normalize
 
-from ._augment import ueraser_view
+from ._augment import ViewParams, ueraser_view
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -40,17 +40,15 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 
 @dataclass(frozen=True)
-class UEraserParams:
+class UEraserParams(ViewParams):
     repeats: int = param(5, lo=1, hi=32, help="K: augmented views per step in the adversarial phase (reference: 5)")
     adversarial_frac: float = param(0.25, lo=0.0, hi=1.0,
                                     help="share of training steps, the first ones, that take the worst of K views "
                                          "(reference: 50 of 200 epochs); the rest use one view")
-    geometric: bool = param(True, help="include TrivialAugment's shear/translate/rotate ops (they move what "
-                                       "captions call 'top left')")
 
 
 class UEraser(Defense):
-    """UEraser: descend on the worst of K strong augmentations (plasma noise, channel shuffle, TrivialAugment)."""
+    """UEraser: descend on the worst of K strong augmentations (plasma maps, channel shuffle, TrivialAugment ops)."""
 
     Params = UEraserParams
     version = "1"
@@ -66,7 +64,7 @@ class UEraser(Defense):
 
         def loss(model, unit, tokens, step):
             gen = step_generator(seed, step)
-            views = [ueraser_view(unit, gen, p.geometric) for _ in range(p.repeats if step < adversarial_steps else 1)]
+            views = [ueraser_view(unit, gen, p) for _ in range(p.repeats if step < adversarial_steps else 1)]
             if len(views) > 1:
                 with torch.no_grad():
                     worst = int(torch.stack([clip_loss(model, loss_fn, normalize(v), tokens) for v in views]).argmax())
@@ -76,23 +74,18 @@ class UEraser(Defense):
         return loss
 
 
-@dataclass(frozen=True)
-class AugmentParams:
-    geometric: bool = param(True, help="include TrivialAugment's shear/translate/rotate ops")
-
-
 class Augment(Defense):
     """Plain strong augmentation: one UEraser view per step, no worst-of-K (UEraser-Lite, the weaker baseline)."""
 
-    Params = AugmentParams
+    Params = ViewParams
     version = "1"
 
     def batch_loss(self, seed: int, total_steps: int | None = None):
         """The same view every step, so the run's length (``total_steps``) does not matter."""
         loss_fn = open_clip.ClipLoss()
-        geometric = self.params.geometric
+        view = self.params
 
         def loss(model, unit, tokens, step):
-            return clip_loss(model, loss_fn, normalize(ueraser_view(unit, step_generator(seed, step), geometric)), tokens)
+            return clip_loss(model, loss_fn, normalize(ueraser_view(unit, step_generator(seed, step), view)), tokens)
 
         return loss

@@ -13,7 +13,7 @@ from PIL import Image
 
 from ue_bench import registry
 from ue_bench.data import PairSplit
-from ue_bench.defenses._augment import ueraser_view
+from ue_bench.defenses._augment import ViewParams, ueraser_view
 from ue_bench.defenses.ueraser import step_generator
 from ue_bench.errors import UsageError
 from ue_bench.training import clip_loss, normalize
@@ -125,8 +125,18 @@ def test_views_are_deterministic_per_seed_and_step_and_spare_the_global_rng():
     assert not torch.equal(a, ueraser_view(x, step_generator(1, 3)))
     assert not torch.equal(a, ueraser_view(x, step_generator(0, 4)))
     assert a.shape == x.shape and a.min() >= 0 and a.max() <= 1 and (a - x).abs().mean() > 0.05
-    flat = ueraser_view(x, step_generator(0, 3), geometric=False)
+    flat = ueraser_view(x, step_generator(0, 3), ViewParams(geometric=False))
     assert flat.shape == x.shape
+
+
+def test_channel_shuffle_only_permutes_channels():
+    """The switch changes coloured images and nothing else: on grey images a permutation is a no-op."""
+    x = torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    grey = x[:, :1].expand_as(x).contiguous()
+    for batch, same in ((x, False), (grey, True)):
+        never = ueraser_view(batch, step_generator(0, 3), ViewParams(channel_shuffle=0.0))
+        always = ueraser_view(batch, step_generator(0, 3), ViewParams(channel_shuffle=1.0))
+        assert torch.equal(never, always) is same
 
 
 class Stub(torch.nn.Module):
