@@ -46,6 +46,13 @@ class PairSplit:
     def resolution(self) -> int:
         return int(self.images.shape[1])
 
+    def subset(self, idx: np.ndarray) -> PairSplit:
+        """The pairs at ``idx``; the split itself, not a copy, when ``idx`` is every pair in order (the
+        usual poison ratio of 1, where a copy would double the memory of a large split)."""
+        if len(idx) == len(self) and np.array_equal(idx, np.arange(len(self))):
+            return self
+        return PairSplit(self.images[idx], [self.captions[i] for i in idx], meta=self.meta)
+
     def flat_captions(self) -> tuple[list[str], np.ndarray]:
         """All captions in image order, and for each the index of its image."""
         texts = [c for caps in self.captions for c in caps]

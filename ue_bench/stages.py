@@ -65,7 +65,7 @@ def protect(store: ArtifactStore, cell, data: PairDataset, device: torch.device)
 
     def build(tmp: Path) -> dict:
         idx = poisoned_indices(len(data.train), cell.poison_ratio, cell.seed)
-        subset = PairSplit(data.train.images[idx], [data.train.captions[i] for i in idx], meta=data.train.meta)
+        subset = data.train.subset(idx)
         start = time.perf_counter()
         prot: Protection = cell.attack.protect(subset, cell.surrogate, cell.seed, device)
         seconds = time.perf_counter() - start
@@ -97,13 +97,16 @@ def load_published(store: ArtifactStore, key: str, train: PairSplit) -> PairSpli
     idx = np.load(folder / "indices.npy")
     delta = np.load(folder / "delta.npy") if (folder / "delta.npy").exists() else None
     triggers = json.loads((folder / "triggers.json").read_text()) if (folder / "triggers.json").exists() else None
-    subset = PairSplit(train.images[idx], [train.captions[i] for i in idx])
+    subset = train.subset(idx)
     protected = publish(subset, Protection(delta=delta, triggers=triggers))
-    images = np.array(train.images, copy=True)
-    images[idx] = protected.images
-    captions = list(train.captions)
-    for j, i in enumerate(idx):
-        captions[i] = protected.captions[j]
+    if subset is train:
+        images, captions = protected.images, protected.captions
+    else:
+        images = np.array(train.images, copy=True)
+        images[idx] = protected.images
+        captions = list(train.captions)
+        for j, i in enumerate(idx):
+            captions[i] = protected.captions[j]
     return PairSplit(images, captions, meta={**train.meta, "protection": key})
 
 
