@@ -30,7 +30,7 @@ from ue_bench.protection import Protection
 from ue_bench.training import normalize
 
 from ._hotflip import clip_batch_loss, encode_text, hotflip
-from ._pgd import pgd
+from ._pgd import PGDBudgetParams, pgd
 from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
@@ -56,11 +56,9 @@ class MinMinSettings:
 
 
 @dataclass(frozen=True)
-class MinMinParams:
+class MinMinParams(PGDBudgetParams):
     """The parameters EM and MEM share (MEM adds its trigger's)."""
 
-    eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
-    step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
     pgd_steps: int = param(8, lo=0, hi=1000, help="PGD steps on the noise per batch and outer iteration")
     outer_iters: int = param(8, lo=1, hi=1000, help="outer iterations (upper bound; see stop_loss)")
     surrogate_steps: int = param(30, lo=0, hi=100000, help="surrogate AdamW steps per outer iteration")
@@ -140,7 +138,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
             caps = data.pick(idx, gen).to(device)
             if s.shuffle:
                 caps = caps[torch.randperm(len(idx), generator=gen).to(device)]
-            images = data.images[idx].to(device).permute(0, 3, 1, 2).float()
+            images = data.pixels(idx, device)
             d = delta[idx].to(device).permute(0, 3, 1, 2).float()
             t = trig[idx].to(device)
             if flip:

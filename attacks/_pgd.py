@@ -8,11 +8,21 @@ that is optimised is exactly the delta that is published; no final rounding chan
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
 from ue_bench.device import autocast
+from ue_bench.params import param
 from ue_bench.training import normalize
+
+
+@dataclass(frozen=True)
+class PGDBudgetParams:
+    """The budget and step every PGD-based attack declares first (the harness enforces ``eps``)."""
+
+    eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
+    step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
 
 
 def project(delta: torch.Tensor, images: torch.Tensor, eps: int) -> torch.Tensor:

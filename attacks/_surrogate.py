@@ -56,9 +56,13 @@ class SplitTensors:
         rows = self.offsets[idx] + (torch.rand(len(idx), generator=gen) * self.counts[idx]).long()
         return self.tokens[rows]
 
+    def pixels(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """Clean images of ``idx`` as float ``[B, 3, H, W]`` in pixel units (0–255), as PGD takes them."""
+        return self.images[idx].to(device).permute(0, 3, 1, 2).float()
+
     def unit(self, idx: torch.Tensor, delta: torch.Tensor | None, device: torch.device) -> torch.Tensor:
         """Published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1] (``delta``: int16 ``[N, H, W, 3]``)."""
-        x = self.images[idx].to(device).permute(0, 3, 1, 2).float()
+        x = self.pixels(idx, device)
         if delta is not None:
             x = (x + delta[idx].to(device).permute(0, 3, 1, 2).float()).clamp_(0, 255)
         return x / 255.0

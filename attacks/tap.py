@@ -12,14 +12,12 @@ from ue_bench.params import param
 from ue_bench.protection import Protection
 
 from ._hotflip import clip_batch_loss, encode_text
-from ._pgd import pgd
+from ._pgd import PGDBudgetParams, pgd
 from ._surrogate import SplitTensors, batches, freeze, require, trained_on_clean
 
 
 @dataclass(frozen=True)
-class TAPParams:
-    eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
-    step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
+class TAPParams(PGDBudgetParams):
     pgd_steps: int = param(10, lo=1, hi=1000, help="PGD steps per image")
     surrogate_epochs: int = param(10, lo=1, hi=10000, help="epochs of clean training of the surrogate first")
     batch_size: int = param(64, lo=2, hi=65536, help="pairs per PGD batch (the contrastive negatives)")
@@ -44,7 +42,7 @@ class TAP(Attack):
         for idx in batches(data.n, min(p.batch_size, data.n), gen):
             with torch.no_grad():
                 text = encode_text(model, data.pick(idx, gen).to(device))
-            images = data.images[idx].to(device).permute(0, 3, 1, 2).float()
+            images = data.pixels(idx, device)
             d, loss = pgd(model.encode_image,
                           lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
                           images, torch.zeros_like(images), eps=p.eps, step=p.step, steps=p.pgd_steps, maximise=True)

@@ -115,10 +115,12 @@ def _autocontrast(x: torch.Tensor) -> torch.Tensor:
     return torch.where(span > 0, (x - lo) / span.clamp_min(1e-8), x)
 
 
-def trivial_augment(x: torch.Tensor, gen: torch.Generator, geometric: bool, hue_ops: bool = True) -> torch.Tensor:
-    """One TrivialAugmentWide op per image: op and magnitude bin uniform, sign of signed ops 50/50."""
+def trivial_augment(x: torch.Tensor, gen: torch.Generator, view: ViewParams) -> torch.Tensor:
+    """One TrivialAugmentWide op per image, among those ``view`` switches on: op and magnitude bin
+    uniform, sign of signed ops 50/50."""
     b, _, h, w = x.shape
-    ops = tuple(o for o in _PHOTOMETRIC if hue_ops or o not in _HUE) + (_GEOMETRIC if geometric else ())
+    geometric = view.geometric
+    ops = tuple(o for o in _PHOTOMETRIC if view.hue_ops or o not in _HUE) + (_GEOMETRIC if geometric else ())
     op = torch.randint(len(ops), (b,), generator=gen)
     level = torch.randint(_BINS, (b,), generator=gen).float() / (_BINS - 1)  # 0 … 1
     sign = torch.where(torch.rand(b, generator=gen) < 0.5, -1.0, 1.0)
@@ -175,4 +177,4 @@ def ueraser_view(x: torch.Tensor, gen: torch.Generator, view: ViewParams = ViewP
         perm = torch.argsort(torch.rand(b, c, generator=gen), dim=1)
         perm = torch.where(shuffle.view(b, 1), perm, torch.arange(c).expand(b, c)).to(x.device)
         x = x.gather(1, perm.view(b, c, 1, 1).expand_as(x))
-        return trivial_augment(x, gen, view.geometric, view.hue_ops)
+        return trivial_augment(x, gen, view)
