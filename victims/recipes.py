@@ -36,6 +36,14 @@ class TinyRecipe:
 
 
 @dataclass(frozen=True)
+class TinyViTRecipe(TinyRecipe):
+    """The tiny recipe at a third of the rate: at 1e-3 ``tiny-vit`` reached clean i2t R@1 .76, at 3e-4 .98
+    (H200, seed 0); ``tiny-rn`` learns the set at either."""
+
+    lr: float = param(3e-4, lo=0.0, hi=1.0, help="AdamW peak learning rate")
+
+
+@dataclass(frozen=True)
 class PaperRecipe(TinyRecipe):
     """The MEM paper's protocol: 32 epochs, batch 128, AdamW 5e-4, weight decay 0.2, warm-up + cosine."""
 
@@ -98,6 +106,7 @@ class TinyViT(Victim):
     """CPU-scale ViT CLIP (4 layers, width 192, patch 8, 2-layer text tower) for tests and smoke runs."""
 
     arch = "tiny-vit"
+    Params = TinyViTRecipe
 
 
 class RN50(Victim):
