@@ -5,7 +5,9 @@ current protection (noised images, trigger-prefixed captions), then one pass ove
 each batch gets a HotFlip trigger update (first ``hotflip_iters`` iterations only) and PGD on the image
 noise. With ``shuffle`` each image is paired, during PGD and HotFlip, with a random caption of the batch
 carrying that image's own trigger, so the noise binds to the trigger rather than to the caption
-content. EM is the same loop with no trigger and no shuffling (the caption is the positive).
+content. EM is the same loop with no trigger and no shuffling (the caption is the positive). With
+``patterns`` part of the budget is fixed noise that spells each image's trigger words
+(:class:`WordPatterns`) and PGD optimises the rest on top of it.
 
 Everything is bounded: the loop runs at most ``outer_iters`` iterations and stops early once the mean
 PGD loss of a pass falls to ``stop_loss``.
@@ -25,12 +27,13 @@ import torch.nn.functional as F
 from ue_bench.attack import Attack
 from ue_bench.data import PairSplit
 from ue_bench.device import autocast
+from ue_bench.errors import UsageError
 from ue_bench.params import param
 from ue_bench.protection import Protection
 from ue_bench.training import normalize
 
 from ._hotflip import clip_batch_loss, encode_text, hotflip
-from ._pgd import PGDBudgetParams, pgd
+from ._pgd import PGDBudgetParams, pgd, project
 from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
@@ -53,6 +56,8 @@ class MinMinSettings:
     words: int | None = None
     stop_loss: float | None = None
     surrogate_lr: float | None = None
+    patterns: int = 0
+    pattern_patch: int = 4
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,29 @@ def cost_steps(s: MinMinSettings, n: int) -> float:
     return s.outer_iters * (s.surrogate_steps + nb * s.pgd_steps * PGD_STEP_COST) + flips * nb * per_flip
 
 
+class WordPatterns:
+    """Fixed noise that spells each image's trigger (MEM's ``patterns`` share of the budget).
+
+    Every trigger word gets a random ±``ceil(budget / trigger_len)`` sign tile of ``patch`` px; an image's
+    pattern is the sum of its trigger words' tiles, clipped to ±budget and to the pixel range, tiled over
+    the image. A word shared by many images is then one feature that any image tower can read off
+    linearly, as Yu et al.'s synthetic class patterns are, while optimised noise fits the surrogate.
+    """
+
+    def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator) -> None:
+        self.vocab, self.budget, self.patch = vocab, budget, patch
+        self.amp = -(-budget // trigger_len)
+        self.signs = torch.randint(0, 2, (len(vocab), patch, patch, 3), generator=gen, dtype=torch.int16) * 2 - 1
+
+    def __call__(self, trig: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """int16 ``[B, H, W, 3]`` patterns for triggers ``trig[B, T]`` on uint8 ``images[B, H, W, 3]``."""
+        _, h, w, _ = images.shape
+        tile = (self.signs[torch.searchsorted(self.vocab, trig)].sum(1) * self.amp).clamp(-self.budget, self.budget)
+        delta = tile.to(torch.int16).repeat(1, -(-h // self.patch), -(-w // self.patch), 1)[:, :h, :w]
+        pixels = images.to(torch.int16)
+        return torch.maximum(torch.minimum(delta, 255 - pixels), -pixels)
+
+
 def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.device, s: MinMinSettings) -> Protection:
     """Error-minimising image noise (and, with ``trigger_len > 0``, per-image text triggers) for ``split``."""
     surrogate = require(surrogate, name)
@@ -118,6 +146,12 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
         vocab = vocab[torch.randperm(len(vocab), generator=gen)[:s.words]].sort().values
     trig = vocab[torch.randint(len(vocab), (n, s.trigger_len), generator=gen)] if s.trigger_len else \
         torch.zeros(n, 0, dtype=torch.long)
+    if s.patterns > s.eps:
+        raise UsageError(f"attack {name!r}: patterns={s.patterns} exceeds the budget eps={s.eps}")
+    spell = WordPatterns(vocab, s.trigger_len, s.patterns, s.pattern_patch, gen) if s.patterns and s.trigger_len \
+        else None
+    fixed = spell(trig, data.images) if spell else torch.zeros_like(delta)
+    delta = fixed.clone()
     stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
     history = []
     for it in range(s.outer_iters):
@@ -146,13 +180,18 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
                 t, floss = hotflip(model, feats, caps, t, vocab, s.candidates, eot)
                 trig[idx] = t.cpu()
+                if spell:
+                    fixed[idx] = spell(trig[idx], data.images[idx])
                 flip_loss += float(floss)
             with torch.no_grad():
                 text = encode_text(model, with_trigger(caps, t, eot))
-            d, loss = pgd(model.encode_image,
-                          lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
-                          images, d, eps=s.eps, step=s.step, steps=s.pgd_steps, maximise=False)
-            delta[idx] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu()
+            # PGD moves the optimised part only, on top of the fixed patterns (zero unless ``patterns``)
+            base = images + fixed[idx].to(device).permute(0, 3, 1, 2).float()
+            rest = project(images + d - base, base, s.eps - s.patterns)
+            rest, loss = pgd(model.encode_image,
+                             lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
+                             base, rest, eps=s.eps - s.patterns, step=s.step, steps=s.pgd_steps, maximise=False)
+            delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
             pgd_loss += loss
             nb += 1
         t2 = time.perf_counter()

@@ -55,3 +55,62 @@ def test_protection_is_within_budget_and_bit_identical_for_a_seed(name):
     assert first.delta.dtype == np.int16 and np.abs(first.delta).max() <= 6
     assert first.fingerprint() == again.fingerprint()
     assert first.fingerprint() != other.fingerprint()
+
+
+def _grey_split(n=16, size=32):
+    """Mid-grey images, so that no noise value is clipped by the pixel range."""
+    rng = np.random.default_rng(2)
+    return PairSplit(rng.integers(64, 192, (n, size, size, 3), dtype=np.uint8),
+                     [[f"a square number {i}"] for i in range(n)])
+
+
+def _same_trigger_pairs(triggers):
+    first = {}
+    pairs = []
+    for i, t in enumerate(triggers):
+        if t in first:
+            pairs.append((first[t], i))
+        first.setdefault(t, i)
+    return pairs
+
+
+@pytest.mark.parametrize("patterns", [6, 4])
+def test_mem_word_patterns_are_shared_by_images_with_the_same_trigger(patterns):
+    # two trigger words and three slots: 8 triggers for 16 images, so some images must share one
+    split = _grey_split()
+    surrogate = registry.create("victims", "tiny-rn")
+    attack = registry.create("attacks", "mem", {**TINY["mem"], "eps": 6, "patterns": patterns, "words": 2})
+    prot = attack.protect(split, surrogate, 0, torch.device("cpu"))
+    verify("mem", prot, split, 6, surrogate.tokenizer())
+    pairs = _same_trigger_pairs(prot.triggers)
+    assert pairs
+    delta = prot.delta.astype(int)
+    for i, j in pairs:
+        # only the optimised part (eps - patterns per image) may differ
+        assert np.abs(delta[i] - delta[j]).max() <= 2 * (6 - patterns)
+    if patterns == 6:  # patterns only: the noise is a function of the trigger's words (in any order)
+        words = [sorted(t.split()) for t in prot.triggers]
+        differing = [(i, j) for i in range(16) for j in range(i) if words[i] != words[j]]
+        assert differing and all((delta[i] != delta[j]).any() for i, j in differing)
+
+
+def test_word_patterns_respect_the_pixel_range_and_the_budget():
+    from ue_bench.attacks._minmin import WordPatterns
+
+    vocab = torch.tensor([11, 12, 13])
+    spell = WordPatterns(vocab, trigger_len=3, budget=5, patch=4, gen=torch.Generator().manual_seed(0))
+    images = torch.full((3, 8, 8, 3), 128, dtype=torch.uint8)
+    images[1], images[2] = 0, 255
+    trig = torch.tensor([[11, 12, 13]] * 3)
+    out = spell(trig, images)
+    assert out.dtype == torch.int16 and out.abs().max() <= 5
+    assert (out[1] >= 0).all() and (out[2] <= 0).all()
+    assert out[0].abs().max() == 5 and out[0].min() < 0 < out[0].max()
+
+
+def test_mem_refuses_patterns_above_the_budget():
+    from ue_bench.errors import UsageError
+
+    attack = registry.create("attacks", "mem", {**TINY["mem"], "eps": 4, "patterns": 6})
+    with pytest.raises(UsageError, match="patterns=6 exceeds the budget eps=4"):
+        attack.protect(_grey_split(4), registry.create("victims", "tiny-rn"), 0, torch.device("cpu"))
