@@ -19,7 +19,8 @@ class MEMParams(MinMinParams):
     novel_words: bool = param(False, help="restrict trigger words to tokens absent from every caption of the split")
     patterns: int = param(0, lo=0, hi=32, help="share of eps (pixel units) spent on fixed sign patterns that spell "
                                                "each image's trigger words; PGD optimises the rest (0: none)")
-    pattern_patch: int = param(4, lo=1, hi=4096, help="side in pixels of each word's tiled sign pattern")
+    pattern_patch: int = param(4, lo=1, hi=32, help="side in pixels of each word's tiled sign pattern (one "
+                                                    "tile per vocabulary word is held in memory)")
     words: int | None = param(None, lo=2, hi=100000, help="draw the trigger words from this many tokens "
                                                           "(seeded subset); None: all")
 
