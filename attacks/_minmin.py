@@ -58,6 +58,8 @@ class MinMinSettings:
     surrogate_lr: float | None = None
     patterns: int = 0
     pattern_patch: int = 4
+    pattern_words: int = 0
+    pattern_vocab: int = 16
 
 
 @dataclass(frozen=True)
@@ -139,7 +141,8 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     trainer = SurrogateTrainer(model, surrogate.params, device, s.surrogate_lr)
     batch_size = min(s.batch_size, n)
     delta = torch.zeros(split.images.shape, dtype=torch.int16)
-    vocab = trigger_vocab(tok) if s.trigger_len else torch.zeros(0, dtype=torch.long)
+    allowed = trigger_vocab(tok) if s.trigger_len else torch.zeros(0, dtype=torch.long)
+    vocab = allowed
     if s.novel_words:
         vocab = vocab[~torch.isin(vocab, data.tokens.unique())]
     if s.words is not None and s.trigger_len:
@@ -148,9 +151,18 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
         torch.zeros(n, 0, dtype=torch.long)
     if s.patterns > s.eps:
         raise UsageError(f"attack {name!r}: patterns={s.patterns} exceeds the budget eps={s.eps}")
-    spell = WordPatterns(vocab, s.trigger_len, s.patterns, s.pattern_patch, gen) if s.patterns and s.trigger_len \
-        else None
-    fixed = spell(trig, data.images) if spell else torch.zeros_like(delta)
+    # pattern words: extra trigger words after MEM's own, fixed, each image's spelled by its patterns
+    pw = torch.zeros(n, 0, dtype=torch.long)
+    if s.pattern_words and s.trigger_len:
+        pvocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
+        pw = pvocab[torch.randint(len(pvocab), (n, s.pattern_words), generator=gen)]
+        spell = WordPatterns(pvocab, s.pattern_words, s.patterns, s.pattern_patch, gen) if s.patterns else None
+        fixed = spell(pw, data.images) if spell else torch.zeros_like(delta)
+        spell = None  # HotFlip never changes the pattern words
+    else:
+        spell = WordPatterns(vocab, s.trigger_len, s.patterns, s.pattern_patch, gen) if s.patterns and s.trigger_len \
+            else None
+        fixed = spell(trig, data.images) if spell else torch.zeros_like(delta)
     delta = fixed.clone()
     stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
     history = []
@@ -160,7 +172,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
         sur_loss = torch.zeros(())
         for _ in range(s.surrogate_steps):
             idx = next(stream)
-            rows = with_trigger(data.pick(idx, gen), trig[idx], eot)
+            rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], pw[idx]], 1), eot)
             sur_loss += trainer.step(data.unit(idx, delta, device), rows).cpu()
         t1 = time.perf_counter()
         model.eval()
@@ -175,16 +187,17 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
             images = data.pixels(idx, device)
             d = delta[idx].to(device).permute(0, 3, 1, 2).float()
             t = trig[idx].to(device)
+            fixed_words = pw[idx].to(device)
             if flip:
                 with torch.no_grad(), autocast(device):
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
-                t, floss = hotflip(model, feats, caps, t, vocab, s.candidates, eot)
+                t, floss = hotflip(model, feats, with_trigger(caps, fixed_words, eot), t, vocab, s.candidates, eot)
                 trig[idx] = t.cpu()
                 if spell:
                     fixed[idx] = spell(trig[idx], data.images[idx])
                 flip_loss += float(floss)
             with torch.no_grad():
-                text = encode_text(model, with_trigger(caps, t, eot))
+                text = encode_text(model, with_trigger(caps, torch.cat([t, fixed_words], 1), eot))
             # PGD moves the optimised part only, on top of the fixed patterns (zero unless ``patterns``)
             base = images + fixed[idx].to(device).permute(0, 3, 1, 2).float()
             rest = project(images + d - base, base, s.eps - s.patterns)
@@ -204,7 +217,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
                  " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "iter"))
         if s.stop_loss is not None and record["pgd_loss"] <= s.stop_loss:
             break
-    triggers = [trigger_text(tok, trig[i]) for i in range(n)] if s.trigger_len else None
+    triggers = [trigger_text(tok, torch.cat([trig[i], pw[i]])) for i in range(n)] if s.trigger_len else None
     meta = {"history": history, "iterations": len(history),
             "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
             "noise_s": round(sum(h["noise_s"] for h in history), 2)}

@@ -21,6 +21,9 @@ class MEMParams(MinMinParams):
                                                "each image's trigger words; PGD optimises the rest (0: none)")
     pattern_patch: int = param(4, lo=1, hi=32, help="side in pixels of each word's tiled sign pattern (one "
                                                     "tile per vocabulary word is held in memory)")
+    pattern_words: int = param(0, lo=0, hi=8, help="extra trigger words after MEM's own, drawn from pattern_vocab "
+                                                   "tokens, never flipped; the patterns spell these (0: MEM's own)")
+    pattern_vocab: int = param(16, lo=2, hi=100000, help="tokens the pattern words are drawn from (seeded subset)")
     words: int | None = param(None, lo=2, hi=100000, help="draw the trigger words from this many tokens "
                                                           "(seeded subset); None: all")
 

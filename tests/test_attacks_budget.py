@@ -94,6 +94,21 @@ def test_mem_word_patterns_are_shared_by_images_with_the_same_trigger(patterns):
         assert differing and all((delta[i] != delta[j]).any() for i, j in differing)
 
 
+def test_mem_pattern_words_follow_its_own_trigger_words_and_carry_the_patterns():
+    split = _grey_split()
+    surrogate = registry.create("victims", "tiny-rn")
+    params = {**TINY["mem"], "eps": 6, "patterns": 4, "pattern_words": 3, "pattern_vocab": 2}
+    prot = registry.create("attacks", "mem", params).protect(split, surrogate, 0, torch.device("cpu"))
+    verify("mem", prot, split, 6, surrogate.tokenizer())
+    words = [t.split() for t in prot.triggers]
+    assert all(len(w) == 3 + 3 for w in words)
+    assert len({x for w in words for x in w[3:]}) <= 2            # pattern words: two tokens only
+    pairs = _same_trigger_pairs([" ".join(w[3:]) for w in words])  # 8 combinations for 16 images
+    assert pairs
+    delta = prot.delta.astype(int)
+    assert all(np.abs(delta[i] - delta[j]).max() <= 2 * (6 - 4) for i, j in pairs)
+
+
 def test_word_patterns_respect_the_pixel_range_and_the_budget():
     from ue_bench.attacks._minmin import WordPatterns
 
