@@ -156,9 +156,9 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     if s.pattern_words and s.trigger_len:
         pvocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
         pw = pvocab[torch.randint(len(pvocab), (n, s.pattern_words), generator=gen)]
-        spell = WordPatterns(pvocab, s.pattern_words, s.patterns, s.pattern_patch, gen) if s.patterns else None
-        fixed = spell(pw, data.images) if spell else torch.zeros_like(delta)
-        spell = None  # HotFlip never changes the pattern words
+        fixed = WordPatterns(pvocab, s.pattern_words, s.patterns, s.pattern_patch, gen)(pw, data.images) \
+            if s.patterns else torch.zeros_like(delta)
+        spell = None  # HotFlip never changes the pattern words, so their patterns stay as they are
     else:
         spell = WordPatterns(vocab, s.trigger_len, s.patterns, s.pattern_patch, gen) if s.patterns and s.trigger_len \
             else None
