@@ -35,6 +35,7 @@ from ue_bench.training import normalize
 from ._hotflip import clip_batch_loss, encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd, project
 from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
+from ._tiles import sign_tiles, tile_over
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
 log = logging.getLogger("ue_bench.attacks")
@@ -116,15 +117,15 @@ class WordPatterns:
     """
 
     def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator) -> None:
-        self.vocab, self.budget, self.patch = vocab, budget, patch
+        self.vocab, self.budget = vocab, budget
         self.amp = -(-budget // trigger_len)
-        self.signs = torch.randint(0, 2, (len(vocab), patch, patch, 3), generator=gen, dtype=torch.int16) * 2 - 1
+        self.signs = sign_tiles(len(vocab), patch, gen)
 
     def __call__(self, trig: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """int16 ``[B, H, W, 3]`` patterns for triggers ``trig[B, T]`` on uint8 ``images[B, H, W, 3]``."""
         _, h, w, _ = images.shape
         tile = (self.signs[torch.searchsorted(self.vocab, trig)].sum(1) * self.amp).clamp(-self.budget, self.budget)
-        delta = tile.to(torch.int16).repeat(1, -(-h // self.patch), -(-w // self.patch), 1)[:, :h, :w]
+        delta = tile_over(tile.to(torch.int16), h, w)
         pixels = images.to(torch.int16)
         return torch.maximum(torch.minimum(delta, 255 - pixels), -pixels)
 
@@ -151,18 +152,16 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
         torch.zeros(n, 0, dtype=torch.long)
     if s.patterns > s.eps:
         raise UsageError(f"attack {name!r}: patterns={s.patterns} exceeds the budget eps={s.eps}")
-    # pattern words: extra trigger words after MEM's own, fixed, each image's spelled by its patterns
+    # the patterns spell MEM's own words, or extra fixed words after them (pattern_words)
     pw = torch.zeros(n, 0, dtype=torch.long)
+    spelled, spelled_vocab = trig, vocab
     if s.pattern_words and s.trigger_len:
-        pvocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
-        pw = pvocab[torch.randint(len(pvocab), (n, s.pattern_words), generator=gen)]
-        fixed = WordPatterns(pvocab, s.pattern_words, s.patterns, s.pattern_patch, gen)(pw, data.images) \
-            if s.patterns else torch.zeros_like(delta)
-        spell = None  # HotFlip never changes the pattern words, so their patterns stay as they are
-    else:
-        spell = WordPatterns(vocab, s.trigger_len, s.patterns, s.pattern_patch, gen) if s.patterns and s.trigger_len \
-            else None
-        fixed = spell(trig, data.images) if spell else torch.zeros_like(delta)
+        spelled_vocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
+        spelled = pw = spelled_vocab[torch.randint(len(spelled_vocab), (n, s.pattern_words), generator=gen)]
+    spell = WordPatterns(spelled_vocab, spelled.shape[1], s.patterns, s.pattern_patch, gen) \
+        if s.patterns and s.trigger_len else None
+    fixed = spell(spelled, data.images) if spell else torch.zeros_like(delta)
+    respell = spell is not None and not s.pattern_words  # HotFlip changes MEM's words, never pattern words
     delta = fixed.clone()
     stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
     history = []
@@ -193,7 +192,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
                 t, floss = hotflip(model, feats, with_trigger(caps, fixed_words, eot), t, vocab, s.candidates, eot)
                 trig[idx] = t.cpu()
-                if spell:
+                if respell:
                     fixed[idx] = spell(trig[idx], data.images[idx])
                 flip_loss += float(floss)
             with torch.no_grad():

@@ -21,6 +21,7 @@ from ue_bench.protection import Protection
 from ue_bench.training import normalize
 
 from ._surrogate import SplitTensors, batches, require, trained_on_clean
+from ._tiles import sign_tiles, tile_over
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,7 @@ class SyntheticNoise(Attack):
             group = kmeans(feats, k, p.kmeans_iters, gen)
         else:
             group = torch.randint(k, (n,), generator=gen)
-        signs = torch.randint(0, 2, (k, p.patch, p.patch, 3), generator=gen) * 2 - 1
-        reps = (-(-h // p.patch), -(-w // p.patch), 1)
-        patterns = (signs.repeat(1, *reps)[:, :h, :w] * p.eps).to(torch.int16)
+        patterns = tile_over(sign_tiles(k, p.patch, gen), h, w) * p.eps
         delta = patterns[group].numpy()
         meta["group_sizes"] = np.bincount(group.numpy(), minlength=k).tolist()
         return Protection(delta=delta, meta=meta)
