@@ -61,6 +61,7 @@ class MinMinSettings:
     pattern_patch: int = 4
     pattern_words: int = 0
     pattern_vocab: int = 16
+    pattern_layout: str = "sum"
 
 
 @dataclass(frozen=True)
@@ -110,21 +111,30 @@ def cost_steps(s: MinMinSettings, n: int) -> float:
 class WordPatterns:
     """Fixed noise that spells each image's trigger (MEM's ``patterns`` share of the budget).
 
-    Every trigger word gets a random ±``ceil(budget / trigger_len)`` sign tile of ``patch`` px; an image's
-    pattern is the sum of its trigger words' tiles, clipped to ±budget and to the pixel range, tiled over
-    the image. A word shared by many images is then one feature that any image tower can read off
-    linearly, as Yu et al.'s synthetic class patterns are, while optimised noise fits the surrogate.
+    Every trigger word gets a random sign tile of ``patch`` px, tiled over the image and clipped to the
+    pixel range. With layout ``sum`` an image's pattern is the sum of its words' ±``ceil(budget /
+    trigger_len)`` tiles, clipped to ±budget; with ``split`` each tile element belongs to one word
+    (seeded, at random) and carries that word's sign at the full ±budget, so every word's feature has
+    ``trigger_len``× the energy of ``sum``'s. A word shared by many images is then one feature that any
+    image tower can read off linearly, as Yu et al.'s synthetic class patterns are, while optimised
+    noise fits the surrogate.
     """
 
-    def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator) -> None:
+    def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator,
+                 layout: str = "sum") -> None:
         self.vocab, self.budget = vocab, budget
-        self.amp = -(-budget // trigger_len)
         self.signs = sign_tiles(len(vocab), patch, gen)
+        if layout == "split":
+            owner = torch.randint(trigger_len, (patch, patch, 3), generator=gen)
+            self.weight = F.one_hot(owner, trigger_len).permute(3, 0, 1, 2).to(torch.int16) * budget
+        else:
+            self.weight = torch.full((trigger_len, 1, 1, 1), -(-budget // trigger_len), dtype=torch.int16)
 
     def __call__(self, trig: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """int16 ``[B, H, W, 3]`` patterns for triggers ``trig[B, T]`` on uint8 ``images[B, H, W, 3]``."""
         _, h, w, _ = images.shape
-        tile = (self.signs[torch.searchsorted(self.vocab, trig)].sum(1) * self.amp).clamp(-self.budget, self.budget)
+        words = self.signs[torch.searchsorted(self.vocab, trig)]
+        tile = (words * self.weight).sum(1).clamp(-self.budget, self.budget)
         delta = tile_over(tile.to(torch.int16), h, w)
         pixels = images.to(torch.int16)
         return torch.maximum(torch.minimum(delta, 255 - pixels), -pixels)
@@ -158,7 +168,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     if s.pattern_words and s.trigger_len:
         spelled_vocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
         spelled = pw = spelled_vocab[torch.randint(len(spelled_vocab), (n, s.pattern_words), generator=gen)]
-    spell = WordPatterns(spelled_vocab, spelled.shape[1], s.patterns, s.pattern_patch, gen) \
+    spell = WordPatterns(spelled_vocab, spelled.shape[1], s.patterns, s.pattern_patch, gen, s.pattern_layout) \
         if s.patterns and s.trigger_len else None
     fixed = spell(spelled, data.images) if spell else torch.zeros_like(delta)
     respell = spell is not None and not s.pattern_words  # HotFlip changes MEM's words, never pattern words

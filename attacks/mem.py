@@ -24,6 +24,9 @@ class MEMParams(MinMinParams):
     pattern_words: int = param(0, lo=0, hi=8, help="extra trigger words after MEM's own, drawn from pattern_vocab "
                                                    "tokens, never flipped; the patterns spell these (0: MEM's own)")
     pattern_vocab: int = param(16, lo=2, hi=100000, help="tokens the pattern words are drawn from (seeded subset)")
+    pattern_layout: str = param("sum", choices=("sum", "split"),
+                                help="sum: words' tiles add up (each ±ceil(patterns/words)); split: each tile "
+                                     "element belongs to one word, at ±patterns")
     words: int | None = param(None, lo=2, hi=100000, help="draw the trigger words from this many tokens "
                                                           "(seeded subset); None: all")
 

@@ -129,3 +129,20 @@ def test_mem_refuses_patterns_above_the_budget():
     attack = registry.create("attacks", "mem", {**TINY["mem"], "eps": 4, "patterns": 6})
     with pytest.raises(UsageError, match="patterns=6 exceeds the budget eps=4"):
         attack.protect(_grey_split(4), registry.create("victims", "tiny-rn"), 0, torch.device("cpu"))
+
+
+def test_split_word_patterns_give_each_element_one_words_sign_at_full_budget():
+    from ue_bench.attacks._minmin import WordPatterns
+
+    vocab = torch.tensor([11, 12, 13, 14])
+    spell = WordPatterns(vocab, trigger_len=2, budget=5, patch=4, gen=torch.Generator().manual_seed(0),
+                         layout="split")
+    images = torch.full((2, 8, 8, 3), 128, dtype=torch.uint8)
+    out = spell(torch.tensor([[11, 12], [11, 13]]), images)
+    assert out.dtype == torch.int16 and (out.abs() == 5).all()
+    # the elements owned by the first word (11, shared) agree; the second word's elements may differ
+    owner = spell.weight.argmax(0)
+    first = owner == 0
+    assert first.any() and (~first).any()
+    assert torch.equal(out[0, :4, :4][first], out[1, :4, :4][first])
+    assert torch.equal(out[0, :4, :4][~first], (spell.signs[1] * 5)[~first])
