@@ -62,6 +62,7 @@ class MinMinSettings:
     pattern_words: int = 0
     pattern_vocab: int = 16
     pattern_layout: str = "sum"
+    pattern_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,15 @@ class WordPatterns:
     pixel range. With layout ``sum`` an image's pattern is the sum of its words' ±``ceil(budget /
     trigger_len)`` tiles, clipped to ±budget; with ``split`` each tile element belongs to one word
     (seeded, at random) and carries that word's sign at the full ±budget, so every word's feature has
-    ``trigger_len``× the energy of ``sum``'s. A word shared by many images is then one feature that any
+    ``trigger_len``× the energy of ``sum``'s. With ``share`` < 1 only that (seeded) share of the tile's
+    elements carries a pattern at all, and PGD gets the whole budget on the others: under an L∞ budget
+    this leaves the optimised part far more room than a smaller ``budget`` does. A word shared by many images is then one feature that any
     image tower can read off linearly, as Yu et al.'s synthetic class patterns are, while optimised
     noise fits the surrogate.
     """
 
     def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator,
-                 layout: str = "sum") -> None:
+                 layout: str = "sum", share: float = 1.0) -> None:
         self.vocab, self.budget = vocab, budget
         self.signs = sign_tiles(len(vocab), patch, gen)
         if layout == "split":
@@ -129,6 +132,15 @@ class WordPatterns:
             self.weight = F.one_hot(owner, trigger_len).permute(3, 0, 1, 2).to(torch.int16) * budget
         else:
             self.weight = torch.full((trigger_len, 1, 1, 1), -(-budget // trigger_len), dtype=torch.int16)
+        self.carrier = torch.rand(patch, patch, 3, generator=gen) < share if share < 1 else \
+            torch.ones(patch, patch, 3, dtype=torch.bool)
+        self.weight = self.weight * self.carrier
+
+    def free_budget(self, eps: int, h: int, w: int) -> torch.Tensor:
+        """float ``[3, H, W]``: what PGD may add per element on top of the patterns (eps − budget where
+        a pattern lies, eps elsewhere)."""
+        carried = tile_over(self.carrier[None], h, w)[0].permute(2, 0, 1)
+        return eps - self.budget * carried.float()
 
     def __call__(self, trig: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         """int16 ``[B, H, W, 3]`` patterns for triggers ``trig[B, T]`` on uint8 ``images[B, H, W, 3]``."""
@@ -168,10 +180,13 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     if s.pattern_words and s.trigger_len:
         spelled_vocab = allowed[torch.randperm(len(allowed), generator=gen)[:s.pattern_vocab]].sort().values
         spelled = pw = spelled_vocab[torch.randint(len(spelled_vocab), (n, s.pattern_words), generator=gen)]
-    spell = WordPatterns(spelled_vocab, spelled.shape[1], s.patterns, s.pattern_patch, gen, s.pattern_layout) \
+    spell = WordPatterns(spelled_vocab, spelled.shape[1], s.patterns, s.pattern_patch, gen, s.pattern_layout,
+                         s.pattern_share) \
         if s.patterns and s.trigger_len else None
     fixed = spell(spelled, data.images) if spell else torch.zeros_like(delta)
     respell = spell is not None and not s.pattern_words  # HotFlip changes MEM's words, never pattern words
+    h, w = data.images.shape[1:3]
+    free = spell.free_budget(s.eps, h, w).to(device) if spell else s.eps
     delta = fixed.clone()
     stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
     history = []
@@ -209,10 +224,10 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
                 text = encode_text(model, with_trigger(caps, torch.cat([t, fixed_words], 1), eot))
             # PGD moves the optimised part only, on top of the fixed patterns (zero unless ``patterns``)
             base = images + fixed[idx].to(device).permute(0, 3, 1, 2).float()
-            rest = project(images + d - base, base, s.eps - s.patterns)
+            rest = project(images + d - base, base, free)
             rest, loss = pgd(model.encode_image,
                              lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
-                             base, rest, eps=s.eps - s.patterns, step=s.step, steps=s.pgd_steps, maximise=False)
+                             base, rest, eps=free, step=s.step, steps=s.pgd_steps, maximise=False)
             delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
             pgd_loss += loss
             nb += 1

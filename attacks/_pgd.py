@@ -25,8 +25,9 @@ class PGDBudgetParams:
     step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
 
 
-def project(delta: torch.Tensor, images: torch.Tensor, eps: int) -> torch.Tensor:
-    """Clamp ``delta`` (float, pixel units) into the ε ball and so that ``images + delta`` stays in [0, 255]."""
+def project(delta: torch.Tensor, images: torch.Tensor, eps: int | torch.Tensor) -> torch.Tensor:
+    """Clamp ``delta`` (float, pixel units) into the ε ball and so that ``images + delta`` stays in [0, 255];
+    a tensor ``eps`` (broadcast over ``delta``) bounds each element on its own."""
     delta = delta.clamp(-eps, eps)
     return torch.maximum(torch.minimum(delta, 255.0 - images), -images)
 
@@ -37,7 +38,7 @@ def pgd(
     images: torch.Tensor,
     delta: torch.Tensor,
     *,
-    eps: int,
+    eps: int | torch.Tensor,
     step: int,
     steps: int,
     maximise: bool,

@@ -146,3 +146,19 @@ def test_split_word_patterns_give_each_element_one_words_sign_at_full_budget():
     assert first.any() and (~first).any()
     assert torch.equal(out[0, :4, :4][first], out[1, :4, :4][first])
     assert torch.equal(out[0, :4, :4][~first], (spell.signs[1] * 5)[~first])
+
+
+def test_mem_pattern_share_leaves_the_whole_budget_to_pgd_off_the_carrying_elements():
+    split = _grey_split(16)
+    surrogate = registry.create("victims", "tiny-rn")
+    params = {**TINY["mem"], "eps": 6, "patterns": 6, "pattern_words": 2, "pattern_vocab": 2,
+              "pattern_layout": "split", "pattern_share": 0.5}
+    prot = registry.create("attacks", "mem", params).protect(split, surrogate, 0, torch.device("cpu"))
+    verify("mem", prot, split, 6, surrogate.tokenizer())
+    delta = prot.delta.astype(int)
+    pairs = _same_trigger_pairs([" ".join(t.split()[3:]) for t in prot.triggers])
+    assert pairs
+    # carrying elements are the fixed ±6 pattern (equal for the same pattern words); PGD moved the others
+    equal = np.stack([delta[i] == delta[j] for i, j in pairs]).all(0)
+    assert 0.3 < equal.mean() < 0.8
+    assert (np.abs(delta[:, equal]) == 6).all() and (np.abs(delta[:, ~equal]) < 6).any()
