@@ -63,7 +63,6 @@ class MinMinSettings:
     pattern_vocab: int = 16
     pattern_layout: str = "sum"
     pattern_share: float = 1.0
-    pattern_blind: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,10 +187,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
     respell = spell is not None and not s.pattern_words  # HotFlip changes MEM's words, never pattern words
     h, w = data.images.shape[1:3]
     free = spell.free_budget(s.eps, h, w).to(device) if spell else s.eps
-    # what the loop sees; with pattern_blind neither the patterns nor their words: plain MEM on ``free``
-    blind = s.pattern_blind and spell is not None
-    seen_fixed, seen_pw = (torch.zeros_like(fixed), pw[:, :0]) if blind else (fixed, pw)
-    delta = seen_fixed.clone()
+    delta = fixed.clone()
     stream = itertools.chain.from_iterable(batches(n, batch_size, gen) for _ in itertools.count())
     history = []
     for it in range(s.outer_iters):
@@ -200,7 +196,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
         sur_loss = torch.zeros(())
         for _ in range(s.surrogate_steps):
             idx = next(stream)
-            rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], seen_pw[idx]], 1), eot)
+            rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], pw[idx]], 1), eot)
             sur_loss += trainer.step(data.unit(idx, delta, device), rows).cpu()
         t1 = time.perf_counter()
         model.eval()
@@ -215,7 +211,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
             images = data.pixels(idx, device)
             d = delta[idx].to(device).permute(0, 3, 1, 2).float()
             t = trig[idx].to(device)
-            fixed_words = seen_pw[idx].to(device)
+            fixed_words = pw[idx].to(device)
             if flip:
                 with torch.no_grad(), autocast(device):
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
@@ -227,7 +223,7 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
             with torch.no_grad():
                 text = encode_text(model, with_trigger(caps, torch.cat([t, fixed_words], 1), eot))
             # PGD moves the optimised part only, on top of the fixed patterns (zero unless ``patterns``)
-            base = images + seen_fixed[idx].to(device).permute(0, 3, 1, 2).float()
+            base = images + fixed[idx].to(device).permute(0, 3, 1, 2).float()
             rest = project(images + d - base, base, free)
             rest, loss = pgd(model.encode_image,
                              lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
@@ -245,9 +241,6 @@ def min_min(name: str, split: PairSplit, surrogate, seed: int, device: torch.dev
                  " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "iter"))
         if s.stop_loss is not None and record["pgd_loss"] <= s.stop_loss:
             break
-    if blind:  # publish the patterns under the optimised part (they share no element at patterns = eps)
-        pixels = data.images.to(torch.int16)
-        delta = torch.maximum(torch.minimum(fixed + delta, 255 - pixels), -pixels)
     triggers = [trigger_text(tok, torch.cat([trig[i], pw[i]])) for i in range(n)] if s.trigger_len else None
     meta = {"history": history, "iterations": len(history),
             "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),

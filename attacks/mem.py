@@ -29,8 +29,6 @@ class MEMParams(MinMinParams):
                                      "element belongs to one word, at ±patterns")
     pattern_share: float = param(1.0, lo=0.0, hi=1.0, help="share of noise elements (seeded, the same in every "
                                  "tile) that carry the patterns; PGD gets the whole eps on the others")
-    pattern_blind: bool = param(False, help="surrogate, HotFlip and PGD never see the patterns or pattern words: "
-                                            "plain MEM on the budget the patterns leave, patterns added at the end")
     words: int | None = param(None, lo=2, hi=100000, help="draw the trigger words from this many tokens "
                                                           "(seeded subset); None: all")
 

@@ -148,12 +148,11 @@ def test_split_word_patterns_give_each_element_one_words_sign_at_full_budget():
     assert torch.equal(out[0, :4, :4][~first], (spell.signs[1] * 5)[~first])
 
 
-@pytest.mark.parametrize("blind", [False, True])
-def test_mem_pattern_share_leaves_the_whole_budget_to_pgd_off_the_carrying_elements(blind):
+def test_mem_pattern_share_leaves_the_whole_budget_to_pgd_off_the_carrying_elements():
     split = _grey_split(16)
     surrogate = registry.create("victims", "tiny-rn")
     params = {**TINY["mem"], "eps": 6, "patterns": 6, "pattern_words": 2, "pattern_vocab": 2,
-              "pattern_layout": "split", "pattern_share": 0.5, "pattern_blind": blind}
+              "pattern_layout": "split", "pattern_share": 0.5}
     prot = registry.create("attacks", "mem", params).protect(split, surrogate, 0, torch.device("cpu"))
     verify("mem", prot, split, 6, surrogate.tokenizer())
     delta = prot.delta.astype(int)
