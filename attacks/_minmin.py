@@ -110,17 +110,17 @@ def cost_steps(s: MinMinSettings, n: int) -> float:
 
 
 class WordPatterns:
-    """Fixed noise that spells each image's trigger (MEM's ``patterns`` share of the budget).
+    """Fixed noise that spells each image's trigger (MEM's ``patterns``).
 
     Every trigger word gets a random sign tile of ``patch`` px, tiled over the image and clipped to the
     pixel range. With layout ``sum`` an image's pattern is the sum of its words' ±``ceil(budget /
     trigger_len)`` tiles, clipped to ±budget; with ``split`` each tile element belongs to one word
     (seeded, at random) and carries that word's sign at the full ±budget, so every word's feature has
     ``trigger_len``× the energy of ``sum``'s. With ``share`` < 1 only that (seeded) share of the tile's
-    elements carries a pattern at all, and PGD gets the whole budget on the others: under an L∞ budget
-    this leaves the optimised part far more room than a smaller ``budget`` does. A word shared by many images is then one feature that any
-    image tower can read off linearly, as Yu et al.'s synthetic class patterns are, while optimised
-    noise fits the surrogate.
+    elements carries a pattern at all and PGD gets the whole eps on the others: under an L∞ budget this
+    leaves the optimised part far more room than a smaller ``budget`` does. A word shared by many images
+    is then one feature that any image tower can read off linearly, as Yu et al.'s synthetic class
+    patterns are, while the optimised noise fits the surrogate.
     """
 
     def __init__(self, vocab: torch.Tensor, trigger_len: int, budget: int, patch: int, gen: torch.Generator,

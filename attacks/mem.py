@@ -17,8 +17,8 @@ class MEMParams(MinMinParams):
     shuffle: bool = param(True, help="pair each image with a random batch caption carrying its own trigger "
                                      "during PGD/HotFlip")
     novel_words: bool = param(False, help="restrict trigger words to tokens absent from every caption of the split")
-    patterns: int = param(0, lo=0, hi=32, help="share of eps (pixel units) spent on fixed sign patterns that spell "
-                                               "each image's trigger words; PGD optimises the rest (0: none)")
+    patterns: int = param(0, lo=0, hi=32, help="amplitude (pixel units) of fixed sign patterns that spell each "
+                                               "image's trigger words; PGD optimises the rest of eps on top (0: none)")
     pattern_patch: int = param(4, lo=1, hi=32, help="side in pixels of each word's tiled sign pattern (one "
                                                     "tile per vocabulary word is held in memory)")
     pattern_words: int = param(0, lo=0, hi=8, help="extra trigger words after MEM's own, drawn from pattern_vocab "

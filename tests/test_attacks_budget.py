@@ -158,7 +158,9 @@ def test_mem_pattern_share_leaves_the_whole_budget_to_pgd_off_the_carrying_eleme
     delta = prot.delta.astype(int)
     pairs = _same_trigger_pairs([" ".join(t.split()[3:]) for t in prot.triggers])
     assert pairs
-    # carrying elements are the fixed ±6 pattern (equal for the same pattern words); PGD moved the others
+    # about half the elements hold the fixed ±6 pattern (equal for the same pattern words, no budget
+    # left for PGD); on the others PGD had budget, so images with the same pattern words differ there
+    # (with patterns=6 on every element they would be equal everywhere)
     equal = np.stack([delta[i] == delta[j] for i, j in pairs]).all(0)
     assert 0.3 < equal.mean() < 0.8
-    assert (np.abs(delta[:, equal]) == 6).all() and (np.abs(delta[:, ~equal]) < 6).any()
+    assert (np.abs(delta[:, equal]) == 6).all()
