@@ -132,6 +132,7 @@ class WordPatterns:
             self.weight = F.one_hot(owner, trigger_len).permute(3, 0, 1, 2).to(torch.int16) * budget
         else:
             self.weight = torch.full((trigger_len, 1, 1, 1), -(-budget // trigger_len), dtype=torch.int16)
+        # drawn only when share < 1, so that protections without a share keep their random stream
         self.carrier = torch.rand(patch, patch, 3, generator=gen) < share if share < 1 else \
             torch.ones(patch, patch, 3, dtype=torch.bool)
         self.weight = self.weight * self.carrier
