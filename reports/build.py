@@ -1,6 +1,6 @@
 """``build_report``: every registered report plugin, every requested format, from ``cells/*.json``.
 
-Files go to ``RUN_DIR/report/``: ``report.md`` and ``report.html`` (the plugins' sections joined in
+Files go to ``RUN_DIR/report/`` (or ``--out``, which a report of several run directories needs): ``report.md`` and ``report.html`` (the plugins' sections joined in
 ``order``), and ``<plugin>.csv``, ``<plugin>.tex``, ``<plugin>.png``. The HTML page is self-contained:
 inline CSS, figures as data URIs, provenance in ``<details>`` elements — no script, no external asset,
 so it opens offline and can be archived as one file.
@@ -51,13 +51,14 @@ def parse_formats(text: str) -> list[str]:
 
 
 def html_page(run: RunResults, sections: list[str]) -> str:
-    title = f"ue-bench report: {run.run_dir.name}"
+    title = f"ue-bench report: {run.name}"
     ok, failed = len(run.ok), len(run.failed)
+    sources = ", ".join(f"<code>{formats.esc(d)}/cells/*.json</code>" for d in run.run_dirs)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
             f"<title>{formats.esc(title)}</title><style>{CSS}</style></head><body>"
             f"<h1>{formats.esc(title)}</h1><p class='note'>{ok} successful and {failed} failed cells, "
-            f"rebuilt from <code>{formats.esc(run.run_dir)}/cells/*.json</code>.</p>"
+            f"rebuilt from {sources}.</p>"
             + "".join(sections) + "</body></html>\n")
 
 
@@ -68,11 +69,15 @@ def _write(path: Path, content: str | bytes) -> None:
     os.replace(tmp, path)
 
 
-def build_report(run_dir: Path | str, fmts: Sequence[str] = FORMATS, out_dir: Path | None = None) -> list[Path]:
+def build_report(run_dirs: Path | str | Sequence[Path | str], fmts: Sequence[str] = FORMATS,
+                 out_dir: Path | None = None) -> list[Path]:
     """Render every plugin in every requested format it supports; return the files written.
-    Markdown links each figure's PNG, so ``md`` also writes the PNGs."""
-    run = load_run(run_dir)
-    out = Path(out_dir) if out_dir else run.run_dir / "report"
+    Markdown links each figure's PNG, so ``md`` also writes the PNGs. The report of several run
+    directories belongs to none of them, so it needs ``out_dir``."""
+    run = load_run(run_dirs)
+    if out_dir is None and len(run.run_dirs) > 1:
+        raise UsageError("--out: required when reporting several run directories")
+    out = Path(out_dir) if out_dir else run.run_dirs[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
     written, sections = [], {"md": [], "html": []}
     file_formats = [f for f in FORMATS if f in fmts or (f == "png" and "md" in fmts)]
@@ -87,7 +92,7 @@ def build_report(run_dir: Path | str, fmts: Sequence[str] = FORMATS, out_dir: Pa
                     _write(path, content)
                     written.append(path)
     if "md" in fmts:
-        text = f"# ue-bench report: {run.run_dir.name}\n\n" + "\n".join(s for s in sections["md"] if s)
+        text = f"# ue-bench report: {run.name}\n\n" + "\n".join(s for s in sections["md"] if s)
         _write(out / "report.md", text)
         written.append(out / "report.md")
     if "html" in fmts:

@@ -78,7 +78,7 @@ class Leaderboard(Report):
         for (_, row), cell_ids in zip(table.iterrows(), board["cells"]):
             ids = cell_ids.split(",")
             details = (f"<details><summary>{len(ids)} cells</summary>"
-                       + "".join(cell_details(run.cells[c]) for c in ids) + "</details>")
+                       + "".join(cell_details(run.cells[c], run.sources[c]) for c in ids) + "</details>")
             rows.append("<tr>" + "".join(f"<td>{formats.esc(v)}</td>" for v in row) + f"<td>{details}</td></tr>")
         return (f"<h3>{formats.esc(name)}</h3><div class='scroll'><table class='report leaderboard'>"
                 f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>")

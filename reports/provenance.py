@@ -5,6 +5,7 @@ number in the report can be traced back to the JSON it came from."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from . import formats
@@ -16,13 +17,15 @@ def _pre(obj: Any) -> str:
     return f"<pre>{formats.esc(json.dumps(obj, indent=1, sort_keys=True, default=str))}</pre>"
 
 
-def cell_details(cell: dict[str, Any]) -> str:
-    """A collapsed block naming the cell; open, it lists the provenance fields, then the whole record."""
+def cell_details(cell: dict[str, Any], source: Path) -> str:
+    """A collapsed block naming the cell; open, it lists the file it was read from and the provenance
+    fields, then the whole record."""
     lab = cell["labels"]
     prov = cell.get("provenance") or {}
     summary = (f"{lab['attack']} ← {lab['surrogate']} · {lab['defense']} · {lab['victim']} · seed {lab['seed']}"
                f" · ratio {lab['poison_ratio']:g} · {cell['status']} · <code>{formats.esc(cell['cell_id'])}</code>")
-    rows = [("device", prov.get("device", formats.DASH)), ("code version", prov.get("code_version", formats.DASH)),
+    rows = [("file", str(source)), ("device", prov.get("device", formats.DASH)),
+            ("code version", prov.get("code_version", formats.DASH)),
             ("python", prov.get("python", formats.DASH)), ("platform", prov.get("platform", formats.DASH)),
             ("wall time", f"{cell['wall_s']:.1f} s" if "wall_s" in cell else formats.DASH)]
     body = "".join(f"<tr><th>{formats.esc(k)}</th><td>{formats.esc(v)}</td></tr>" for k, v in rows)
@@ -53,7 +56,8 @@ class Cells(Report):
             if len(failed):
                 cols = ["attack", "surrogate", "defense", "victim", "seed", "poison_ratio", "cell_id", "error"]
                 text += "\n\n" + formats.markdown(failed[cols].astype(str).reset_index(drop=True))
-            return text + "\n\nProvenance of every cell: `cells/<cell_id>.json` or `report.html`.\n"
-        blocks = "".join(cell_details(run.cells[c]) for c in frame["cell_id"])
+            return (text + "\n\nProvenance of every cell: `cells/<cell_id>.json` of its run directory (the `source`"
+                    " column of `cells.csv`) or `report.html`.\n")
+        blocks = "".join(cell_details(run.cells[c], run.sources[c]) for c in frame["cell_id"])
         return (f"<section id='cells'><h2>{self.title}</h2><p class='note'>{len(run.frame)} cells, "
                 f"{len(failed)} failed (left out of every table). Open a cell for its provenance.</p>{blocks}</section>")

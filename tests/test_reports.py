@@ -161,6 +161,36 @@ def test_bad_format_and_empty_run_are_usage_errors(tmp_path):
         build_report(tmp_path)
 
 
+def test_several_run_directories_report_as_one(tmp_path):
+    """The fixture's cells split over two run directories, one cell copied into both, give the report of
+    the whole fixture; a cell whose two copies differ, or several directories without --out, are refused."""
+    first, second = tmp_path / "a" / "cells", tmp_path / "b" / "cells"
+    first.mkdir(parents=True)
+    second.mkdir(parents=True)
+    paths = sorted((FIXTURE / "cells").glob("*.json"))
+    for i, path in enumerate(paths):
+        shutil.copy(path, (first if i % 2 else second) / path.name)
+    shutil.copy(paths[1], second / paths[1].name)
+    merged = load_run([tmp_path / "a", tmp_path / "b"])
+    assert merged.name == "a + b" and len(merged.cells) == len(paths)
+    row = merged.frame[merged.frame["cell_id"] == paths[1].stem].iloc[0]
+    assert merged.sources[paths[1].stem] == first / paths[1].name and row["source"] == str(first / paths[1].name)
+    build_report(FIXTURE, ["md"], out_dir=tmp_path / "whole")
+    parser = argparse.ArgumentParser()
+    add_report_parser(parser.add_subparsers())
+    args = parser.parse_args(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "md",
+                              "--out", str(tmp_path / "split")])
+    assert args.func(args) == 0
+    whole, split = ((tmp_path / d / "report.md").read_text().split("\n", 1)[1] for d in ("whole", "split"))
+    assert split == whole
+    with pytest.raises(UsageError, match="--out"):
+        build_report([tmp_path / "a", tmp_path / "b"], ["md"])
+    changed = (second / paths[1].name).read_text().replace('"wall_s": ', '"wall_s": 1', 1)
+    (second / paths[1].name).write_text(changed)
+    with pytest.raises(UsageError, match=f"different results for cell {paths[1].stem}"):
+        load_run([tmp_path / "a", tmp_path / "b"])
+
+
 def test_render_text_still_prints_the_run_table(run):
     text = render_text(run.frame)
     assert text.startswith("retrieval on the clean test split") and "0.620 (0.026)" in text
