@@ -1,7 +1,8 @@
 """``build_report``: every registered report plugin, every requested format, from ``cells/*.json``.
 
-Files go to ``RUN_DIR/report/`` (or ``--out``, which a report of several run directories needs): ``report.md`` and ``report.html`` (the plugins' sections joined in
-``order``), and ``<plugin>.csv``, ``<plugin>.tex``, ``<plugin>.png``. The HTML page is self-contained:
+Files go to ``RUN_DIR/report/`` (or ``--out``, which a report of several run directories needs):
+``report.md`` and ``report.html`` (the plugins' sections joined in ``order``), and ``<plugin>.csv``,
+``<plugin>.tex``, ``<plugin>.png``. The HTML page is self-contained:
 inline CSS, figures as data URIs, provenance in ``<details>`` elements — no script, no external asset,
 so it opens offline and can be archived as one file.
 """
