@@ -60,6 +60,7 @@ class SyntheticNoise(Attack):
 
     Params = SyntheticParams
     version = "1"
+    presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
     def protect(self, split, surrogate, seed, device):
         p = self.params

@@ -28,6 +28,7 @@ class TAP(Attack):
 
     Params = TAPParams
     version = "1"
+    presets = {"tiny": {"surrogate_epochs": 1, "pgd_steps": 2, "batch_size": 16}}
 
     def protect(self, split, surrogate, seed, device):
         p = self.params

@@ -26,7 +26,7 @@ from pathlib import Path
 from ue_bench.data import PairDataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.registry import Plugin
+from ue_bench.dataset import Dataset
 
 from ._imports import Record, load_cached, split_train_test
 
@@ -91,7 +91,7 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto") ->
     return records, delim
 
 
-class CsvPairs(Plugin):
+class CsvPairs(Dataset):
     """Image-caption rows from a CSV/TSV file (open_clip's csv format); rows sharing an image are grouped."""
 
     Params = Params

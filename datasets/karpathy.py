@@ -21,7 +21,7 @@ from pathlib import Path
 from ue_bench.data import PairDataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.registry import Plugin
+from ue_bench.dataset import Dataset
 
 from ._imports import Record, load_cached
 
@@ -37,7 +37,7 @@ class Params:
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
-class Karpathy(Plugin):
+class Karpathy(Dataset):
     """Flickr8K/30K or MSCOCO from Karpathy's dataset_*.json split file and an image folder."""
 
     Params = Params

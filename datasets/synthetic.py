@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw
 
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.params import param
-from ue_bench.registry import Plugin
+from ue_bench.dataset import Dataset
 
 ATTRIBUTES = ("shape", "colour", "position", "size", "background")
 
@@ -167,11 +167,12 @@ class Params:
     seed: int = param(0, lo=0, help="dataset seed (independent of the run's training seeds)")
 
 
-class Synthetic(Plugin):
+class Synthetic(Dataset):
     """Rendered shapes (shape x colour x position x size x background) with paraphrased captions; test combos unseen."""
 
     Params = Params
     version = "1"
+    presets = {"tiny": {"size": 64, "test_size": 16}, "paper": {"resolution": 224}}
 
     def combinations(self) -> tuple[list[tuple], list[tuple]]:
         """The attribute tuples (shape, colour, position, size, background) of the train and test images.

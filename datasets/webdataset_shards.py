@@ -25,7 +25,7 @@ from pathlib import Path
 from ue_bench.data import PairDataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.registry import Plugin
+from ue_bench.dataset import Dataset
 
 from ._imports import Record, load_cached, split_train_test
 
@@ -101,7 +101,7 @@ def read_shards(shards: list[Path]) -> list[Record]:
     return records
 
 
-class WebdatasetShards(Plugin):
+class WebdatasetShards(Dataset):
     """Webdataset tar shards (image + txt per sample), read with tarfile; duplicate-image runs merged."""
 
     Params = Params

@@ -5,3 +5,5 @@ from ue_bench.defense import Defense
 
 class NoDefense(Defense):
     """No defense: train on the published data as is."""
+
+    is_baseline = True

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 
 from . import formats
-from .base import Report
-from .results import RunResults
+from ue_bench.report import Report
+from ue_bench.results import RunResults
+
 from .tables import costs
 
 COLUMNS = {"linf_mean": ("L∞ (/255)", 1), "l2_mean": ("L2 (pixel units)", 1), "psnr_mean": ("PSNR (dB)", 2),

@@ -23,8 +23,10 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from . import formats  # noqa: E402
-from .base import Report  # noqa: E402
-from .results import RunResults  # noqa: E402
+from ue_bench.report import Report  # noqa: E402
+from ue_bench.results import RunResults  # noqa: E402
+from ue_bench.schema import NO_SURROGATE  # noqa: E402
+
 from .tables import poison_curve, transfer  # noqa: E402
 
 STYLE = {**sns.axes_style("whitegrid"), **sns.plotting_context("notebook"), "figure.dpi": 110}
@@ -40,7 +42,8 @@ def _png(fig) -> bytes:
 def transfer_png(df: pd.DataFrame) -> bytes:
     """Rows of panels per (dataset, defense), one panel per attack: surrogate × victim mean recall,
     annotated with the value and its multiple of random guessing; one shared colour scale."""
-    boards = sorted(df.groupby(["dataset", "defense"]), key=lambda b: (b[0][0], b[0][1] != "none", b[0][1]))
+    boards = sorted(df.groupby(["dataset", "defense", "baseline_defense"]),
+                    key=lambda b: (b[0][0], not b[0][2], b[0][1]))
     attacks = sorted(df["attack"].unique())
     random = float(df["random"].iloc[0])
     top = max(float(np.nanmax(df[["mean_recall", "clean"]].to_numpy())), random * 1.01)
@@ -48,7 +51,7 @@ def transfer_png(df: pd.DataFrame) -> bytes:
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(boards), len(attacks), squeeze=False, layout="constrained",
                                  figsize=(1.5 + 3.0 * len(attacks), 0.8 + 2.8 * len(boards)))
-        for r, ((dataset, defense), board) in enumerate(boards):
+        for r, ((dataset, defense, _), board) in enumerate(boards):
             for c, attack in enumerate(attacks):
                 ax = axes[r][c]
                 sub = board[board["attack"] == attack]
@@ -74,8 +77,9 @@ def curve_png(df: pd.DataFrame) -> bytes:
     """One panel per (defense, victim): mean recall ± 95 % interval against poison ratio, one line
     per attack ← surrogate, random guessing dashed. Lines are shifted sideways by a small step each
     so that overlapping error bars stay apart."""
-    df = df.assign(protection=[a if s == "none" else f"{a} ← {s}" for a, s in zip(df["attack"], df["surrogate"])])
-    defenses = sorted(df["defense"].unique(), key=lambda d: (d != "none", d))
+    df = df.assign(protection=[a if s == NO_SURROGATE else f"{a} ← {s}" for a, s in zip(df["attack"], df["surrogate"])])
+    baseline = dict(zip(df["defense"], df["baseline_defense"]))
+    defenses = sorted(df["defense"].unique(), key=lambda d: (not baseline[d], d))
     victims = sorted(df["victim"].unique())
     names = sorted(df["protection"].unique())
     palette = dict(zip(names, sns.color_palette("colorblind", len(names))))

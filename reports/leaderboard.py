@@ -7,9 +7,10 @@ from __future__ import annotations
 import pandas as pd
 
 from . import formats
-from .base import Report
+from ue_bench.report import Report
+from ue_bench.results import RunResults
+
 from .provenance import cell_details
-from .results import RunResults
 from .tables import leaderboard
 
 NOTE = ("Score: the victim's mean recall (mean of i2t/t2i R@1/5/10) on the clean test split as a fraction "
@@ -39,8 +40,8 @@ def boards(run: RunResults):
     lb = leaderboard(run)
     if lb.empty:
         return []
-    keys = lb[["dataset", "defense"]].drop_duplicates()
-    keys = keys.assign(_d=keys["defense"] != "none").sort_values(["dataset", "_d", "defense"])
+    keys = lb[["dataset", "defense", "baseline_defense"]].drop_duplicates()
+    keys = keys.assign(_d=~keys["baseline_defense"]).sort_values(["dataset", "_d", "defense"])
     out = []
     for d, f in zip(keys["dataset"], keys["defense"]):
         board = lb[(lb["dataset"] == d) & (lb["defense"] == f)]

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from .base import Report
-from .results import RunResults
+from ue_bench.report import Report
+from ue_bench.results import RunResults
+
 
 
 def _pre(obj: Any) -> str:

@@ -9,34 +9,31 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ue_bench.metrics import METRIC_KEYS
+from ue_bench.report import Report
+from ue_bench.results import RunResults
+from ue_bench.schema import BY_KEY, METRIC_KEYS
 
 from . import formats
-from .base import Report
-from .results import RunResults
-from .tables import DERIVED, METRIC_NAMES, RANDOM_ROW, retrieval
-
-SHOWN = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_medr", "t2i_medr", "mean_recall")
+from .tables import DERIVED_KEYS, retrieval
 
 
 def render_text(df: pd.DataFrame) -> str:
-    """One row per (attack, surrogate, defense, victim, poison ratio), metrics averaged over seeds,
-    each recall followed by the random-guess level of the same split in brackets."""
+    """One row per (attack, surrogate, defense, victim, poison ratio) of a frame with ``results.csv``'s
+    columns, metrics averaged over seeds, each followed by the random-guess level of the same split."""
     ok = df[df["status"] == "ok"]
     if ok.empty:
         return "no successful cells"
     keys = ["attack", "surrogate", "defense", "victim", "poison_ratio"]
     grouped = ok.groupby(keys, sort=False)
-    mean = grouped[[*SHOWN, *(f"random_{k}" for k in SHOWN)]].mean()
+    mean = grouped[[*METRIC_KEYS, *(f"random_{k}" for k in METRIC_KEYS)]].mean()
     table = pd.DataFrame(index=mean.index)
     table["seeds"] = grouped["seed"].count()
-    for k in SHOWN:
-        fmt = "{:.1f} ({:.1f})" if k.endswith("medr") else "{:.3f} ({:.3f})"
-        table[k] = [fmt.format(v, r) for v, r in zip(mean[k], mean[f"random_{k}"])]
+    for k in METRIC_KEYS:
+        d = BY_KEY[k].digits
+        table[k] = [f"{v:.{d}f} ({r:.{d}f})" for v, r in zip(mean[k], mean[f"random_{k}"])]
     return "retrieval on the clean test split: value (random guess)\n" + table.reset_index().to_string(index=False)
 
 
-DIGITS = {"i2t_medr": 1, "t2i_medr": 1, "frac_clean": 2, "x_random": 2}
 ROW_COLUMNS = {"dataset": "dataset", "defense": "defense", "attack": "attack", "surrogate": "surrogate",
                "poison_ratio": "poison ratio"}
 
@@ -44,21 +41,22 @@ ROW_COLUMNS = {"dataset": "dataset", "defense": "defense", "attack": "attack", "
 def display(long: pd.DataFrame) -> pd.DataFrame:
     """The tidy table of ``tables.retrieval`` as strings: random-guess rows first, then clean rows,
     then protections; columns (victim, metric) as a two-level header."""
-    long = long.assign(text=[formats.value(m, h, n, DIGITS.get(k, 3))
+    long = long.assign(text=[formats.value(m, h, n, BY_KEY[k].digits)
                              for m, h, n, k in zip(long["mean"], long["half"], long["n"], long["metric"])],
                        poison_ratio=long["poison_ratio"].map(lambda r: "" if pd.isna(r) else f"{r:g}"))
-    keys = list(ROW_COLUMNS)
+    flags = ["random_row", "baseline_defense", "clean_attack"]
+    keys = [*ROW_COLUMNS, *flags]
     wide = long.pivot_table(index=keys, columns=["victim", "metric"], values="text", aggfunc="first",
                             sort=False)
     victims = sorted(long["victim"].unique())
-    wide = wide.reindex(columns=pd.MultiIndex.from_product([victims, [*METRIC_KEYS, *DERIVED]]))
-    wide.columns = pd.MultiIndex.from_tuples([(v, METRIC_NAMES[m]) for v, m in wide.columns])
+    wide = wide.reindex(columns=pd.MultiIndex.from_product([victims, [*METRIC_KEYS, *DERIVED_KEYS]]))
+    wide.columns = pd.MultiIndex.from_tuples([(v, BY_KEY[m].name) for v, m in wide.columns])
     keys_frame = wide.index.to_frame(index=False)
-    order = keys_frame.assign(_random=keys_frame["attack"] != RANDOM_ROW, _defended=keys_frame["defense"] != "none",
-                              _protected=keys_frame["attack"] != "none").sort_values(
+    order = keys_frame.assign(_random=~keys_frame["random_row"], _defended=~keys_frame["baseline_defense"],
+                              _protected=~keys_frame["clean_attack"]).sort_values(
         ["_random", "_defended", "defense", "_protected", "attack", "surrogate", "poison_ratio"],
         ascending=[True] * 6 + [False], kind="stable").index
-    rows = wide.reset_index().iloc[order]
+    rows = wide.reset_index().iloc[order].drop(columns=flags, level=0)
     if long["dataset"].nunique() == 1:
         rows = rows.drop(columns="dataset", level=0)
     rows.columns = pd.MultiIndex.from_tuples([("", ROW_COLUMNS[a]) if a in ROW_COLUMNS else (a, b)
@@ -77,7 +75,7 @@ def per_victim(table: pd.DataFrame, victim: str) -> pd.DataFrame:
 class RetrievalTable(Report):
     """Retrieval table: attack × victim × metric, mean ± 95 % CI over seeds, vs clean and random."""
 
-    formats = ("md", "csv", "latex", "html")
+    formats = ("md", "csv", "latex", "html", "text")
     title = "Retrieval on the clean test split"
     order = 20
     NOTE = ("Mean ± 95 % Student-t interval over seeds (n = 1: no interval, n shown). Recalls are fractions "
@@ -86,9 +84,11 @@ class RetrievalTable(Report):
             "seeds; “× random”: mean recall as a multiple of the random-guess level of the test split.")
 
     def render(self, run: RunResults, fmt: str) -> str:
+        if fmt == "text":
+            return render_text(run.frame)
         long = retrieval(run)
         if fmt == "csv":
-            return long.to_csv(index=False)
+            return long.drop(columns=["clean_attack", "baseline_defense", "random_row"]).to_csv(index=False)
         table = display(long)
         if fmt in ("md", "latex"):  # one table per victim: 11 metric columns each stay readable
             parts = {v: per_victim(table, v) for v in sorted(long["victim"].unique())}

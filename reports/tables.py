@@ -17,23 +17,20 @@ import math
 
 import pandas as pd
 
-from ue_bench.metrics import METRIC_KEYS
+from ue_bench.results import RunResults
+from ue_bench.schema import DERIVED, METRIC_KEYS, PROTECTION
 
-from .results import CLEAN_ATTACK, PROTECTION, RunResults
 from .stats import summarise
 
 ROW_KEYS = ("dataset", "attack", "surrogate", "defense", "poison_ratio")
-DERIVED = ("frac_clean", "x_random")
-METRIC_NAMES = {"i2t_r1": "i2t R@1", "i2t_r5": "i2t R@5", "i2t_r10": "i2t R@10", "t2i_r1": "t2i R@1",
-                "t2i_r5": "t2i R@5", "t2i_r10": "t2i R@10", "i2t_medr": "i2t medR", "t2i_medr": "t2i medR",
-                "mean_recall": "mean recall", "frac_clean": "× clean", "x_random": "× random"}
+DERIVED_KEYS = tuple(m.key for m in DERIVED)
 RANDOM_ROW = "random guess"
 
 
 def with_fractions(run: RunResults) -> pd.DataFrame:
     """The successful cells with ``frac_clean`` (seed-paired, see module doc) and ``x_random`` columns."""
     ok = run.ok.copy()
-    clean = ok[ok["attack"] == CLEAN_ATTACK][["dataset", "defense", "victim", "seed", "mean_recall"]]
+    clean = ok[ok["clean_attack"]][["dataset", "defense", "victim", "seed", "mean_recall"]]
     clean = clean.rename(columns={"mean_recall": "clean_mean_recall"})
     out = ok.merge(clean, on=["dataset", "defense", "victim", "seed"], how="left")
     out["frac_clean"] = out["mean_recall"] / out["clean_mean_recall"]
@@ -43,7 +40,7 @@ def with_fractions(run: RunResults) -> pd.DataFrame:
 
 def _row_order(df: pd.DataFrame) -> pd.DataFrame:
     """Clean rows first, then protections by defense, attack, surrogate and falling poison ratio."""
-    return df.assign(_clean=df["attack"] != CLEAN_ATTACK, _ratio=-df["poison_ratio"]).sort_values(
+    return df.assign(_clean=~df["clean_attack"], _ratio=-df["poison_ratio"]).sort_values(
         ["dataset", "_clean", "defense", "attack", "surrogate", "_ratio"], kind="stable").drop(
         columns=["_clean", "_ratio"])
 
@@ -54,18 +51,23 @@ def retrieval(run: RunResults) -> pd.DataFrame:
     cells = with_fractions(run)
     rows = []
     for key, group in cells.groupby([*ROW_KEYS, "victim"], sort=False):
-        for metric in (*METRIC_KEYS, *DERIVED):
-            if metric in DERIVED and key[1] == CLEAN_ATTACK:
+        for metric in (*METRIC_KEYS, *DERIVED_KEYS):
+            if metric in DERIVED_KEYS and group["clean_attack"].iloc[0]:
                 continue
             s = summarise(group[metric])
             rows.append({**dict(zip((*ROW_KEYS, "victim"), key)), "metric": metric, "mean": s.mean,
-                         "half": s.half, "n": s.n})
+                         "half": s.half, "n": s.n, "clean_attack": bool(group["clean_attack"].iloc[0]),
+                         "baseline_defense": bool(group["baseline_defense"].iloc[0])})
     for (dataset, victim), group in cells.groupby(["dataset", "victim"], sort=False):
         for metric in METRIC_KEYS:
             rows.append({"dataset": dataset, "attack": RANDOM_ROW, "surrogate": "", "defense": "",
                          "poison_ratio": math.nan, "victim": victim, "metric": metric,
-                         "mean": float(group[f"random_{metric}"].iloc[0]), "half": math.nan, "n": 0})
-    return pd.DataFrame(rows, columns=[*ROW_KEYS, "victim", "metric", "mean", "half", "n"])
+                         "mean": float(group[f"random_{metric}"].iloc[0]), "half": math.nan, "n": 0,
+                         "clean_attack": False, "baseline_defense": False, "random_row": True})
+    out = pd.DataFrame(rows, columns=[*ROW_KEYS, "victim", "metric", "mean", "half", "n", "clean_attack",
+                                      "baseline_defense", "random_row"])
+    out["random_row"] = out["random_row"].fillna(False).astype(bool)
+    return out
 
 
 def leaderboard(run: RunResults) -> pd.DataFrame:
@@ -79,7 +81,7 @@ def leaderboard(run: RunResults) -> pd.DataFrame:
     interval (n < 2) a protection is its mean. Columns ``frac_<victim>`` hold the per-victim fractions.
     """
     cells = with_fractions(run)
-    prot = cells[cells["attack"] != CLEAN_ATTACK]
+    prot = cells[~cells["clean_attack"]]
     rows = []
     for (dataset, defense), board in prot.groupby(["dataset", "defense"], sort=False):
         victims = sorted(cells.loc[cells["dataset"] == dataset, "victim"].unique())
@@ -87,7 +89,8 @@ def leaderboard(run: RunResults) -> pd.DataFrame:
             per_seed = group.pivot_table(index="seed", columns="victim", values="frac_clean", aggfunc="mean")
             per_seed = per_seed.reindex(columns=victims).dropna()
             s = summarise(per_seed.mean(axis=1))
-            row = {**dict(zip(PROTECTION, key)), "defense": defense, "score": s.mean, "half": s.half,
+            row = {**dict(zip(PROTECTION, key)), "defense": defense,
+                   "baseline_defense": bool(group["baseline_defense"].iloc[0]), "score": s.mean, "half": s.half,
                    "lo": s.lo, "hi": s.hi, "n": s.n, "seeds": ",".join(str(x) for x in per_seed.index),
                    "cells": ",".join(group.sort_values(["victim", "seed"])["cell_id"])}
             for v in victims:
@@ -108,7 +111,7 @@ def leaderboard(run: RunResults) -> pd.DataFrame:
 def costs(run: RunResults) -> pd.DataFrame:
     """Imperceptibility and cost per protection, over seeds: one value per protection artifact (a
     protection is shared by every victim and defense of its seed, so it is counted once)."""
-    prot = run.ok[run.ok["attack"] != CLEAN_ATTACK].drop_duplicates("protection_key")
+    prot = run.ok[~run.ok["clean_attack"]].drop_duplicates("protection_key")
     rows = []
     for key, group in prot.groupby(list(PROTECTION), sort=False):
         row = dict(zip(PROTECTION, key))
@@ -124,9 +127,10 @@ def transfer(run: RunResults) -> pd.DataFrame:
     """Victim mean recall per (dataset, defense, attack, surrogate, victim) at the run's largest poison
     ratio (the transfer question is asked at full protection), with the clean and random levels."""
     cells = with_fractions(run)
-    prot = cells[cells["attack"] != CLEAN_ATTACK]
+    prot = cells[~cells["clean_attack"]]
     prot = prot[prot["poison_ratio"] == prot["poison_ratio"].max()]
-    out = prot.groupby(["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"], sort=False).agg(
+    out = prot.groupby(["dataset", "defense", "baseline_defense", "attack", "surrogate", "victim", "poison_ratio"],
+                       sort=False).agg(
         mean_recall=("mean_recall", "mean"), n=("seed", "count"), random=("random_mean_recall", "first"),
         clean=("clean_mean_recall", "mean")).reset_index()
     return out
@@ -137,14 +141,17 @@ def poison_curve(run: RunResults) -> pd.DataFrame:
     every curve (nothing protected is the clean run)."""
     ok = run.ok
     rows = []
-    for key, group in ok.groupby(["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"], sort=False):
+    keys = ["dataset", "defense", "baseline_defense", "clean_attack", "attack", "surrogate", "victim", "poison_ratio"]
+    for key, group in ok.groupby(keys, sort=False):
         s = summarise(group["mean_recall"])
-        rows.append({**dict(zip(["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"], key)),
+        rows.append({**dict(zip(keys, key)),
                      "mean": s.mean, "half": s.half, "n": s.n, "random": float(group["random_mean_recall"].iloc[0])})
     df = pd.DataFrame(rows)
-    clean = df[df["attack"] == CLEAN_ATTACK]
-    curves = df[df["attack"] != CLEAN_ATTACK]
+    clean = df[df["clean_attack"]]
+    curves = df[~df["clean_attack"]]
     starts = curves[["dataset", "defense", "attack", "surrogate", "victim"]].drop_duplicates().merge(
-        clean.drop(columns=["attack", "surrogate"]), on=["dataset", "defense", "victim"])
+        clean.drop(columns=["attack", "surrogate", "clean_attack", "baseline_defense"]),
+        on=["dataset", "defense", "victim"])
+    starts["baseline_defense"] = starts["defense"].map(dict(zip(df["defense"], df["baseline_defense"])))
     return pd.concat([starts, curves], ignore_index=True).sort_values(
         ["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"]).reset_index(drop=True)

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ue_bench import fixture_run
 from ue_bench.errors import UsageError
 from ue_bench.reports import tables
-from ue_bench.reports.build import build_report, parse_formats
-from ue_bench.reports.cli import add_report_parser
-from ue_bench.reports.imperceptibility import imperceptibility
-from ue_bench.reports.results import load_run
+from ue_bench.reporting import add_report_parser, build_report, parse_formats
+from ue_bench.imperceptibility import imperceptibility
+from ue_bench.results import load_run
 from ue_bench.reports.retrieval_table import render_text
 from ue_bench.reports.stats import summarise, t_quantile_975
 
@@ -44,11 +44,7 @@ def test_summary_without_spread_has_no_interval():
 
 
 def test_generator_reproduces_the_checked_in_fixture(tmp_path):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("generate", FIXTURE / "generate.py")
-    gen = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(gen)
-    gen.write(tmp_path)
+    fixture_run.write(tmp_path)
     made = sorted(p.name for p in (tmp_path / "cells").glob("*.json"))
     assert made == sorted(p.name for p in (FIXTURE / "cells").glob("*.json"))
     for name in made:

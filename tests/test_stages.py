@@ -7,7 +7,7 @@ import pytest
 
 from ue_bench.cache import ArtifactStore
 from ue_bench.data import PairSplit
-from ue_bench.stages import load_published
+from ue_bench.stages import ProtectionArtifact, publish_split
 
 
 def split(n: int = 6) -> PairSplit:
@@ -34,7 +34,7 @@ def test_published_split_protects_exactly_the_subset(tmp_path, idx):
     np.save(folder / "indices.npy", idx)
     np.save(folder / "delta.npy", np.full((len(idx), 4, 4, 3), 3, dtype=np.int16))
     (folder / "triggers.json").write_text(json.dumps(["zq"] * len(idx)))
-    out = load_published(ArtifactStore(tmp_path), "k", train)
+    out = publish_split(train, ProtectionArtifact("k", folder, {}))
     assert np.array_equal(train.images, before)                         # the input is never modified
     hit = np.isin(np.arange(len(train)), idx)
     expected = np.where(hit[:, None, None, None], np.clip(before.astype(int) + 3, 0, 255), before)

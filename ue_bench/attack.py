@@ -3,6 +3,18 @@
 An attack sees the clean train split, a surrogate victim (to build and train itself, if it needs one),
 a seed and a device, and returns a :class:`~ue_bench.protection.Protection`. Its budget is its ``eps``
 parameter in pixel units out of 255 (``eps=8`` means 8/255); the harness enforces it.
+
+Contract (checked by the harness on every protection, :func:`ue_bench.protection.verify`, and by the
+conformance checks of :mod:`ue_bench.testing`):
+
+* ``delta``: an integer array ``[N, H, W, 3]`` (N, H, W of the split) in pixel units with
+  ``|delta| <= eps`` everywhere, no NaN; or None for attacks that leave images alone. Int16 is the
+  stored dtype. What is published is ``clip(image + delta, 0, 255)`` as uint8.
+* ``triggers``: None, or one string per image, a clean text prefix (no surrounding whitespace, no
+  newline) that survives the surrogate tokenizer's encode → decode → encode unchanged.
+* The same seed on the same device gives the same protection (bit for bit).
+* Errors: :class:`~ue_bench.errors.UsageError` for a configuration the attack cannot honour (e.g. no
+  surrogate where one is needed); anything else marks the cell failed with its traceback.
 """
 
 from __future__ import annotations
@@ -13,7 +25,7 @@ import torch
 
 from .data import PairSplit
 from .protection import Protection
-from .registry import Plugin
+from .plugin import Plugin
 
 
 class Attack(Plugin, abc.ABC):

@@ -14,15 +14,17 @@ import os
 import shutil
 import socket
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from .atomic import building, write_json
 
 MANIFEST = "manifest.json"
 
 
 def file_sha256(path: Path) -> str:
+    """sha256 of a file's bytes, read in 1 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -30,9 +32,15 @@ def file_sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def canonical_sha256(obj: Any) -> str:
+    """sha256 of a JSON-serialisable object in canonical form (sorted keys): the one identity hash of
+    configurations (cell ids, artifact keys)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def artifact_key(deps: Any) -> str:
-    """The key of an artifact: sha256 of its dependencies in canonical JSON."""
-    return hashlib.sha256(json.dumps(deps, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    """The key of an artifact: the first 24 hex digits of :func:`canonical_sha256` of its dependencies."""
+    return canonical_sha256(deps)[:24]
 
 
 def _alive(pid: int) -> bool:
@@ -100,30 +108,19 @@ class ArtifactStore:
             shutil.rmtree(folder, ignore_errors=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
         self._remove_orphans(folder.parent, key)
-        tmp = folder.parent / f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
         try:
-            start = time.perf_counter()
-            extra = build(tmp) or {}
-            files = {
-                p.name: {"sha256": file_sha256(p), "size": p.stat().st_size}
-                for p in sorted(tmp.iterdir()) if p.is_file()
-            }
-            manifest = {"stage": stage, "key": key, "deps": deps, "files": files,
-                        "build_s": time.perf_counter() - start, "created": time.time(), **extra}
-            with open(tmp / MANIFEST, "w") as fh:
-                json.dump(manifest, fh, indent=2, sort_keys=True, default=str)
-                fh.flush()
-                os.fsync(fh.fileno())
-            try:
-                os.rename(tmp, folder)
-            except OSError:
-                # another worker finished the same artifact first; keep theirs if it is valid
-                if not self._valid(folder):
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            with building(folder, prefix=f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-") as tmp:
+                start = time.perf_counter()
+                extra = build(tmp) or {}
+                files = {
+                    p.name: {"sha256": file_sha256(p), "size": p.stat().st_size}
+                    for p in sorted(tmp.iterdir()) if p.is_file()
+                }
+                write_json(tmp / MANIFEST, {"stage": stage, "key": key, "deps": deps, "files": files,
+                                            "build_s": time.perf_counter() - start, "created": time.time(), **extra})
+        except OSError:
+            # another worker finished the same artifact first (the rename failed); keep theirs if valid
+            if not self._valid(folder):
+                raise
         self.builds[stage] = self.builds.get(stage, 0) + 1
         return folder, True

@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from . import registry
+from .atomic import write_json
 from .device import auto_device
 from .errors import UsageError
-from .harness import write_json_atomic
 from .params import describe
+from .paths import default_cache, prepare_writable
 from .runconfig import build_run_config
 
 
@@ -42,24 +41,14 @@ def _ratio_list(text: str, flag: str) -> list[float]:
     return values
 
 
-def _prepare_out(path: Path, flag: str = "--out") -> Path:
-    """Check that ``path`` can be created and written, by creating and removing a probe folder in
-    its nearest existing ancestor, so that nothing is left behind when the run is refused."""
-    existing = next((p for p in [path, *path.parents] if p.exists()), None)
-    if existing is None or not existing.is_dir():
-        raise UsageError(f"{flag}: {path} cannot be created ({existing} is not a directory)")
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".ue-bench-probe-", dir=existing))
-    except OSError as exc:
-        raise UsageError(f"{flag}: {path} is not writable ({exc.strerror} in {existing})") from None
-    return path
-
-
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every registered plugin with its summary (and parameters with ``-v``); broken plugins are listed
+    last per family with their entry point, distribution and error, and do not stop the listing."""
     families = [args.family] if args.family else list(registry.FAMILIES)
     for family in families:
         print(f"{family}:")
-        for name in registry.names(family):
+        broken = registry.broken(family)
+        for name in registry.usable(family):
             cls = registry.get(family, name)
             print(f"  {name:<16} {cls.summary()}")
             if args.verbose:
@@ -67,18 +56,16 @@ def cmd_list(args: argparse.Namespace) -> int:
                     bounds = f" [{p['lo']}, {p['hi']}]" if p["lo"] is not None or p["hi"] is not None else ""
                     choices = f" one of {list(p['choices'])}" if p["choices"] else ""
                     print(f"      {p['name']}: {p['type']} = {p['default']!r}{bounds}{choices}  {p['help']}")
+        for b in broken:
+            print(f"  {b.entry.name:<16} BROKEN: {b.error}")
     return 0
 
 
-def _default_cache() -> Path:
-    return Path(os.environ.get("UE_BENCH_CACHE") or Path.home() / ".cache" / "ue-bench")
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    from .executors import run_local, run_ray
-    from .harness import dataset_key, plan, write_results_csv
-    from .reports.build import build_report
-    from .reports.retrieval_table import render_text
+    from .matrix import dataset_key, plan
+    from .reporting import build_report, render_text
+    from .results import write_results_csv
+    from .runner import run_cells
 
     flags = {"dataset": args.dataset, "attacks": args.attacks, "surrogates": args.surrogates,
              "defenses": args.defenses, "victims": args.victims, "seeds": args.seeds,
@@ -99,8 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
     threads = cfg.values["threads"]
     threads = _int_list(str(threads), "--threads")[0] if threads not in (None, "") else None
-    out = _prepare_out(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    cache = _prepare_out(Path(args.cache) if args.cache else _default_cache(), "--cache")
+    out = prepare_writable(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
     loaded = {dataset_key(ds): ds.load() for ds in datasets}
@@ -118,16 +105,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(describe_plan(cells, loaded, out, cache, device))
         return 0
     out.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
+    write_json(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
                                          "sources": cfg.sources, "cells": [c.cell_id for c in cells]})
     print(f"{len(cells)} cell(s) on {device}, executor {executor}; results in {out}, artifacts in {cache}",
           file=sys.stderr)
-    if executor == "ray":
-        results = run_ray(cells, out, cache, str(cfg.values["device"]), threads, args.ray_address, loaded)
-    else:
-        results = run_local(cells, out, cache, str(cfg.values["device"]), threads, loaded)
-    df = write_results_csv(out, [c.cell_id for c in cells])
-    print(render_text(df))
+    results = run_cells(cells, out, cache, str(cfg.values["device"]), threads, executor, loaded, args.ray_address)
+    write_results_csv(out, [c.cell_id for c in cells])
+    print(render_text(out))
     build_report(out)
     print(f"report: {out / 'report'}", file=sys.stderr)
     failed = sum(r["status"] != "ok" for r in results)
@@ -167,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     from .protect_cmd import add_protect_parser
-    from .reports.cli import add_report_parser
+    from .reporting import add_report_parser
     add_report_parser(sub)
     add_protect_parser(sub)
     return parser

@@ -12,7 +12,8 @@ from . import stages
 from .cache import ArtifactStore
 from .cost import step_seconds
 from .data import PairDataset
-from .harness import cell_finished, dataset_key
+from .matrix import dataset_key
+from .results import cell_finished
 from .training import steps_per_epoch
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
@@ -40,7 +41,8 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
     rows, seen_prot, seen_victim = [], set(), set()
     for cell in cells:
         data = loaded[dataset_key(cell.dataset)]
-        keys = stages.stage_keys(cell, data)
+        keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
+                                 cell.poison_ratio)
         done = cell_finished(out, cell.cell_id)
         prot_state = store.status("protection", keys["protection"])
         vic_state = store.status("victim", keys["victim"])

@@ -25,21 +25,19 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import os
-import shutil
 import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .atomic import building, write_json
 from .cache import file_sha256
 from .data import PairSplit
 from .errors import UsageError
-from .protection import Protection, publish
+from .protection import Protection, published_chunks
 
 LOSSLESS = ("png",)
 LOSSY = ("jpg",)
@@ -68,13 +66,6 @@ def check_image_format(image_format: str, force_lossy: bool) -> None:
         raise UsageError(f"--image-format: expected one of {list(LOSSLESS + LOSSY)}, got {image_format!r}")
 
 
-def chunks(n: int, size: int | None = None):
-    """``(start, stop)`` ranges covering ``range(n)``, ``CHUNK`` long by default."""
-    size = size or CHUNK
-    for a in range(0, n, size):
-        yield a, min(n, a + size)
-
-
 class SplitHasher:
     """:meth:`PairSplit.fingerprint` fed chunk by chunk (equal digests, tested), so that a split that
     is only ever seen in chunks, like the published copy, can be hashed without materialising it."""
@@ -93,15 +84,6 @@ class SplitHasher:
             h.update(b"\x1e")
             h.update("\x1f".join(caps).encode("utf-8"))
         return h.hexdigest()
-
-
-def published_chunks(split: PairSplit, protection: Protection):
-    """``(start, protected PairSplit)`` per chunk, through :func:`ue_bench.protection.publish`."""
-    for a, b in chunks(len(split)):
-        part = PairSplit(split.images[a:b], split.captions[a:b], meta=split.meta)
-        delta = None if protection.delta is None else protection.delta[a:b]
-        triggers = None if protection.triggers is None else protection.triggers[a:b]
-        yield a, publish(part, Protection(delta=delta, triggers=triggers))
 
 
 def _encode(image: np.ndarray, image_format: str) -> bytes:
@@ -178,12 +160,11 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
     """Write the protected ``split`` to ``out`` (see the module docstring); returns the manifest,
     completed with the layout, the written files' hashes and the open_clip arguments to train on it."""
     prepare_out(out)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with building(out) as tmp:
         hasher = SplitHasher(split.images.shape)
 
         def parts():
-            for a, part in published_chunks(split, protection):
+            for a, part in published_chunks(split, protection, CHUNK):
                 hasher.add(part)
                 yield a, part
 
@@ -192,10 +173,5 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
         manifest = {**manifest, "format": layout.format, "image_format": image_format,
                     "n_images": len(split), "n_captions": sum(len(c) for c in split.captions),
                     "resolution": split.resolution, "published_sha256": hasher.hexdigest(), **written}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_json(tmp / "manifest.json", manifest)
     return manifest

@@ -24,8 +24,8 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-KS = (1, 5, 10)
-METRIC_KEYS = ("i2t_r1", "i2t_r5", "i2t_r10", "t2i_r1", "t2i_r5", "t2i_r10", "i2t_medr", "t2i_medr", "mean_recall")
+from .schema import KS
+
 
 
 def _prepare(image_emb: torch.Tensor, text_emb: torch.Tensor,

@@ -1,11 +1,13 @@
 """``ue-bench protect``: the data owner's command — protect a dataset's train split and write a copy
 that CLIP trainers (open_clip's ``--dataset-type csv`` or ``webdataset``) read as they are.
 
-The attack runs exactly as in a benchmark cell (``attack.protect`` on the split, then the harness's
-:func:`~ue_bench.protection.verify`, then :func:`~ue_bench.protection.publish`), so what is
-published is what ``ue-bench run`` measures. Verification and publishing go chunk by chunk over the
-memory-mapped images and the delta, so their memory does not grow with the dataset. The input is
-only read; the copy and its manifest go to a new ``--out`` folder (see :mod:`ue_bench.export`).
+The attack runs through the same protect stage as a benchmark cell (:func:`ue_bench.stages.protect`:
+``attack.protect`` on the split, the harness's :func:`~ue_bench.protection.verify`, the artifact stored
+under ``--cache``), so what is published is what ``ue-bench run`` measures, and a killed ``protect``
+rerun with the same arguments finds its finished protection instead of computing it again. Publishing
+goes chunk by chunk over the memory-mapped images and delta, so its memory does not grow with the
+dataset. The input is only read; the copy and its manifest go to a new ``--out`` folder (see
+:mod:`ue_bench.export`).
 """
 
 from __future__ import annotations
@@ -13,16 +15,14 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
-
-from . import __version__, registry
+from . import __version__, registry, stages
+from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
-from .export import Layout, check_image_format, chunks, export_protected, prepare_out
-from .protection import Protection, verify
+from .export import Layout, check_image_format, export_protected, prepare_out
+from .paths import default_cache, prepare_writable
 from .provenance import environment
 
 
@@ -36,6 +36,7 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--out", required=True, help="new folder for the protected copy (must not exist or be empty)")
+    p.add_argument("--cache", help="artifact store for the protection (default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
     p.add_argument("--format", choices=("csv", "webdataset"),
                    help="output layout (default: the input's: webdataset for webdataset shards, else csv)")
     p.add_argument("--image-format", default="png", help="png (lossless, default) or jpg (lossy: needs --force-lossy)")
@@ -62,20 +63,12 @@ def _positive_int(text: str, flag: str, lo: int) -> int:
 
 
 def _layout(dataset, fmt: str | None, shard_size: int) -> Layout:
-    """The input's own layout (a dataset plugin may define ``export_layout()``), unless ``--format``
-    asks for another, which then gets open_clip's defaults."""
-    own = dataset.export_layout() if hasattr(dataset, "export_layout") else {"format": "csv"}
+    """The input's own layout (``Dataset.export_layout()``), unless ``--format`` asks for another,
+    which then gets open_clip's defaults."""
+    own = dataset.export_layout()
     if fmt is not None and fmt != own["format"]:
         own = {"format": fmt}
     return Layout(**own, shard_size=shard_size)
-
-
-def _linf(protection: Protection) -> dict:
-    if protection.delta is None:
-        return {"linf_max": 0, "linf_mean": 0.0}
-    per = np.concatenate([np.abs(protection.delta[a:b].reshape(b - a, -1).astype(np.int32)).max(1)
-                          for a, b in chunks(len(protection.delta))])
-    return {"linf_max": int(per.max()), "linf_mean": float(per.mean())}
 
 
 def _shell(args: list[str]) -> str:
@@ -92,6 +85,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     surrogate = _one("victims", args.surrogate, "--surrogate")
     out = Path(args.out)
     prepare_out(out)
+    cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
     layout = _layout(dataset, args.format, shard_size)
     data = dataset.load()
@@ -101,23 +95,21 @@ def cmd_protect(args: argparse.Namespace) -> int:
                          f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)
-    start = time.perf_counter()
-    protection = attack.protect(train, surrogate, seed, device)
-    seconds = time.perf_counter() - start
     try:
-        # the tokenizer (~250 MB of BPE tables) is only needed to check text triggers
-        tokenizer = surrogate.tokenizer() if protection.triggers is not None else None
-        verify(attack.name, protection, train, attack.budget(), tokenizer)
+        artifact = stages.protect(ArtifactStore(cache), attack, surrogate if attack.uses_surrogate else None,
+                                  train, seed, 1.0, device)
     except ProtectionRejected as exc:
         print(f"ue-bench: protection rejected, nothing written: {exc}", file=sys.stderr)
         return 1
+    protection, info = artifact.protection(), artifact.info
     eps = attack.budget()
     manifest = {
         "ue_bench_version": __version__, "attack": attack.spec(),
         "surrogate": surrogate.spec() if attack.uses_surrogate else None,
-        "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255, **_linf(protection),
-        "protect_s": seconds, "attack_meta": protection.meta, "environment": environment(device),
-        "source_sha256": train.fingerprint(), "protection_sha256": protection.fingerprint(),
+        "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255,
+        "linf_mean": info.get("linf_mean", 0.0), "linf_max": info.get("linf_max", 0), "protect_s": info["protect_s"], "protection_key": artifact.key,
+        "attack_meta": info["attack_meta"], "environment": environment(device),
+        "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }
     manifest = export_protected(out, train, protection, layout, args.image_format, manifest)
     print(f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}; "

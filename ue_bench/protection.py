@@ -51,38 +51,105 @@ def publish(split: PairSplit, protection: Protection) -> PairSplit:
     return PairSplit(images, captions, meta={**split.meta, "protected": True})
 
 
-def verify(name: str, protection: Protection, split: PairSplit, eps: int, tokenizer=None) -> None:
-    """Refuse a protection that breaks the contract, naming the plugin and the first bad sample.
+def published_chunks(split: PairSplit, protection: Protection, size: int = CHUNK):
+    """``(start, protected PairSplit)`` per chunk of ``size`` images, through :func:`publish`, so a
+    protected copy can be measured or written without being held in memory whole."""
+    for a in range(0, len(split), size):
+        b = min(len(split), a + size)
+        part = PairSplit(split.images[a:b], split.captions[a:b], meta=split.meta)
+        delta = None if protection.delta is None else protection.delta[a:b]
+        triggers = None if protection.triggers is None else protection.triggers[a:b]
+        yield a, publish(part, Protection(delta=delta, triggers=triggers))
 
-    Checks: delta shape and integer dtype, no NaN, L∞ ≤ ``eps`` pixel units; one trigger per image,
-    and (with a tokenizer) that each trigger survives encode → decode → encode unchanged, since a
-    trigger that a scraper's tokenizer would split differently is not what the attack optimised.
-    """
-    n = len(split)
+
+def _check_type(protection, split, eps, tokenizer) -> str | None:
+    if not isinstance(protection, Protection):
+        return f"returned {type(protection).__name__}, expected ue_bench.protection.Protection"
     d = protection.delta
-    if d is not None:
-        if d.shape != split.images.shape:
-            raise ProtectionRejected(f"attack {name!r}: delta shape {d.shape} != images {split.images.shape}")
-        if not np.issubdtype(d.dtype, np.integer):
-            bad = np.argwhere(~np.isfinite(d.reshape(n, -1)).all(1)) if np.issubdtype(d.dtype, np.floating) else []
-            where = f" (sample {int(bad[0][0])} has NaN/inf)" if len(bad) else ""
-            raise ProtectionRejected(f"attack {name!r}: delta must be integer pixel units, got {d.dtype}{where}")
-        for start in range(0, n, CHUNK):  # chunked: an int32 copy of a large delta would not fit in memory
-            linf = np.abs(d[start:start + CHUNK].reshape(-1, d[0].size).astype(np.int32)).max(1)
-            if (linf > eps).any():
-                i = int(np.argmax(linf > eps))
-                raise ProtectionRejected(
-                    f"attack {name!r}: sample {start + i} has L∞ {int(linf[i])} > budget {eps}/255")
+    if d is not None and not isinstance(d, np.ndarray):
+        return f"delta is a {type(d).__name__}, expected a numpy array"
     t = protection.triggers
-    if t is not None:
-        if len(t) != n:
-            raise ProtectionRejected(f"attack {name!r}: {len(t)} triggers for {n} images")
-        for i, trig in enumerate(t):
-            if not isinstance(trig, str) or trig != trig.strip() or "\n" in trig:
-                raise ProtectionRejected(f"attack {name!r}: sample {i} trigger {trig!r} is not a clean text prefix")
-            if tokenizer is not None and trig and not trigger_round_trips(tokenizer, trig):
-                raise ProtectionRejected(
-                    f"attack {name!r}: sample {i} trigger {trig!r} does not survive decode → re-tokenise")
+    if t is not None and not isinstance(t, (list, tuple)):
+        return f"triggers is a {type(t).__name__}, expected a list of strings"
+    return None
+
+
+def _check_shape(protection, split, eps, tokenizer) -> str | None:
+    d = protection.delta
+    if d is not None and d.shape != split.images.shape:
+        return f"delta shape {d.shape} != images {split.images.shape}"
+    return None
+
+
+def _finite_rows(d: np.ndarray, start: int, stop: int) -> np.ndarray:
+    return np.isfinite(d[start:stop].reshape(stop - start, -1)).all(1)
+
+
+def _check_finite(protection, split, eps, tokenizer) -> str | None:
+    d = protection.delta
+    if d is None or not np.issubdtype(d.dtype, np.floating):
+        return None
+    for start in range(0, len(d), CHUNK):
+        ok = _finite_rows(d, start, min(len(d), start + CHUNK))
+        if not ok.all():
+            return f"sample {start + int(np.argmin(ok))} has NaN/inf in its delta"
+    return None
+
+
+def _check_integer(protection, split, eps, tokenizer) -> str | None:
+    d = protection.delta
+    if d is not None and not np.issubdtype(d.dtype, np.integer):
+        return f"delta must be integer pixel units (0..255 scale), got {d.dtype}"
+    return None
+
+
+def _check_budget(protection, split, eps, tokenizer) -> str | None:
+    d = protection.delta
+    if d is None or not np.issubdtype(d.dtype, np.number):
+        return None
+    for start in range(0, len(d), CHUNK):  # chunked: a wide copy of a large delta would not fit in memory
+        part = d[start:start + CHUNK].reshape(len(d[start:start + CHUNK]), -1)
+        linf = np.abs(part.astype(np.float64)).max(1)
+        bad = ~(linf <= eps)  # NaN counts as over budget
+        if bad.any():
+            i = int(np.argmax(bad))
+            return f"sample {start + i} has L∞ {linf[i]:g} > budget {eps}/255"
+    return None
+
+
+def _check_triggers(protection, split, eps, tokenizer) -> str | None:
+    t = protection.triggers
+    if t is None:
+        return None
+    if len(t) != len(split):
+        return f"{len(t)} triggers for {len(split)} images"
+    for i, trig in enumerate(t):
+        if not isinstance(trig, str) or trig != trig.strip() or "\n" in trig:
+            return f"sample {i} trigger {trig!r} is not a clean text prefix"
+        if tokenizer is not None and trig and not trigger_round_trips(tokenizer, trig):
+            return f"sample {i} trigger {trig!r} does not survive decode → re-tokenise"
+    return None
+
+
+#: The harness's checks on every protection, in order: (name, check). A check returns None when the
+#: protection passes it, else one line naming the first bad sample. Later checks assume earlier ones.
+CHECKS = (("type", _check_type), ("delta-shape", _check_shape), ("delta-finite", _check_finite),
+          ("delta-integer", _check_integer), ("budget", _check_budget), ("triggers", _check_triggers))
+
+
+def verify(name: str, protection: Protection, split: PairSplit, eps: int, tokenizer=None) -> None:
+    """Refuse a protection that breaks the contract (raises :class:`ProtectionRejected` with one line
+    naming the plugin, the check and the first bad sample).
+
+    Checks (:data:`CHECKS`): a :class:`Protection`; delta shape; no NaN; integer dtype; L∞ ≤ ``eps``
+    pixel units; one trigger per image, a clean text prefix that (with a tokenizer) survives encode →
+    decode → encode unchanged, since a trigger that a scraper's tokenizer would split differently is
+    not what the attack optimised.
+    """
+    for check, fn in CHECKS:
+        problem = fn(protection, split, eps, tokenizer)
+        if problem:
+            raise ProtectionRejected(f"attack {name!r} failed check {check}: {problem}")
 
 
 def trigger_round_trips(tokenizer, trigger: str) -> bool:

@@ -1,65 +1,96 @@
-"""One registry for every plugin family, fed by entry points.
+"""One registry for every plugin family, fed by entry points (and, in-process, by :func:`register`).
 
 Built-in plugins are declared in ``pyproject.toml`` under the same entry-point groups a third-party
 package uses (``ue_bench.attacks``, ``ue_bench.victims``, ...), so there is one discovery path and the
-built-ins double as examples. A plugin is a class with a ``Params`` dataclass (see ``params.py``), a
-``version`` string that enters cache keys, and a one-line docstring shown by ``ue-bench list``.
+built-ins double as examples. Entry points are read from the installed distributions' metadata: a
+plugin added to (or renamed in) a ``pyproject.toml`` is seen after ``pip install -e .`` of that
+package again; editing the code of an already declared plugin needs no reinstall. :func:`register`
+adds a class in the running process only (tests, notebooks), as timm's ``register_model`` does.
+
+Every class is checked against its family's base when it is loaded (:data:`BASES`): an attack declared
+as a defense, a class without a ``Params`` dataclass or with unimplemented abstract methods is refused
+with an error naming the entry point and its distribution. A plugin that cannot be imported or fails
+that check is *broken*: :func:`broken` lists it, ``ue-bench list`` shows it, and nothing that does not
+ask for it is affected.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, ClassVar
+from typing import Any
 
+from .attack import Attack
+from .dataset import Dataset
+from .defense import Defense
 from .errors import UsageError
-from .params import NoParams, build_params, parse_specs
+from .params import build_params, parse_specs
+from .plugin import Plugin
+from .report import Report
+from .victim import Victim
 
-FAMILIES = ("attacks", "victims", "datasets", "defenses", "reports")
+#: Each family's entry-point group is ``ue_bench.<family>``; its classes must derive from its base.
+BASES: dict[str, type[Plugin]] = {"attacks": Attack, "victims": Victim, "datasets": Dataset,
+                                  "defenses": Defense, "reports": Report}
+FAMILIES = tuple(BASES)
 
-
-class Plugin:
-    """Base of all plugins: holds the registered name and the validated parameters."""
-
-    Params: ClassVar[type] = NoParams
-    version: ClassVar[str] = "1"
-
-    def __init__(self, params: Any = None, name: str | None = None) -> None:
-        self.params = params if params is not None else self.Params()
-        self.name = name or type(self).__name__.lower()
-
-    def spec(self) -> dict[str, Any]:
-        """Everything that identifies this configured plugin: the basis of cache keys and provenance."""
-        return {"name": self.name, "version": self.version, "params": dataclasses.asdict(self.params)}
-
-    def label(self) -> str:
-        """``name`` or ``name:k=v,...`` listing only the parameters that differ from their defaults."""
-        default = dataclasses.asdict(self.Params())
-        changed = {k: v for k, v in dataclasses.asdict(self.params).items() if default.get(k) != v}
-        return self.name if not changed else self.name + ":" + ",".join(f"{k}={v}" for k, v in changed.items())
-
-    @classmethod
-    def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+_REGISTERED: dict[str, dict[str, type]] = {f: {} for f in FAMILIES}
 
 
-@dataclass
-class _Entry:
+@dataclass(frozen=True)
+class Entry:
+    """Where a plugin comes from: its entry point (``target``, ``module:Class``) and distribution."""
+
+    family: str
     name: str
     target: str
-    loader: Any
+    distribution: str
+    load: Any
+
+    def where(self) -> str:
+        return f"entry point ue_bench.{self.family}:{self.name} -> {self.target} ({self.distribution})"
 
 
-def _entries(family: str) -> dict[str, _Entry]:
-    group = f"ue_bench.{family}"
-    return {ep.name: _Entry(ep.name, ep.value, ep.load) for ep in entry_points(group=group)}
+@dataclass(frozen=True)
+class Broken:
+    """A plugin that cannot be used, with the reason (one line)."""
+
+    entry: Entry
+    error: str
 
 
-def names(family: str) -> list[str]:
+def _entries(family: str) -> dict[str, Entry]:
+    found = {}
+    for ep in entry_points(group=f"ue_bench.{family}"):
+        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown distribution"
+        found[ep.name] = Entry(family, ep.name, ep.value, dist, ep.load)
+    for name, cls in _REGISTERED[family].items():
+        found[name] = Entry(family, name, f"{cls.__module__}:{cls.__qualname__}", "registered in-process",
+                            lambda cls=cls: cls)
+    return found
+
+
+def register(family: str, name: str, cls: type | None = None):
+    """Register ``cls`` as plugin ``name`` of ``family`` in this process (checked like an entry point);
+    without ``cls``, a class decorator. Returns the class."""
     _check_family(family)
-    return sorted(_entries(family))
+
+    def add(c: type) -> type:
+        problem = contract_problem(family, c)
+        if problem:
+            raise UsageError(f"cannot register {c.__module__}:{c.__qualname__} as {family[:-1]} {name!r}: {problem}")
+        _REGISTERED[family][name] = c
+        return c
+
+    return add(cls) if cls is not None else add
+
+
+def unregister(family: str, name: str) -> None:
+    """Remove an in-process registration (entry points are not affected)."""
+    _REGISTERED[family].pop(name, None)
 
 
 def _check_family(family: str) -> None:
@@ -67,8 +98,70 @@ def _check_family(family: str) -> None:
         raise UsageError(f"unknown plugin family {family!r}; families: {', '.join(FAMILIES)}")
 
 
+def contract_problem(family: str, cls: Any) -> str | None:
+    """Why ``cls`` is not a valid plugin of ``family`` (one line), or None if it is."""
+    base = BASES[family]
+    if not isinstance(cls, type):
+        return f"expected a class deriving from {base.__module__}.{base.__name__}, got {type(cls).__name__}"
+    if not issubclass(cls, base):
+        other = next((f for f, b in BASES.items() if issubclass(cls, b)), None)
+        also = f" (it is a {BASES[other].__name__}: register it under ue_bench.{other})" if other else ""
+        return f"{cls.__name__} does not derive from {base.__module__}.{base.__name__}{also}"
+    if not (dataclasses.is_dataclass(cls.Params) and cls.Params.__dataclass_params__.frozen):
+        return f"{cls.__name__}.Params must be a frozen dataclass (fields declared with ue_bench.params.param)"
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(cls.__abstractmethods__))
+        return f"{cls.__name__} does not implement {missing}"
+    own = cls.contract_problem()
+    if own:
+        return own
+    if not cls.summary():
+        return f"{cls.__name__} has no docstring (its first line is what ue-bench list shows)"
+    for preset, values in cls.presets.items():
+        unknown = sorted(set(values) - {f.name for f in dataclasses.fields(cls.Params)})
+        if unknown:
+            return f"{cls.__name__}.presets[{preset!r}] sets unknown parameter {unknown[0]!r}"
+    return None
+
+
+def _load(entry: Entry) -> type[Plugin]:
+    try:
+        cls = entry.load()
+    except Exception as exc:  # any import-time error of a third-party module: the plugin is broken
+        raise UsageError(f"{entry.where()} cannot be imported: {type(exc).__name__}: {exc}") from None
+    problem = contract_problem(entry.family, cls)
+    if problem:
+        raise UsageError(f"{entry.where()} is not a valid {entry.family[:-1]}: {problem}")
+    return cls
+
+
+def names(family: str) -> list[str]:
+    """Every registered name of ``family``, broken plugins included (see :func:`broken`)."""
+    _check_family(family)
+    return sorted(_entries(family))
+
+
+def usable(family: str) -> list[str]:
+    """The names of ``family`` that load and satisfy the family's contract."""
+    return [n for n in names(family) if n not in {b.entry.name for b in broken(family)}]
+
+
+def broken(family: str) -> list[Broken]:
+    """Plugins of ``family`` that fail to import or to satisfy the family's base, with the reason."""
+    _check_family(family)
+    out = []
+    for entry in _entries(family).values():
+        try:
+            _load(entry)
+        except UsageError as exc:
+            out.append(Broken(entry, str(exc)))
+    return sorted(out, key=lambda b: b.entry.name)
+
+
 def get(family: str, name: str) -> type[Plugin]:
-    """The plugin class registered as ``name`` in ``family``; a typo gets the nearest known name."""
+    """The plugin class registered as ``name`` in ``family``; a typo gets the nearest known name.
+
+    Raises :class:`UsageError` for an unknown name, a name of another family, or a broken plugin."""
     _check_family(family)
     entries = _entries(family)
     if name not in entries:
@@ -82,10 +175,7 @@ def get(family: str, name: str) -> type[Plugin]:
         raise UsageError(
             f"unknown {family[:-1]} {name!r}{extra}; known {family}: {', '.join(sorted(entries)) or '(none)'}"
         )
-    cls = entries[name].loader()
-    if not (isinstance(cls, type) and issubclass(cls, Plugin)):
-        raise UsageError(f"entry point {family}:{name} -> {entries[name].target} is not a ue_bench Plugin class")
-    return cls
+    return _load(entries[name])
 
 
 def create(family: str, name: str, values: dict[str, Any] | None = None) -> Plugin:

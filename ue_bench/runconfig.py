@@ -3,7 +3,9 @@
 Precedence, highest first: command-line flags, the ``-c`` TOML file, the preset it (or ``--preset``)
 names, the built-in defaults. Plugin parameters follow the same order: a value written in a flag
 (``--victims tiny-rn:epochs=3``) beats ``[params.victims.tiny-rn]`` in a file, which beats
-``[params.victims."*"]`` (applied to every plugin of the family that has that parameter).
+``[params.victims."*"]`` (applied to every plugin of the family that has that parameter), which beats
+the plugin's own values for the active preset (``Plugin.presets[name]``: the one place a plugin's
+``tiny`` and ``paper`` values are written, so third-party plugins take part in presets too).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class RunConfig:
     values: dict[str, Any] = field(default_factory=dict)
     params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
+    preset: str | None = None
 
     def plugins(self, key: str, forced: dict[str, Any] | None = None) -> list[registry.Plugin]:
         """Instantiate one axis, merging file/preset parameters under the flag's own; ``forced``
@@ -55,7 +58,8 @@ class RunConfig:
         for name, values in parse_specs(str(self.values[key]), flag):
             cls = registry.get(family, name)
             fields = {f.name for f in dataclasses.fields(cls.Params)}
-            merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
+            merged = dict(cls.presets.get(self.preset, {})) if self.preset else {}
+            merged.update({k: v for k, v in fam_params.get("*", {}).items() if k in fields})
             merged.update(fam_params.get(name, {}))
             merged.update(values)
             merged.update(forced or {})
@@ -118,6 +122,7 @@ def build_run_config(flags: dict[str, Any], config_file: str | None, preset: str
     preset = preset or file_data.get("preset")
     if preset:
         _layer(cfg, read_toml(preset_path(preset)), f"preset {preset}")
+        cfg.preset = preset
     if config_file:
         _layer(cfg, file_data, str(config_file))
     for key, value in flags.items():

@@ -1,28 +1,41 @@
-"""The pipeline's stages, each a function from artifact to artifact in the :class:`ArtifactStore`.
+"""The pipeline's stages, typed: each takes plugins and artifacts and returns an artifact of the
+:class:`~ue_bench.cache.ArtifactStore`.
 
-dataset → protection → defended data → trained victim → metrics. Each artifact's key hashes exactly
-what it depends on (dataset fingerprint; plugin names, versions and parameters; surrogate; seed;
-poison ratio; recipe), so changing a victim reuses the protection and changing an attack parameter
-rebuilds only what depends on it.
+train split → :func:`protect` → :class:`ProtectionArtifact` → :func:`publish_split` → :func:`defend` →
+:class:`DefendedData` → :func:`train` → :class:`TrainedVictim` → :func:`evaluate` → metrics.
+
+Each artifact's key hashes exactly what it depends on (the split's fingerprint; plugin names, versions
+and parameters; surrogate; seed; poison ratio; recipe), so changing a victim reuses the protection and
+changing an attack parameter rebuilds only what depends on it. ``ue-bench run`` runs them per cell
+(:mod:`ue_bench.runner`); ``ue-bench protect`` runs :func:`protect` alone, so what a data owner
+publishes is what a benchmark cell measures.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .attack import Attack
 from .cache import ArtifactStore, artifact_key
-from .data import PairDataset, PairSplit
+from .data import PairSplit
+from .defense import Defense
 from .errors import ProtectionRejected
 from .evaluate import evaluate_retrieval
-from .protection import Protection, publish, verify
-from .reports.imperceptibility import imperceptibility
+from .imperceptibility import imperceptibility_of_chunks
+from .protection import CHUNK, Protection, publish, published_chunks, verify
 from .training import steps_per_epoch, train_clip
+from .victim import Victim
+
+#: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
+#: victims trained by an older loop are not reused (2: initial weights seeded per cell).
+TRAINING_VERSION = 2
 
 
 def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
@@ -32,47 +45,69 @@ def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
     return np.sort(rng.permutation(n)[:k])
 
 
-def protection_deps(cell, data: PairDataset) -> dict[str, Any]:
-    return {"dataset": data.train.fingerprint(), "attack": cell.attack.spec(),
-            "surrogate": cell.surrogate.spec() if cell.surrogate else None,
-            "seed": cell.seed, "poison_ratio": cell.poison_ratio}
+def protection_key(train: PairSplit, attack: Attack, surrogate: Victim | None, seed: int, ratio: float) -> str:
+    return artifact_key(_protection_deps(train, attack, surrogate, seed, ratio))
 
 
-def defended_deps(cell, protection_key: str) -> dict[str, Any]:
-    return {"protection": protection_key, "defense": cell.defense.spec(), "seed": cell.seed}
+def _protection_deps(train, attack, surrogate, seed, ratio) -> dict[str, Any]:
+    return {"dataset": train.fingerprint(), "attack": attack.spec(),
+            "surrogate": surrogate.spec() if surrogate else None, "seed": seed, "poison_ratio": ratio}
 
 
-#: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
-#: victims trained by an older loop are not reused (2: initial weights seeded per cell).
-TRAINING_VERSION = 2
+def _defended_deps(protection: str, defense: Defense, seed: int) -> dict[str, Any]:
+    return {"protection": protection, "defense": defense.spec(), "seed": seed}
 
 
-def victim_deps(cell, defended_key: str, resolution: int) -> dict[str, Any]:
-    return {"defended": defended_key, "victim": cell.victim.spec(), "seed": cell.seed, "resolution": resolution,
+def _victim_deps(defended: str, victim: Victim, seed: int, resolution: int) -> dict[str, Any]:
+    return {"defended": defended, "victim": victim.spec(), "seed": seed, "resolution": resolution,
             "training": TRAINING_VERSION}
 
 
-def stage_keys(cell, data: PairDataset) -> dict[str, str]:
-    """The artifact key of every stage of a cell, computed without building anything (for --dry-run)."""
-    prot = artifact_key(protection_deps(cell, data))
-    defended = artifact_key(defended_deps(cell, prot))
+def stage_keys(train: PairSplit, attack: Attack, surrogate: Victim | None, defense: Defense, victim: Victim,
+               seed: int, ratio: float) -> dict[str, str]:
+    """The artifact key of every stage, computed without building anything (for ``--dry-run``)."""
+    prot = protection_key(train, attack, surrogate, seed, ratio)
+    defended = artifact_key(_defended_deps(prot, defense, seed))
     return {"protection": prot, "defended": defended,
-            "victim": artifact_key(victim_deps(cell, defended, data.train.resolution))}
+            "victim": artifact_key(_victim_deps(defended, victim, seed, train.resolution))}
 
 
-def protect(store: ArtifactStore, cell, data: PairDataset, device: torch.device) -> tuple[str, dict]:
-    """Run the attack on the poisoned subset, verify it and store delta, triggers and subset."""
+@dataclass(frozen=True)
+class ProtectionArtifact:
+    """A verified protection in the store: ``indices.npy`` (int64, the protected subset of the train
+    split), ``delta.npy`` (int16 ``[n, H, W, 3]`` pixel units; absent when images are untouched),
+    ``triggers.json`` (absent without triggers) and ``info.json`` (:attr:`info`)."""
+
+    key: str
+    folder: Path
+    info: dict
+
+    def indices(self) -> np.ndarray:
+        return np.load(self.folder / "indices.npy")
+
+    def protection(self) -> Protection:
+        """The stored protection, its delta memory-mapped (read-only) rather than loaded."""
+        delta = self.folder / "delta.npy"
+        triggers = self.folder / "triggers.json"
+        return Protection(delta=np.load(delta, mmap_mode="r") if delta.exists() else None,
+                          triggers=json.loads(triggers.read_text()) if triggers.exists() else None)
+
+
+def protect(store: ArtifactStore, attack: Attack, surrogate: Victim | None, train: PairSplit, seed: int,
+            ratio: float, device: torch.device) -> ProtectionArtifact:
+    """Run the attack on the poisoned subset of ``train``, verify it (:func:`~ue_bench.protection.verify`:
+    raises :class:`ProtectionRejected` naming the attack and the first bad sample) and store it."""
 
     def build(tmp: Path) -> dict:
-        idx = poisoned_indices(len(data.train), cell.poison_ratio, cell.seed)
-        subset = data.train.subset(idx)
+        idx = poisoned_indices(len(train), ratio, seed)
+        subset = train.subset(idx)
         start = time.perf_counter()
-        prot: Protection = cell.attack.protect(subset, cell.surrogate, cell.seed, device)
+        prot: Protection = attack.protect(subset, surrogate, seed, device)
         seconds = time.perf_counter() - start
-        tokenizer = cell.surrogate.tokenizer() if cell.surrogate else None
+        tokenizer = surrogate.tokenizer() if surrogate and prot.triggers is not None else None
         if prot.triggers is not None and tokenizer is None:
-            raise ProtectionRejected(f"attack {cell.attack.name!r} returned triggers without a surrogate tokenizer to check")
-        verify(cell.attack.name, prot, subset, cell.attack.budget(), tokenizer)
+            raise ProtectionRejected(f"attack {attack.name!r} returned triggers without a surrogate tokenizer to check")
+        verify(attack.name, prot, subset, attack.budget(), tokenizer)
         np.save(tmp / "indices.npy", idx.astype(np.int64))
         if prot.delta is not None:
             np.save(tmp / "delta.npy", prot.delta.astype(np.int16))
@@ -81,24 +116,33 @@ def protect(store: ArtifactStore, cell, data: PairDataset, device: torch.device)
         info = {"protect_s": seconds, "device": str(device), "n_poisoned": int(len(idx)),
                 "protection_sha256": prot.fingerprint(), "attack_meta": prot.meta}
         if prot.delta is not None and len(idx):
-            d = prot.delta.reshape(len(idx), -1).astype(np.float64)
-            info.update(linf_mean=float(np.abs(d).max(1).mean()), l2_mean=float(np.sqrt((d ** 2).sum(1)).mean()))
-            info.update(imperceptibility(subset.images, publish(subset, prot).images))
+            info.update(_delta_norms(prot.delta))
+            info.update(imperceptibility_of_chunks(
+                (subset.images[a:a + CHUNK], part.images) for a, part in published_chunks(subset, prot)))
         (tmp / "info.json").write_text(json.dumps(info, default=str))
         return {}
 
-    folder, _ = store.get_or_build("protection", protection_deps(cell, data), build)
-    return folder.name, json.loads((folder / "info.json").read_text())
+    folder, _ = store.get_or_build("protection", _protection_deps(train, attack, surrogate, seed, ratio), build)
+    return ProtectionArtifact(folder.name, folder, json.loads((folder / "info.json").read_text()))
 
 
-def load_published(store: ArtifactStore, key: str, train: PairSplit) -> PairSplit:
-    """The train split as published: protected subset merged into the clean remainder."""
-    folder = store.path("protection", key)
-    idx = np.load(folder / "indices.npy")
-    delta = np.load(folder / "delta.npy") if (folder / "delta.npy").exists() else None
-    triggers = json.loads((folder / "triggers.json").read_text()) if (folder / "triggers.json").exists() else None
+def _delta_norms(delta: np.ndarray) -> dict[str, float]:
+    """Mean over images of the L∞ and L2 norms of ``delta`` (pixel units) and the largest L∞, in chunks."""
+    linf, l2 = [], []
+    for a in range(0, len(delta), CHUNK):
+        d = delta[a:a + CHUNK].reshape(len(delta[a:a + CHUNK]), -1).astype(np.float64)
+        linf.append(np.abs(d).max(1))
+        l2.append(np.sqrt((d ** 2).sum(1)))
+    linf = np.concatenate(linf)
+    return {"linf_mean": float(linf.mean()), "l2_mean": float(np.concatenate(l2).mean()), "linf_max": int(linf.max())}
+
+
+def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
+    """The train split as published: the protected subset merged into the clean remainder (the input
+    split is never modified)."""
+    idx = artifact.indices()
     subset = train.subset(idx)
-    protected = publish(subset, Protection(delta=delta, triggers=triggers))
+    protected = publish(subset, artifact.protection())
     if subset is train:
         images, captions = protected.images, protected.captions
     else:
@@ -107,56 +151,75 @@ def load_published(store: ArtifactStore, key: str, train: PairSplit) -> PairSpli
         captions = list(train.captions)
         for j, i in enumerate(idx):
             captions[i] = protected.captions[j]
-    return PairSplit(images, captions, meta={**train.meta, "protection": key})
+    return PairSplit(images, captions, meta={**train.meta, "protection": artifact.key})
 
 
-def defend(store: ArtifactStore, cell, protection_key: str, published: PairSplit) -> tuple[str, PairSplit]:
-    """Apply the defense's data transform; the identity defense stores nothing."""
-    deps = defended_deps(cell, protection_key)
+@dataclass(frozen=True)
+class DefendedData:
+    """What the victim trains on: the published split after the defense's data transform."""
+
+    key: str
+    split: PairSplit
+
+
+def defend(store: ArtifactStore, defense: Defense, seed: int, protection: str, published: PairSplit) -> DefendedData:
+    """Apply the defense's data transform; a defense that transforms nothing stores nothing."""
+    deps = _defended_deps(protection, defense, seed)
+    if not defense.transforms_data:
+        return DefendedData(artifact_key(deps), published)
 
     def build(tmp: Path) -> dict:
-        out = cell.defense.transform(published, cell.seed)
+        out = defense.transform(published, seed)
         np.save(tmp / "images.npy", out.images)
         (tmp / "captions.json").write_text(json.dumps(out.captions))
         return {}
 
-    if not cell.defense.transforms_data:
-        return artifact_key(deps), published
     folder, _ = store.get_or_build("defended", deps, build)
-    return folder.name, PairSplit(np.load(folder / "images.npy"), json.loads((folder / "captions.json").read_text()))
+    return DefendedData(folder.name, PairSplit(np.load(folder / "images.npy"),
+                                               json.loads((folder / "captions.json").read_text())))
 
 
-def train_victim(store: ArtifactStore, cell, defended_key: str, defended: PairSplit,
-                 device: torch.device) -> tuple[torch.nn.Module, dict]:
-    """Train the victim from scratch (or its ``init``) on the defended data; store its weights."""
-    deps = victim_deps(cell, defended_key, defended.resolution)
-    recipe = cell.victim.params
+@dataclass(frozen=True)
+class TrainedVictim:
+    """A trained victim in eval mode, its artifact key and ``train.json`` (losses, times, device)."""
+
+    key: str
+    model: torch.nn.Module
+    info: dict
+
+
+def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, data: DefendedData,
+          device: torch.device, desc: str = "train") -> TrainedVictim:
+    """Train the victim from scratch (or its ``init``) on the defended data with its recipe and the
+    defense's training-time loss; store its weights."""
+    split = data.split
+    recipe = victim.params
 
     def build(tmp: Path) -> dict:
         with torch.random.fork_rng(devices=[]):  # the initial weights depend on the seed alone,
-            torch.manual_seed(cell.seed)          # not on what ran earlier in this process
-            model = cell.victim.create_model(defended.resolution, device)
+            torch.manual_seed(seed)               # not on what ran earlier in this process
+            model = victim.create_model(split.resolution, device)
         start = time.perf_counter()
         losses = train_clip(
-            model, cell.victim.tokenizer(), defended, epochs=recipe.epochs, batch_size=recipe.batch_size,
-            lr=recipe.lr, weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=cell.seed, device=device,
-            desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}",
-            batch_loss=cell.defense.batch_loss(
-                cell.seed, recipe.epochs * steps_per_epoch(len(defended), recipe.batch_size)))
+            model, victim.tokenizer(), split, epochs=recipe.epochs, batch_size=recipe.batch_size,
+            lr=recipe.lr, weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
+            desc=desc, batch_loss=defense.batch_loss(
+                seed, recipe.epochs * steps_per_epoch(len(split), recipe.batch_size)))
         torch.save(model.state_dict(), tmp / "model.pt")
         (tmp / "train.json").write_text(json.dumps({
             "loss_per_epoch": losses, "train_s": time.perf_counter() - start, "device": str(device),
-            "trained_on_sha256": defended.fingerprint()}))
+            "trained_on_sha256": split.fingerprint()}))
         return {}
 
-    folder, _ = store.get_or_build("victim", deps, build)
-    model = cell.victim.create_model(defended.resolution, device)
+    folder, _ = store.get_or_build("victim", _victim_deps(data.key, victim, seed, split.resolution), build)
+    model = victim.create_model(split.resolution, device)
     model.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
     model.eval()
-    return model, {"key": folder.name, **json.loads((folder / "train.json").read_text())}
+    return TrainedVictim(folder.name, model, json.loads((folder / "train.json").read_text()))
 
 
-def evaluate(cell, model: torch.nn.Module, test: PairSplit, device: torch.device) -> tuple[dict, float]:
+def evaluate(victim: Victim, model: torch.nn.Module, test: PairSplit, device: torch.device) -> tuple[dict, float]:
+    """Retrieval metrics on the clean ``test`` split (with ``random_<metric>`` beside each) and seconds."""
     start = time.perf_counter()
-    metrics = evaluate_retrieval(model, cell.victim.tokenizer(), test, device)
+    metrics = evaluate_retrieval(model, victim.tokenizer(), test, device)
     return metrics, time.perf_counter() - start

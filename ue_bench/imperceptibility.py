@@ -1,6 +1,6 @@
 """PSNR and SSIM of protected against clean images, for the ``protection`` record of a cell.
 
-Proposed fields (computed by the harness on the poisoned subset, the clean ``uint8`` images against
+Fields (computed by the harness on the poisoned subset, the clean ``uint8`` images against
 the published ones): ``protection.psnr_mean`` and ``protection.ssim_mean`` from :func:`imperceptibility`;
 the cost table shows ``—`` where a run lacks them.
 
@@ -15,6 +15,8 @@ the cost table shows ``—`` where a run lacks them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -52,17 +54,25 @@ def ssim(clean: np.ndarray, protected: np.ndarray) -> np.ndarray:
 def imperceptibility(clean_u8: np.ndarray, protected_u8: np.ndarray, chunk: int = 256) -> dict:
     """``psnr_mean`` (dB, over changed images; None if none changed), ``ssim_mean`` and ``n_unchanged``
     of [N, H, W, 3] uint8 clean and protected images, in chunks of ``chunk`` images to bound memory."""
-    if clean_u8.shape != protected_u8.shape or clean_u8.ndim != 4:
-        raise ValueError(f"expected two [N, H, W, C] arrays of one shape, got {clean_u8.shape} and {protected_u8.shape}")
-    if clean_u8.dtype != np.uint8 or protected_u8.dtype != np.uint8:
-        raise ValueError(f"expected uint8 images, got {clean_u8.dtype} and {protected_u8.dtype}")
-    if len(clean_u8) == 0:
-        return {"psnr_mean": None, "ssim_mean": None, "n_unchanged": 0}
+    return imperceptibility_of_chunks(
+        (clean_u8[i:i + chunk], protected_u8[i:i + chunk]) for i in range(0, max(len(clean_u8), 1), chunk))
+
+
+def imperceptibility_of_chunks(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """:func:`imperceptibility` of images given as ``(clean, protected)`` chunks of [n, H, W, 3] uint8,
+    so that the protected copy never has to be held in memory whole. Raises ``ValueError`` on arrays of
+    different shapes, another dtype or another rank."""
     mse, ssims = [], []
-    for i in range(0, len(clean_u8), chunk):
-        a, b = clean_u8[i:i + chunk], protected_u8[i:i + chunk]
-        mse.append(((a.astype(np.float64) - b) ** 2).reshape(len(a), -1).mean(axis=1))
-        ssims.append(ssim(a, b))
+    for a, b in pairs:
+        if a.shape != b.shape or a.ndim != 4:
+            raise ValueError(f"expected two [N, H, W, C] arrays of one shape, got {a.shape} and {b.shape}")
+        if a.dtype != np.uint8 or b.dtype != np.uint8:
+            raise ValueError(f"expected uint8 images, got {a.dtype} and {b.dtype}")
+        if len(a):
+            mse.append(((a.astype(np.float64) - b) ** 2).reshape(len(a), -1).mean(axis=1))
+            ssims.append(ssim(a, b))
+    if not mse:
+        return {"psnr_mean": None, "ssim_mean": None, "n_unchanged": 0}
     mse = np.concatenate(mse)
     changed = mse[mse > 0]
     psnr = float(np.mean(10 * np.log10(L * L / changed))) if len(changed) else None

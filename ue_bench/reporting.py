@@ -1,4 +1,8 @@
-"""``build_report``: every registered report plugin, every requested format, from ``cells/*.json``.
+"""Building reports: every registered report plugin, every requested format, from ``cells/*.json``.
+
+``ue-bench report RUN_DIR [RUN_DIR ...] [--format md,csv,latex,html,png] [--out DIR]`` rebuilds every
+report of run directories from their cells alone; ``ue-bench run`` calls the same :func:`build_report`
+and prints the plugins' ``text`` format (:func:`render_text`).
 
 Files go to ``RUN_DIR/report/`` (or ``--out``, which a report of several run directories needs):
 ``report.md`` and ``report.html`` (the plugins' sections joined in ``order``), and ``<plugin>.csv``,
@@ -9,15 +13,15 @@ so it opens offline and can be archived as one file.
 
 from __future__ import annotations
 
-import os
+import argparse
+import html
 from collections.abc import Sequence
 from pathlib import Path
 
-from ue_bench import registry
-from ue_bench.errors import UsageError
-
-from . import formats
-from .base import EXTENSIONS, FORMATS, Report
+from . import registry
+from .atomic import write_file
+from .errors import UsageError
+from .report import EXTENSIONS, FORMATS, Report
 from .results import RunResults, load_run
 
 CSS = """
@@ -39,7 +43,7 @@ pre{margin:0;font-size:12px;white-space:pre-wrap;word-break:break-all;max-width:
 
 def plugins() -> list[Report]:
     """Every registered report plugin, in page order (then by name)."""
-    found = [registry.create("reports", name) for name in registry.names("reports")]
+    found = [registry.create("reports", name) for name in registry.usable("reports")]
     return sorted(found, key=lambda p: (p.order, p.name))
 
 
@@ -54,20 +58,13 @@ def parse_formats(text: str) -> list[str]:
 def html_page(run: RunResults, sections: list[str]) -> str:
     title = f"ue-bench report: {run.name}"
     ok, failed = len(run.ok), len(run.failed)
-    sources = ", ".join(f"<code>{formats.esc(d)}/cells/*.json</code>" for d in run.run_dirs)
+    sources = ", ".join(f"<code>{html.escape(str(d))}/cells/*.json</code>" for d in run.run_dirs)
     return ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{formats.esc(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{formats.esc(title)}</h1><p class='note'>{ok} successful and {failed} failed cells, "
+            f"<title>{html.escape(str(title))}</title><style>{CSS}</style></head><body>"
+            f"<h1>{html.escape(str(title))}</h1><p class='note'>{ok} successful and {failed} failed cells, "
             f"rebuilt from {sources}.</p>"
             + "".join(sections) + "</body></html>\n")
-
-
-def _write(path: Path, content: str | bytes) -> None:
-    """Write via a temporary file and rename, so a reader never sees half a report."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(content if isinstance(content, bytes) else content.encode())
-    os.replace(tmp, path)
 
 
 def build_report(run_dirs: Path | str | Sequence[Path | str], fmts: Sequence[str] = FORMATS,
@@ -90,13 +87,40 @@ def build_report(run_dirs: Path | str | Sequence[Path | str], fmts: Sequence[str
                 content = plugin.render(run, fmt)
                 if content:
                     path = out / f"{plugin.name}.{EXTENSIONS[fmt]}"
-                    _write(path, content)
+                    write_file(path, content)
                     written.append(path)
     if "md" in fmts:
         text = f"# ue-bench report: {run.name}\n\n" + "\n".join(s for s in sections["md"] if s)
-        _write(out / "report.md", text)
+        write_file(out / "report.md", text)
         written.append(out / "report.md")
     if "html" in fmts:
-        _write(out / "report.html", html_page(run, sections["html"]))
+        write_file(out / "report.html", html_page(run, sections["html"]))
         written.append(out / "report.html")
     return written
+
+
+def render_text(run_dirs: Path | Sequence[Path]) -> str:
+    """The ``text`` format of every report plugin that has one, for the terminal."""
+    run = load_run(run_dirs)
+    parts = [plugin.render(run, "text") for plugin in plugins() if "text" in plugin.formats]
+    return "\n\n".join(p for p in parts if p)
+
+
+def add_report_parser(subparsers) -> argparse.ArgumentParser:
+    """Register the ``report`` sub-command on the ``ue-bench`` parser's subparsers."""
+    p = subparsers.add_parser("report", help="rebuild tables, figures and the leaderboard of run directories")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                   help="a run directory (holds cells/*.json); several are reported as one run")
+    p.add_argument("--format", default=",".join(FORMATS),
+                   help=f"comma-separated outputs among {','.join(FORMATS)} (default: all)")
+    p.add_argument("--out", help="where to write the reports (default: RUN_DIR/report; required with several)")
+    p.set_defaults(func=cmd_report)
+    return p
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Exit code 0; bad input raises ``UsageError`` (exit code 2 in ``ue_bench.cli.main``)."""
+    fmts = parse_formats(args.format)
+    for path in build_report([Path(d) for d in args.run_dirs], fmts, Path(args.out) if args.out else None):
+        print(path)
+    return 0

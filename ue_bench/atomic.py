@@ -1,0 +1,53 @@
+"""Writing so that a reader (or a rerun after SIGKILL) never sees half a file or half a folder.
+
+Every file ue-bench writes for others to read goes through :func:`write_file` (a temporary sibling,
+fsync, rename); every folder that must appear whole (an artifact, an exported copy) is built in
+:func:`building` and renamed into place at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` via a temporary file in the same folder and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """:func:`write_file` of ``obj`` as indented JSON with sorted keys."""
+    write_file(path, json.dumps(obj, indent=2, sort_keys=True, default=str))
+
+
+@contextlib.contextmanager
+def building(final: Path, prefix: str | None = None):
+    """A fresh temporary folder beside ``final``, renamed to ``final`` when the block completes and
+    removed when it raises. ``final`` must not exist, or be an empty folder (it is replaced)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".{final.name}.tmp-", dir=final.parent))
+    try:
+        yield tmp
+        if final.is_dir() and not any(final.iterdir()):
+            final.rmdir()
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,82 @@
+"""The matrix: cells and their planning.
+
+A cell is one (dataset, attack, surrogate, defense, victim, seed, poison ratio). Its id hashes its
+configuration (every plugin's name, version and parameters; seed; poison ratio), so the same cell has
+the same id in every run and a rerun of a command finds the cells it already finished.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+from .attack import Attack
+from .cache import canonical_sha256
+from .dataset import Dataset
+from .defense import Defense
+from .schema import NO_SURROGATE
+from .victim import Victim
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: Dataset
+    attack: Attack
+    surrogate: Victim | None
+    defense: Defense
+    victim: Victim
+    seed: int
+    poison_ratio: float
+
+    def config(self) -> dict[str, Any]:
+        """What identifies the cell: every plugin's spec, the seed and the poison ratio."""
+        return {
+            "dataset": self.dataset.spec(),
+            "attack": self.attack.spec(),
+            "surrogate": self.surrogate.spec() if self.surrogate else None,
+            "defense": self.defense.spec(),
+            "victim": self.victim.spec(),
+            "seed": self.seed,
+            "poison_ratio": self.poison_ratio,
+        }
+
+    def labels(self) -> dict[str, Any]:
+        """The short names the tables show (``name:k=v`` for non-default parameters)."""
+        return {
+            "dataset": self.dataset.label(),
+            "attack": self.attack.label(),
+            "surrogate": self.surrogate.label() if self.surrogate else NO_SURROGATE,
+            "defense": self.defense.label(),
+            "victim": self.victim.label(),
+            "seed": self.seed,
+            "poison_ratio": self.poison_ratio,
+        }
+
+    def baseline(self) -> dict[str, bool]:
+        """Which baselines the cell is: the reports compare against these instead of matching names."""
+        return {"clean_attack": self.attack.is_clean, "baseline_defense": self.defense.is_baseline}
+
+    @property
+    def cell_id(self) -> str:
+        return canonical_sha256(self.config())[:16]
+
+
+def plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios) -> list[Cell]:
+    """The cells of a matrix, without duplicates: an attack that uses no surrogate gets one cell
+    instead of one per surrogate, and the clean baseline one cell instead of one per poison ratio."""
+    cells, seen = [], set()
+    for ds, atk, sur, dfn, vic, seed, ratio in itertools.product(
+            datasets, attacks, surrogates, defenses, victims, seeds, ratios):
+        sur = sur if atk.uses_surrogate else None
+        ratio = 0.0 if atk.is_clean else ratio
+        cell = Cell(ds, atk, sur, dfn, vic, seed, ratio)
+        if cell.cell_id not in seen:
+            seen.add(cell.cell_id)
+            cells.append(cell)
+    return cells
+
+
+def dataset_key(plugin: Dataset) -> str:
+    """The identity of a configured dataset plugin, under which its loaded data is shared."""
+    return canonical_sha256(plugin.spec())

@@ -1,0 +1,144 @@
+"""Cell results: the per-cell JSON files of a run directory, ``results.csv``, and the reports' view of them.
+
+A cell's JSON (``RUN_DIR/cells/<cell_id>.json``, written atomically by the runner) is the source of
+truth; ``results.csv`` and every report are derived from those files alone. Several run directories
+can be read as one run (:func:`load_run`), so that seeds or attacks run as separate jobs are summarised
+together without copying their cells into a new folder. Column names come from :mod:`ue_bench.schema`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .atomic import write_file
+from .errors import UsageError
+from .schema import BASELINE_FLAGS, LABELS, METRIC_KEYS, PROTECTION_FIELDS, RESULT_COLUMNS
+
+#: Keys every cell record has (written by ``ue_bench.runner``).
+CELL_KEYS = ("cell_id", "config", "labels", "status")
+
+
+def cell_path(run_dir: Path, cell_id: str) -> Path:
+    return Path(run_dir) / "cells" / f"{cell_id}.json"
+
+
+def cell_finished(run_dir: Path, cell_id: str) -> bool:
+    """A cell is finished when its result JSON exists and says ``ok`` (failed cells are retried)."""
+    try:
+        return json.loads(cell_path(run_dir, cell_id).read_text()).get("status") == "ok"
+    except (OSError, ValueError):
+        return False
+
+
+def baseline_flags(cell: dict[str, Any]) -> dict[str, bool]:
+    """Whether the cell's attack is the clean baseline and its defense the no-defense baseline, as the
+    cell records it. Cells written before the record existed (``docs/results`` of 2026-11) lack it;
+    for them the planner of that time made the attack ``none`` the clean one and ``none`` the
+    no-defense one, which is what is read here."""
+    if "baseline" in cell:
+        return {k: bool(cell["baseline"][k]) for k in BASELINE_FLAGS}
+    labels = cell["labels"]
+    return {"clean_attack": labels["attack"] == "none", "baseline_defense": labels["defense"] == "none"}
+
+
+def result_row(cell: dict[str, Any]) -> dict[str, Any]:
+    """The flat ``results.csv`` row of one cell record."""
+    row = {k: cell["labels"][k] for k in LABELS}
+    row.update(cell.get("metrics", {}))
+    row.update(status=cell["status"], wall_s=round(cell["wall_s"], 2), cell_id=cell["cell_id"],
+               error=cell.get("error", ""))
+    return row
+
+
+def write_results_csv(run_dir: Path, cell_ids: list[str]) -> pd.DataFrame:
+    """``RUN_DIR/results.csv``: one row per cell of ``cell_ids``, in that order."""
+    rows = [result_row(json.loads(cell_path(run_dir, c).read_text())) for c in cell_ids]
+    df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    write_file(Path(run_dir) / "results.csv", df.to_csv(index=False))
+    return df
+
+
+@dataclass
+class RunResults:
+    """The raw cell records and the file each came from (for provenance), and one flat row per cell
+    (for aggregation; columns: labels, metrics, ``random_<metric>``, protection fields, baseline flags,
+    status, times, ``cell_id``, ``source``)."""
+
+    run_dirs: tuple[Path, ...]
+    cells: dict[str, dict[str, Any]]
+    sources: dict[str, Path]
+    frame: pd.DataFrame
+    memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return " + ".join(d.name for d in self.run_dirs)
+
+    @property
+    def ok(self) -> pd.DataFrame:
+        return self.frame[self.frame["status"] == "ok"]
+
+    @property
+    def failed(self) -> pd.DataFrame:
+        return self.frame[self.frame["status"] != "ok"]
+
+
+def _row(cell: dict[str, Any]) -> dict[str, Any]:
+    prot = cell.get("protection") or {}
+    metrics = cell.get("metrics") or {}
+    row: dict[str, Any] = {k: cell["labels"][k] for k in LABELS}
+    row["poison_ratio"] = float(row["poison_ratio"])
+    row.update({k: metrics.get(k, math.nan) for k in METRIC_KEYS})
+    row.update({f"random_{k}": metrics.get(f"random_{k}", math.nan) for k in METRIC_KEYS})
+    row.update({k: prot.get(k, math.nan) if prot.get(k) is not None else math.nan for k in PROTECTION_FIELDS})
+    row.update(baseline_flags(cell))
+    row.update(
+        protection_key=prot.get("key", ""), protection_device=prot.get("device", ""),
+        train_s=(cell.get("train") or {}).get("train_s", math.nan),
+        device=(cell.get("provenance") or {}).get("device", ""),
+        status=cell["status"], wall_s=cell.get("wall_s", math.nan), cell_id=cell["cell_id"],
+        error=cell.get("error", ""))
+    return row
+
+
+def _read_cell(path: Path) -> dict[str, Any]:
+    try:
+        cell = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not a readable cell result: {exc}") from None
+    missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
+    if missing or not all(k in cell["labels"] for k in LABELS):
+        what = f"no {missing[0]!r}" if missing else "incomplete labels"
+        raise UsageError(f"{path} is not a ue-bench cell result ({what})")
+    return cell
+
+
+def load_run(run_dirs: Path | str | Sequence[Path | str]) -> RunResults:
+    """All ``cells/*.json`` of one run directory or several. A folder without any is a usage error (exit
+    code 2), as is a file that is not a cell. A cell in two folders is read once if both records are
+    equal (a copied cell) and is a usage error if they differ: the report could not say which it shows."""
+    dirs = (Path(run_dirs),) if isinstance(run_dirs, (str, Path)) else tuple(Path(d) for d in run_dirs)
+    cells: dict[str, dict[str, Any]] = {}
+    sources: dict[str, Path] = {}
+    for run_dir in dirs:
+        paths = sorted((run_dir / "cells").glob("*.json"))
+        if not paths:
+            raise UsageError(f"{run_dir} holds no cell results (expected {run_dir / 'cells'}/*.json)")
+        for p in paths:
+            cell = _read_cell(p)
+            cid = cell["cell_id"]
+            if cid in cells and cells[cid] != cell:
+                raise UsageError(f"{p} and {sources[cid]} hold different results for cell {cid}: "
+                                 "report the two run directories separately")
+            cells.setdefault(cid, cell)
+            sources.setdefault(cid, p)
+    frame = pd.DataFrame([_row(c) for c in cells.values()])
+    frame["source"] = [str(sources[c]) for c in frame["cell_id"]]
+    return RunResults(dirs, cells, sources, frame)

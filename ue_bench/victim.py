@@ -1,0 +1,93 @@
+"""The victim plugin interface (family ``ue_bench.victims``): an open_clip architecture plus a recipe.
+
+A victim is data (an open_clip architecture name, ``arch``) plus a training recipe (its ``Params``,
+a subclass of :class:`Recipe`). The same plugin serves as the *surrogate* an attack optimises against,
+so ``--surrogates tiny-rn:lr=5e-4`` changes the attack's model the same way it would change a victim.
+
+Contract (checked by :mod:`ue_bench.testing`): :meth:`Victim.create_model` returns an open_clip model
+taking normalised float ``[B, 3, R, R]`` images and int64 ``[B, L]`` token ids and returning a dict with
+``image_features``, ``text_features`` and ``logit_scale`` (``output_dict=True``); :meth:`Victim.tokenizer`
+turns a list of strings into int64 ``[B, L]`` ids and has ``encode``/``decode``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+import open_clip
+import torch
+
+from .cache import file_sha256
+from .errors import UsageError
+from .params import param
+from .plugin import Plugin
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The training recipe every victim declares (defaults: measured to learn the default synthetic set
+    in minutes on 2 CPU cores with the tiny models)."""
+
+    epochs: int = param(40, lo=1, hi=10000, help="passes over the training images")
+    batch_size: int = param(64, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
+    lr: float = param(1e-3, lo=0.0, hi=1.0, help="AdamW peak learning rate")
+    weight_decay: float = param(0.1, lo=0.0, hi=10.0, help="AdamW weight decay")
+    warmup: float = param(0.05, lo=0.0, hi=0.9, help="fraction of steps with linear warm-up before cosine decay")
+    init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
+
+
+class Victim(Plugin):
+    """An open_clip architecture trained from scratch (or from ``init``) with a recipe."""
+
+    #: the open_clip model name (a built-in or one registered with ``open_clip.add_model_config``).
+    arch: ClassVar[str] = ""
+    Params = Recipe
+
+    @classmethod
+    def contract_problem(cls) -> str | None:
+        if not cls.arch:
+            return f"{cls.__name__}.arch is empty (expected an open_clip model name)"
+        if not issubclass(cls.Params, Recipe):
+            return f"{cls.__name__}.Params must derive from ue_bench.victim.Recipe"
+        return None
+
+    def spec(self) -> dict:
+        """Adds the checkpoint's sha256, so a changed ``init`` file invalidates cached victims."""
+        spec = super().spec()
+        if self.params.init:
+            spec["init_sha256"] = self._init_sha256
+        return spec
+
+    @functools.cached_property
+    def _init_sha256(self) -> str:
+        """Hashed once per plugin instance: ``spec()`` is asked for by every cell and stage key."""
+        return file_sha256(Path(self.params.init))
+
+    def create_model(self, resolution: int, device: torch.device | str = "cpu") -> torch.nn.Module:
+        """A fresh model whose input size follows the data (``resolution`` px), in train mode.
+
+        Raises :class:`UsageError` when ``init`` cannot be read or does not fit the architecture."""
+        model = open_clip.create_model(
+            self.arch, pretrained=None, force_image_size=resolution, output_dict=True, device=device
+        )
+        if self.params.init:
+            try:
+                state = torch.load(self.params.init, map_location=device, weights_only=True)
+            except (OSError, RuntimeError) as exc:
+                raise UsageError(f"victim {self.name!r}: cannot read init checkpoint {self.params.init}: {exc}") from None
+            state = state.get("state_dict", state)
+            state = {k.removeprefix("module."): v for k, v in state.items()}
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if missing or unexpected:
+                raise UsageError(
+                    f"victim {self.name!r}: checkpoint {self.params.init} does not fit {self.arch} "
+                    f"(missing {len(missing)} keys, unexpected {len(unexpected)})"
+                )
+        return model
+
+    def tokenizer(self):
+        """open_clip's BPE tokenizer with this architecture's context length."""
+        return open_clip.get_tokenizer(self.arch)
