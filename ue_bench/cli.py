@@ -7,6 +7,7 @@ work starts or any file is written; bad input is one line on stderr and exit cod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import registry
+from . import import_cache, registry
 from .device import auto_device
 from .errors import UsageError
 from .harness import write_json_atomic
@@ -71,10 +72,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _default_cache() -> Path:
-    return Path(os.environ.get("UE_BENCH_CACHE") or Path.home() / ".cache" / "ue-bench")
+    return import_cache.base()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     from .executors import run_local, run_ray
     from .harness import dataset_key, plan, write_results_csv
     from .reports.build import build_report
@@ -103,6 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = _prepare_out(Path(args.cache) if args.cache else _default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
+    # imports of real datasets go under --cache, and are published only once the run is accepted
+    stack.enter_context(import_cache.using_root(cache))
+    staging = stack.enter_context(import_cache.staged())
     loaded = {dataset_key(ds): ds.load() for ds in datasets}
     for ds in datasets:
         label, data = ds.label(), loaded[dataset_key(ds)]
@@ -117,6 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dry_run import describe_plan
         print(describe_plan(cells, loaded, out, cache, device))
         return 0
+    staging.commit()
     out.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
                                          "sources": cfg.sources, "cells": [c.cell_id for c in cells]})

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from . import stages
+from . import import_cache, stages
 from .data import PairDataset
 from .device import auto_device
 from .errors import UsageError
@@ -37,12 +37,14 @@ def run_local(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
 
 def _remote_protect(cell: Cell, out: str, cache: str, device: str, threads: int) -> None:
     torch.set_num_threads(threads)
-    Runner(Path(out), Path(cache), auto_device(device)).protect_only(cell)
+    with import_cache.using_root(cache):  # a worker loading a real dataset reads its import from --cache
+        Runner(Path(out), Path(cache), auto_device(device)).protect_only(cell)
 
 
 def _remote_cell(cell: Cell, out: str, cache: str, device: str, threads: int) -> dict[str, Any]:
     torch.set_num_threads(threads)
-    return Runner(Path(out), Path(cache), auto_device(device)).run_cell(cell)
+    with import_cache.using_root(cache):
+        return Runner(Path(out), Path(cache), auto_device(device)).run_cell(cell)
 
 
 def run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None,

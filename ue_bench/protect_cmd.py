@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, registry
+from . import __version__, import_cache, registry
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, chunks, export_protected, prepare_out
@@ -41,6 +41,8 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--image-format", default="png", help="png (lossless, default) or jpg (lossy: needs --force-lossy)")
     p.add_argument("--force-lossy", action="store_true", help="write a lossy image format although it erases the noise")
     p.add_argument("--shard-size", default="10000", help="samples per tar shard with --format webdataset")
+    p.add_argument("--cache", help="where decoded datasets are cached, under imports/ "
+                                   "(default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
     p.set_defaults(func=cmd_protect)
 
 
@@ -94,11 +96,14 @@ def cmd_protect(args: argparse.Namespace) -> int:
     prepare_out(out)
     device = auto_device(args.device)
     layout = _layout(dataset, args.format, shard_size)
-    data = dataset.load()
-    train = data.train
-    if attack.uses_surrogate and surrogate.params.batch_size > len(train):
-        raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
-                         f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+    # a real dataset's import goes under --cache, and is kept only once the command is accepted
+    with import_cache.using_root(args.cache), import_cache.staged() as staging:
+        data = dataset.load()
+        train = data.train
+        if attack.uses_surrogate and surrogate.params.batch_size > len(train):
+            raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
+                             f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+        staging.commit()
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)
     start = time.perf_counter()
