@@ -108,9 +108,9 @@ def read_shards(shards: list[Path]) -> list[Record]:
             where = f"{shard} sample {key!r}"
             image = next((files[e] for e in IMAGE_EXTS if e in files), None)
             if image is None or "txt" not in files:
-                lacks = "a txt caption" if image is not None else f"an image ({'/'.join(IMAGE_EXTS)})"
+                lacks = "no txt caption" if image is not None else "no image"
                 raise UsageError(f"{where}: expected an image ({'/'.join(IMAGE_EXTS)}) and a txt caption, "
-                                 f"got {sorted(files) or 'nothing'} (no {lacks})")
+                                 f"got {sorted(files) or 'nothing'} ({lacks})")
             try:
                 caption = tar.extractfile(files["txt"]).read().decode("utf-8").strip()
             except UnicodeDecodeError as exc:
