@@ -3,6 +3,9 @@
 Real datasets arrive as compressed files of every size (Flickr/COCO JPEGs of ~500 px, LAION shards).
 The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each image is decoded once:
 
+* **Decoding** is :func:`ue_bench.images.decode_image`, the one image decoder of ue-bench: EXIF
+  orientation applied, every PIL mode turned into 8-bit RGB as a viewer shows it (16-bit as
+  ``value // 257``, transparency on white), undecodable or oversized images refused naming the row.
 * **Resize + center crop**, the same geometry as CLIP's and open_clip's evaluation transform: the
   shorter side is resized to ``resolution`` with bicubic filtering, then the central square is cut.
   Nothing is padded or stretched, so a victim sees undistorted content. JPEGs are decoded with
@@ -11,14 +14,23 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
   decode, which is fine since the cached array, not the JPEG, is what every stage reads.
 * **Memory-mapped cache.** Pixels are appended image by image to a raw ``.u8`` file that every
   stage then opens with ``np.memmap``; neither import nor later stages hold the dataset in RAM, so
-  memory stays flat in the number of images. The cache lives in ``$UE_BENCH_CACHE/imports/<key>`` (default
-  ``~/.cache/ue-bench/imports``) and is built in a temporary folder renamed into place when complete,
-  so an interrupted import leaves nothing that could be mistaken for a finished one.
+  memory stays flat in the number of images. The cache lives in ``<cache>/imports/<key>``, where
+  ``<cache>`` is the run's ``--cache``, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench`` (see
+  :mod:`ue_bench.import_cache`). It is built in a temporary folder renamed into place when complete,
+  so an interrupted import leaves nothing that could be mistaken for a finished one; while the
+  command line is still checking its input (``--dry-run``, a run refused with exit 2) the rename is
+  deferred and the temporary folder deleted if the command stops there.
+* **Verified before use.** ``manifest.json`` (written last) records each split's image count and
+  fingerprint (sha256 of pixels and captions) and each image's content hash; a cache whose files do
+  not match it — bytes flipped, a file cut short — is rebuilt, never used. The fingerprint computed
+  to verify is the one every later stage key uses, so verification costs no extra pass.
 * **Keyed by the source's hash:** the sha256 of the index files' bytes (CSV, Karpathy JSON), of every
   record (path, byte range in a tar, captions, split) and of each image file's size and mtime, plus
   the resolution and the import code's version. Hashing stat data instead of every image's bytes
   keeps a cache hit cheap for COCO-sized folders (tens of GB) while any edit, replacement or move
   of a file still invalidates it.
+* **No leakage:** a test split that shares images with the train split (the same file, or another
+  file with the same decoded pixels) is refused unless ``allow_test_overlap=true`` (:func:`check_overlap`).
 """
 
 from __future__ import annotations

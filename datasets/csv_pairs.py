@@ -10,10 +10,22 @@ The separator is detected from the header: the first of tab, comma, semicolon an
 into fields containing both column names. Matching on the names, rather than guessing from the data
 (``csv.Sniffer``), cannot be fooled by commas inside captions.
 
+Reading is strict, because a silently misread row trains on (or publishes) the wrong pairs: the file
+must be valid in ``encoding`` (UTF-8 by default; a BOM is accepted); a field that starts with a quote
+is a quoted field that must close before the next separator and on the same line (a quote anywhere
+else is plain text, and ``quotes=none`` makes every quote plain text, for TSVs of raw captions); every
+row needs the header's number of fields and a non-empty image path and caption. Anything else is a
+UsageError naming the file and line. ``on_bad_rows=skip`` drops rows with the wrong number of fields
+or an empty path or caption instead, printing how many (and which) on stderr and recording them in
+the dataset's meta (``skipped_rows``, ``skipped_examples``); quoting and encoding errors are never
+skipped, since they shift every row after them.
+
 The benchmark needs a clean test split. Give it as a second file (``test_path``, same columns), or
 let the plugin hold out ``test_fraction`` of the *images* (never splitting one image's captions
 across train and test) drawn with ``split_seed``; ``test_fraction`` is ignored when ``test_path`` is
-set. For ``ue-bench protect``, which protects the train split, ``test_fraction=0`` keeps every row.
+set. For ``ue-bench protect``, which protects the train split, ``test_fraction=0`` keeps every row. A
+test split sharing images with the train split is refused (see ``_imports.check_overlap``) unless
+``allow_test_overlap=true``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,10 @@ with the same image bytes (``ue-bench protect --format webdataset`` writes it th
 are merged back into one image with several captions; only adjacent duplicates are compared, and
 only when their sizes match, which keeps indexing a single cheap pass.
 
+A sample missing its image or its caption, a caption that is not UTF-8, and a shard that is cut short
+(a member past the end of the file or no end-of-archive marker: an interrupted download) are refused
+naming the shard and sample.
+
 ``path`` is a ``.tar`` file or a folder whose ``*.tar`` files are read in name order. As for CSV, the
 test split is a second source (``test_path``) or ``test_fraction`` of the images held out with
 ``split_seed`` (ignored when ``test_path`` is set).
