@@ -3,6 +3,9 @@
 Real datasets arrive as compressed files of every size (Flickr/COCO JPEGs of ~500 px, LAION shards).
 The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each image is decoded once:
 
+* **Decoding** is :func:`ue_bench.images.decode_image`, the one image decoder of ue-bench: EXIF
+  orientation applied, every PIL mode turned into 8-bit RGB as a viewer shows it (16-bit as
+  ``value // 257``, transparency on white), undecodable or oversized images refused naming the row.
 * **Resize + center crop**, the same geometry as CLIP's and open_clip's evaluation transform: the
   shorter side is resized to ``resolution`` with bicubic filtering, then the central square is cut.
   Nothing is padded or stretched, so a victim sees undistorted content. JPEGs are decoded with
@@ -11,40 +14,50 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
   decode, which is fine since the cached array, not the JPEG, is what every stage reads.
 * **Memory-mapped cache.** Pixels are appended image by image to a raw ``.u8`` file that every
   stage then opens with ``np.memmap``; neither import nor later stages hold the dataset in RAM, so
-  memory stays flat in the number of images. The cache lives in ``$UE_BENCH_CACHE/imports/<key>`` (default
-  ``~/.cache/ue-bench/imports``) and is built in a temporary folder renamed into place when complete,
-  so an interrupted import leaves nothing that could be mistaken for a finished one.
+  memory stays flat in the number of images. The cache lives in ``<cache>/imports/<key>``, where
+  ``<cache>`` is the run's ``--cache``, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench`` (see
+  :mod:`ue_bench.import_cache`). It is built in a temporary folder renamed into place when complete,
+  so an interrupted import leaves nothing that could be mistaken for a finished one; while the
+  command line is still checking its input (``--dry-run``, a run refused with exit 2) the rename is
+  deferred and the temporary folder deleted if the command stops there.
+* **Verified before use.** ``manifest.json`` (written last) records each split's image count and
+  fingerprint (sha256 of pixels and captions) and each image's content hash; a cache whose files do
+  not match it — bytes flipped, a file cut short — is rebuilt, never used. The fingerprint computed
+  to verify is the one every later stage key uses, so verification costs no extra pass.
 * **Keyed by the source's hash:** the sha256 of the index files' bytes (CSV, Karpathy JSON), of every
   record (path, byte range in a tar, captions, split) and of each image file's size and mtime, plus
   the resolution and the import code's version. Hashing stat data instead of every image's bytes
   keeps a cache hit cheap for COCO-sized folders (tens of GB) while any edit, replacement or move
   of a file still invalidates it.
+* **No leakage:** a test split that shares images with the train split (the same file, or another
+  file with the same decoded pixels) is refused unless ``allow_test_overlap=true`` (:func:`check_overlap`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
-import os
 import shutil
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
+from ue_bench import import_cache
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.errors import UsageError
+from ue_bench.images import decode_image
 
 log = logging.getLogger(__name__)
 
 #: Bump when decoding or geometry changes, so that old caches are not reused.
-IMPORT_VERSION = "1"
+IMPORT_VERSION = "2"
+
+MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
@@ -65,23 +78,36 @@ class Record:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("UE_BENCH_CACHE") or Path.home() / ".cache" / "ue-bench") / "imports"
+    """The import cache folder (``<--cache or $UE_BENCH_CACHE or ~/.cache/ue-bench>/imports``)."""
+    return import_cache.root()
 
 
-def decode(data: bytes, resolution: int, where: str) -> np.ndarray:
+def fit(img: Image.Image, resolution: int) -> np.ndarray:
     """``uint8 [resolution, resolution, 3]``: bicubic resize of the shorter side, then center crop."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        img.draft("RGB", (resolution, resolution))
-        img = img.convert("RGB")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UsageError(f"{where}: cannot decode the image ({exc}); expected a JPEG, PNG or other PIL-readable file") from None
     w, h = img.size
     scale = resolution / min(w, h)
     nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
     img = img.resize((nw, nh), Image.Resampling.BICUBIC)
     left, top = (nw - resolution) // 2, (nh - resolution) // 2
     return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
+
+
+def content_hash(img: Image.Image) -> str:
+    """sha256 of an image's decoded RGB pixels and size: equal for byte-identical files (and for
+    re-encodings that decode to the same pixels), whatever their names."""
+    h = hashlib.sha256(f"{img.size}".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()[:32]
+
+
+def decode(data: bytes, resolution: int, where: str, hashes: list[str] | None = None) -> np.ndarray:
+    """The image in ``data`` decoded by :func:`ue_bench.images.decode_image` (EXIF orientation, 8-bit
+    RGB as a viewer shows it), resized and center-cropped by :func:`fit`; the content hash of the
+    decoded image is appended to ``hashes`` when given. UsageError names ``where``."""
+    img = decode_image(data, name=where, draft=(resolution, resolution))
+    if hashes is not None:
+        hashes.append(content_hash(img))
+    return fit(img, resolution)
 
 
 def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict[str, list[Record]]) -> str:
@@ -103,17 +129,19 @@ def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict
     return h.hexdigest()[:24]
 
 
-def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str) -> None:
+def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str) -> list[str]:
     """Decode ``records`` into ``<split>.u8`` one image at a time, appended with plain writes: unlike
     writing through a memmap, no dirty mapped pages pile up in the process, so its resident memory
-    stays flat however many images are imported."""
+    stays flat however many images are imported. Returns the images' content hashes."""
+    hashes: list[str] = []
     if not records:
-        return
+        return hashes
     log.info("importing %d %s images of %s into %s", len(records), split, label, folder.parent)
     with open(folder / f"{split}.u8", "wb") as fh:
         for r in tqdm(records, desc=f"import {label} {split}", unit="img", file=sys.stderr, mininterval=1.0,
                       disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
-            fh.write(decode(r.read(), resolution, r.where).tobytes())
+            fh.write(decode(r.read(), resolution, r.where, hashes).tobytes())
+    return hashes
 
 
 def _open(folder: Path, split: str, n: int, resolution: int) -> np.ndarray:
@@ -123,35 +151,109 @@ def _open(folder: Path, split: str, n: int, resolution: int) -> np.ndarray:
     return np.memmap(folder / f"{split}.u8", dtype=np.uint8, mode="r", shape=shape)
 
 
+def _build(folder: Path, key: str, name: str, resolution: int, splits: dict[str, list[Record]]) -> None:
+    """Decode every split into ``folder`` with a manifest of what each holds (written last: its
+    presence marks a complete import)."""
+    captions = {s: [list(r.captions) for r in rs] for s, rs in splits.items()}
+    hashes = {s: _write(folder, s, rs, resolution, name) for s, rs in splits.items()}
+    (folder / "captions.json").write_text(json.dumps(captions))
+    manifest = {"version": IMPORT_VERSION, "key": key, "resolution": resolution, "content_hashes": hashes,
+                "splits": {}}
+    for s in splits:
+        split = PairSplit(_open(folder, s, len(captions[s]), resolution), captions[s])
+        manifest["splits"][s] = {"n": len(split), "fingerprint": split.fingerprint()}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def _read(folder: Path, resolution: int) -> tuple[dict, dict[str, PairSplit]] | None:
+    """The verified import in ``folder``, or None when it is absent, incomplete or does not match its
+    manifest (a file's bytes or size changed): such a cache is rebuilt, never used. Verification
+    computes each split's fingerprint, which the split keeps, so the stage keys computed later from
+    the same fingerprints cost nothing more."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        captions = json.loads((folder / "captions.json").read_text())
+        out = {}
+        for s, info in manifest["splits"].items():
+            n = info["n"]
+            expected = n * resolution * resolution * 3
+            if n and (folder / f"{s}.u8").stat().st_size != expected:
+                raise ValueError(f"{s}.u8 is not {expected} bytes")
+            split = PairSplit(_open(folder, s, n, resolution), captions[s])
+            if split.fingerprint() != info["fingerprint"]:
+                raise ValueError(f"{s} split does not match its fingerprint")
+            out[s] = split
+        return manifest, out
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        if folder.exists():
+            log.warning("import cache %s failed verification (%s); rebuilding it", folder, exc)
+            print(f"ue-bench: the import cache {folder} failed verification ({exc}); rebuilding it", file=sys.stderr)
+        return None
+
+
 def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
-                train: list[Record], test: list[Record], meta: dict) -> PairDataset:
-    """The dataset of ``train``/``test`` records, decoded into the import cache on first use."""
+                train: list[Record], test: list[Record], meta: dict,
+                allow_test_overlap: bool = False) -> PairDataset:
+    """The dataset of ``train``/``test`` records, decoded into the import cache on first use (see
+    :mod:`ue_bench.import_cache` for where, and when a new import is published). A test split that
+    shares images with the train split is refused unless ``allow_test_overlap`` (see :func:`check_overlap`)."""
     splits = {"train": train, "test": test}
     key = source_key(kind, resolution, index_files, splits)
     folder = cache_root() / key
-    if not (folder / "captions.json").exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+    found = _read(folder, resolution)
+    if found is None:
+        tmp = import_cache.new_temp(key)
         try:
-            for split, records in splits.items():
-                _write(tmp, split, records, resolution, name)
-            # written last: its presence marks a complete import
-            (tmp / "captions.json").write_text(json.dumps({s: [list(r.captions) for r in rs] for s, rs in splits.items()}))
-            try:
-                os.replace(tmp, folder)
-            except OSError:  # another process finished the same import first: use theirs
-                if not (folder / "captions.json").exists():
-                    raise
-        finally:
+            _build(tmp, key, name, resolution, splits)
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-    captions = json.loads((folder / "captions.json").read_text())
+            raise
+        found = _read(tmp, resolution)
+        if found is None:
+            raise RuntimeError(f"the import just written to {tmp} does not verify")
+        metas: list[dict] = []
+        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas])
+    else:
+        metas, where = [], folder
+    manifest, loaded = found
+    overlap = check_overlap(name, train, test, manifest["content_hashes"], allow_test_overlap)
     out = {}
     for split in ("train", "test"):
-        images = _open(folder, split, len(captions[split]), resolution)
-        out[split] = PairSplit(images, captions[split],
-                               meta={**meta, "split": split, "import_key": key, "import_dir": str(folder)})
+        m = {**meta, "split": split, "import_key": key, "import_dir": str(where)}
+        if overlap:
+            m["test_overlap"] = overlap
+        metas.append(m)
+        out[split] = PairSplit(loaded[split].images, loaded[split].captions, meta=m)
+        out[split].__dict__["_fingerprint"] = loaded[split].fingerprint()  # verified above: not hashed again
     return PairDataset(name, out["train"], out["test"])
+
+
+def check_overlap(dataset: str, train: list[Record], test: list[Record], hashes: dict[str, list[str]],
+                  allow: bool) -> dict:
+    """Refuse (UsageError) a test split that shares images with the train split: the same decoded
+    pixels (by :func:`content_hash`), which covers the same file named twice and a copy under another
+    name. The message names the first shared pairs and the count. With ``allow``
+    (``allow_test_overlap=true``) the count is printed and returned for the dataset's meta instead."""
+    first: dict[str, Record] = {}
+    for r, h in zip(train, hashes.get("train", [])):
+        first.setdefault(h, r)
+    shared = [(r, first[h]) for r, h in zip(test, hashes.get("test", [])) if h in first]
+    if not shared:
+        return {}
+    same_file = sum((t.path.resolve(), t.offset) == (r.path.resolve(), r.offset) for t, r in shared)
+    kinds = ", ".join(k for k in (f"{same_file} the same file" if same_file else "",
+                                  f"{len(shared) - same_file} a copy with the same decoded pixels"
+                                  if len(shared) > same_file else "") if k)
+    summary = f"{len(shared)} test image(s) are also in the train split ({kinds})"
+    if not allow:
+        shown = "; ".join(f"{t.where} = {r.where}" for t, r in shared[:3]) + (" …" if len(shared) > 3 else "")
+        raise UsageError(f"dataset {dataset!r}: {summary}: {shown}; retrieval on images the victim trained on "
+                         f"measures memorisation, not protection: remove them from one split, or pass the "
+                         f"dataset parameter allow_test_overlap=true to keep them")
+    print(f"ue-bench: warning: dataset {dataset!r}: {summary}; kept (allow_test_overlap=true)", file=sys.stderr)
+    return {"test_overlap_images": len(shared), "test_overlap_same_file": same_file}
 
 
 def held_out(n: int, fraction: float, seed: int) -> np.ndarray:

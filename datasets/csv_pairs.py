@@ -10,24 +10,39 @@ The separator is detected from the header: the first of tab, comma, semicolon an
 into fields containing both column names. Matching on the names, rather than guessing from the data
 (``csv.Sniffer``), cannot be fooled by commas inside captions.
 
+Reading is strict, because a silently misread row trains on (or publishes) the wrong pairs: the file
+must be valid in ``encoding`` (UTF-8 by default; a BOM is accepted); a field that starts with a quote
+is a quoted field that must close before the next separator and on the same line (a quote anywhere
+else is plain text, and ``quotes=none`` makes every quote plain text, for TSVs of raw captions); every
+row needs the header's number of fields and a non-empty image path and caption. Anything else is a
+UsageError naming the file and line. ``on_bad_rows=skip`` drops rows with the wrong number of fields
+or an empty path or caption instead, printing how many (and which) on stderr and recording them in
+the dataset's meta (``skipped_rows``, ``skipped_examples``); quoting and encoding errors are never
+skipped, since they shift every row after them.
+
 The benchmark needs a clean test split. Give it as a second file (``test_path``, same columns), or
 let the plugin hold out ``test_fraction`` of the *images* (never splitting one image's captions
 across train and test) drawn with ``split_seed``; ``test_fraction`` is ignored when ``test_path`` is
-set. For ``ue-bench protect``, which protects the train split, ``test_fraction=0`` keeps every row.
+set. For ``ue-bench protect``, which protects the train split, ``test_fraction=0`` keeps every row. A
+test split sharing images with the train split is refused (see ``_imports.check_overlap``) unless
+``allow_test_overlap=true``.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ue_bench.data import PairDataset
+from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.dataset import Dataset
 
+from . import _example
 from ._imports import Record, load_cached, split_train_test
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
@@ -40,23 +55,58 @@ class Params:
     caption_key: str = param("title", help="name of the caption column (open_clip's --csv-caption-key)")
     sep: str = param("auto", choices=("auto", *SEPARATORS),
                      help="column separator; auto: the one that splits the header into both column names")
+    quotes: str = param("csv", choices=("csv", "none"),
+                        help="csv: a field that starts with a quote is quoted and must close on its line; "
+                             "none: quotes are plain text (TSVs whose captions contain quotes)")
+    encoding: str = param("utf-8", help="text encoding of the file; bytes that are not valid in it are refused")
+    on_bad_rows: str = param("error", choices=("error", "skip"),
+                             help="error: refuse a row with the wrong number of fields or an empty path or "
+                                  "caption; skip: drop such rows, counted on stderr and in the dataset's meta")
     test_path: str | None = param(None, help="CSV with the clean test pairs (same columns); default: hold out test_fraction")
     test_fraction: float = param(0.1, lo=0.0, hi=0.9,
                                  help="fraction of images held out as test split when test_path is not given")
     split_seed: int = param(0, lo=0, help="seed of the held-out draw")
+    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
+                                                 "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
-def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto") -> tuple[list[Record], str]:
-    """The images of ``path`` in order of first appearance, each with all its captions, and the
-    separator used; UsageError names the file and line of anything malformed."""
+def _decode_text(path: Path, encoding: str) -> str:
+    """The file's text; UsageError naming the line and column of the first byte not valid in ``encoding``."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"csv: cannot read {path}: {exc}") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"csv: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UsageError(f"csv: encoding={encoding!r} is not a known text encoding") from None
+    try:
+        return raw.decode("utf-8-sig" if codecs.lookup(encoding).name == "utf-8" else encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UsageError(f"{path} line {line}: byte 0x{raw[exc.start]:02x} at column {column} is not valid "
+                         f"{encoding}; save the file as UTF-8, or pass encoding= with the file's encoding "
+                         f"(e.g. encoding=cp1252)") from None
+
+
+def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", quotes: str = "csv",
+               encoding: str = "utf-8", on_bad_rows: str = "error") -> tuple[list[Record], str, list[str]]:
+    """The images of ``path`` in order of first appearance, each with all its captions, the separator
+    used, and the skipped rows (``on_bad_rows=skip``) as "line N: why"; UsageError names the file and
+    line of anything malformed.
+
+    Quoting is strict (``quotes=csv``): a quote opens a quoted field only at the start of a field and
+    must close it before the separator; a quoted field may not span lines, since in a file of image–
+    caption rows that only happens when a quote is never closed and swallows the rows after it.
+    """
+    text = _decode_text(path, encoding)
+    quoting = {"quoting": csv.QUOTE_NONE} if quotes == "none" else {}
     header = text.splitlines()[0] if text.strip() else ""
     if sep == "auto":
-        found = [d for d in SEPARATORS.values() if {img_key, caption_key} <= set(next(csv.reader([header], delimiter=d)))]
+        found = [d for d in SEPARATORS.values()
+                 if {img_key, caption_key} <= set(next(csv.reader([header], delimiter=d, **quoting), []))]
         if not found:
             raise UsageError(
                 f"{path} line 1: expected a header with columns {img_key!r} and {caption_key!r} separated by tab, "
@@ -64,31 +114,60 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto") ->
         delim = found[0]
     else:
         delim = SEPARATORS[sep]
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim)
-    columns = next(reader, [])
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delim, strict=True, **quoting)
+    try:
+        columns = next(reader, [])
+    except csv.Error as exc:
+        raise UsageError(f"{path} line 1: unreadable header ({exc})") from None
     missing = [k for k in (img_key, caption_key) if k not in columns]
     if missing:
         raise UsageError(f"{path} line 1: no column {missing[0]!r} in header {columns}; set img_key=/caption_key=")
     ci, cc = columns.index(img_key), columns.index(caption_key)
     grouped: dict[Path, tuple[str, list[str]]] = {}
-    try:
-        for row in reader:
-            line = reader.line_num
-            if not row:
+    skipped: list[str] = []
+    hint = "; pass quotes=none if the file's quotes are plain text"
+    while True:
+        line = reader.line_num + 1  # the physical line this row starts on
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            why = ("a quoted field opens on this line and is never closed" if "end of data" in str(exc)
+                   else f"unreadable row ({exc}): a field that starts with a quote must end with one")
+            raise UsageError(f"{path} line {line}: {why}{hint}") from None
+        if not row:
+            continue
+        if reader.line_num > line:
+            raise UsageError(f"{path} line {line}: a quoted field opens here and runs over "
+                             f"{reader.line_num - line + 1} lines (to line {reader.line_num}), swallowing the "
+                             f"rows between: close the quote, write a quote inside a quoted field as \"\"{hint}")
+        problem = None
+        if len(row) != len(columns):
+            problem = f"expected {len(columns)} fields {columns}, got {len(row)}: {row!r}"
+        elif not row[ci].strip() or not row[cc].strip():
+            problem = f"expected a non-empty {img_key!r} and {caption_key!r}, got {row!r}"
+        if problem is not None:
+            if on_bad_rows == "skip":
+                skipped.append(f"line {line}: {problem}")
                 continue
-            if len(row) != len(columns):
-                raise UsageError(f"{path} line {line}: expected {len(columns)} fields {columns}, got {len(row)}: {row!r}")
-            img, cap = row[ci].strip(), row[cc].strip()
-            if not img or not cap:
-                raise UsageError(f"{path} line {line}: expected a non-empty {img_key!r} and {caption_key!r}, got {row!r}")
-            file = (path.parent / img).resolve()
-            grouped.setdefault(file, (f"{path} line {line} ({img})", []))[1].append(cap)
-    except csv.Error as exc:
-        raise UsageError(f"{path} line {reader.line_num}: unreadable row ({exc})") from None
+            raise UsageError(f"{path} line {line}: {problem} (or pass on_bad_rows=skip to drop such rows)")
+        img, cap = row[ci].strip(), row[cc].strip()
+        file = (path.parent / img).resolve()
+        grouped.setdefault(file, (f"{path} line {line} ({img})", []))[1].append(cap)
     if not grouped:
-        raise UsageError(f"{path}: no rows after the header")
+        raise UsageError(f"{path}: no rows after the header" + (f" ({len(skipped)} skipped)" if skipped else ""))
     records = [Record(where, file, tuple(caps)) for file, (where, caps) in grouped.items()]
-    return records, delim
+    return records, delim, skipped
+
+
+def report_skipped(path: Path, skipped: list[str]) -> dict:
+    """Print the rows dropped by ``on_bad_rows=skip`` (count and the first few) and return them for the meta."""
+    if not skipped:
+        return {}
+    shown = "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
+    print(f"ue-bench: warning: {path}: skipped {len(skipped)} bad row(s) (on_bad_rows=skip): {shown}", file=sys.stderr)
+    return {"skipped_rows": len(skipped), "skipped_examples": skipped[:10]}
 
 
 class CsvPairs(Dataset):
@@ -100,7 +179,8 @@ class CsvPairs(Dataset):
     def export_layout(self) -> dict:
         """How ``ue-bench protect`` writes this dataset back: the same columns and separator."""
         p = self.params
-        _, delim = read_pairs(self._path(p.path, "path"), p.img_key, p.caption_key, p.sep)
+        _, delim, _ = read_pairs(self._path(p.path, "path"), p.img_key, p.caption_key, p.sep, p.quotes,
+                                 p.encoding, p.on_bad_rows)
         return {"format": "csv", "img_key": p.img_key, "caption_key": p.caption_key, "sep": delim}
 
     @staticmethod
@@ -115,14 +195,23 @@ class CsvPairs(Dataset):
     def load(self) -> PairDataset:
         p = self.params
         path = self._path(p.path, "path")
-        records, _ = read_pairs(path, p.img_key, p.caption_key, p.sep)
+        opts = (p.img_key, p.caption_key, p.sep, p.quotes, p.encoding, p.on_bad_rows)
+        records, _, skipped = read_pairs(path, *opts)
+        meta = {"source": str(path.resolve()), "format": "csv"}
+        meta.update(report_skipped(path, skipped))
         index = [path]
         if p.test_path is not None:
             test_file = self._path(p.test_path, "test_path")
-            test, _ = read_pairs(test_file, p.img_key, p.caption_key, p.sep)
+            test, _, test_skipped = read_pairs(test_file, *opts)
             train = records
             index.append(test_file)
+            if test_skipped:
+                meta["test_file"] = report_skipped(test_file, test_skipped)
         else:
             train, test = split_train_test(records, p.test_fraction, p.split_seed, str(path), "csv")
-        meta = {"source": str(path.resolve()), "format": "csv"}
-        return load_cached("csv", "csv", p.resolution, index, train, test, meta)
+        return load_cached("csv", "csv", p.resolution, index, train, test, meta, p.allow_test_overlap)
+
+    @classmethod
+    def example(cls, folder: Path) -> dict:
+        """A 24-image example written into ``folder`` (see ``_example``)."""
+        return {"path": str(_example.write_csv(folder)), "resolution": 32}

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ue_bench.data import PairDataset
+from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.dataset import Dataset
 
+from . import _example
 from ._imports import Record, load_cached
 
 
@@ -34,6 +35,8 @@ class Params:
     train_splits: str = param("train", choices=("train", "train+restval"), help="Karpathy splits trained on")
     test_split: str = param("test", choices=("test", "val"), help="Karpathy split evaluated on")
     captions: int = param(5, lo=1, hi=7, help="captions kept per image (the first k)")
+    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
+                                                 "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
@@ -43,28 +46,37 @@ class Karpathy(Dataset):
     Params = Params
     version = "1"
 
+    @classmethod
+    def example(cls, folder: Path) -> dict:
+        """A 24-image example written into ``folder`` (see ``_example``)."""
+        return {"path": str(_example.write_karpathy(folder)), "image_root": str(folder / "images"),
+                "resolution": 32, "captions": 3}
+
     def load(self) -> PairDataset:
         p = self.params
         if not p.path:
             raise UsageError("dataset 'karpathy': parameter 'path' is required, e.g. --dataset karpathy:dataset_flickr8k.json")
         path = Path(p.path).expanduser()
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            entries = doc["images"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"dataset 'karpathy': {p.path} is not a readable Karpathy split file "
-                             f"(expected JSON with an 'images' list): {exc}") from None
+        doc = read_json(path)
+        entries = doc.get("images") if isinstance(doc, dict) else None
+        if not isinstance(entries, list):
+            raise UsageError(f"{path}: not a Karpathy split file: expected a JSON object with an 'images' list, "
+                             f"got {type(doc).__name__}" + (f" with keys {sorted(doc)[:8]}" if isinstance(doc, dict) else ""))
         root = Path(p.image_root).expanduser() if p.image_root else path.parent
         wanted = {"train": set(p.train_splits.split("+")), "test": {p.test_split}}
         splits: dict[str, list[Record]] = {"train": [], "test": []}
         for i, entry in enumerate(entries):
             where = f"{path} images[{i}]"
             try:
+                missing = [k for k in ("filename", "split", "sentences") if k not in entry]
+                if missing:
+                    raise KeyError(missing[0])
                 split = entry["split"]
                 file = root / entry.get("filepath", "") / entry["filename"]
                 captions = tuple(s["raw"].strip() for s in entry["sentences"])[:p.captions]
-            except (KeyError, TypeError, AttributeError):
-                raise UsageError(f"{where}: expected 'filename', 'split' and 'sentences' with 'raw' texts, "
+            except (KeyError, TypeError, AttributeError) as exc:
+                what = f"no key {exc}" if isinstance(exc, KeyError) else "a value of the wrong type"
+                raise UsageError(f"{where}: {what}; expected 'filename', 'split' and 'sentences' with 'raw' texts, "
                                  f"got {str(entry)[:160]}") from None
             if not captions or not all(captions):
                 raise UsageError(f"{where}: expected non-empty sentences, got {captions!r}")
@@ -77,4 +89,21 @@ class Karpathy(Dataset):
                                  f"{'+'.join(sorted(wanted[name]))} for the {name} split")
         meta = {"source": str(path.resolve()), "format": "karpathy", "dataset": doc.get("dataset")}
         return load_cached(f"karpathy-{doc.get('dataset', path.stem)}", "karpathy", p.resolution, [path],
-                           splits["train"], splits["test"], meta)
+                           splits["train"], splits["test"], meta, p.allow_test_overlap)
+
+
+def read_json(path: Path):
+    """The parsed JSON of ``path``; UsageError naming the file, line and column of a syntax error."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"dataset 'karpathy': cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path} line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8 (JSON files are UTF-8)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} line {exc.lineno} column {exc.colno}: not valid JSON ({exc.msg})") from None

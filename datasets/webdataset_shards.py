@@ -11,6 +11,10 @@ with the same image bytes (``ue-bench protect --format webdataset`` writes it th
 are merged back into one image with several captions; only adjacent duplicates are compared, and
 only when their sizes match, which keeps indexing a single cheap pass.
 
+A sample missing its image or its caption, a caption that is not UTF-8, and a shard that is cut short
+(a member past the end of the file or no end-of-archive marker: an interrupted download) are refused
+naming the shard and sample.
+
 ``path`` is a ``.tar`` file or a folder whose ``*.tar`` files are read in name order. As for CSV, the
 test split is a second source (``test_path``) or ``test_fraction`` of the images held out with
 ``split_seed`` (ignored when ``test_path`` is set).
@@ -23,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ue_bench.data import PairDataset
+from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.dataset import Dataset
 
+from . import _example
 from ._imports import Record, load_cached, split_train_test
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
@@ -39,6 +44,8 @@ class Params:
     test_fraction: float = param(0.1, lo=0.0, hi=0.9,
                                  help="fraction of images held out as test split when test_path is not given")
     split_seed: int = param(0, lo=0, help="seed of the held-out draw")
+    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
+                                                 "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
@@ -50,6 +57,28 @@ def shard_files(value: str, name: str) -> list[Path]:
     return shards
 
 
+def _members(tar: tarfile.TarFile, shard: Path):
+    """The shard's members; UsageError naming the shard and the last complete member when the tar is
+    cut short (a header or data past the end of the file, or no end-of-archive marker)."""
+    last = None
+    try:
+        for m in tar:
+            last = m
+            yield m
+    except tarfile.TarError as exc:
+        raise UsageError(f"{shard}: the tar is truncated or damaged after "
+                         f"{'member ' + repr(last.name) if last else 'its start'} ({exc}); re-download or re-copy it") from None
+    size = shard.stat().st_size
+    end = tar.offset  # where tarfile stopped: the end-of-archive marker (two zero blocks) in a complete tar
+    with open(shard, "rb") as fh:
+        fh.seek(end)
+        tail = fh.read(2 * tarfile.BLOCKSIZE)
+    if (last is not None and last.offset_data + last.size > size) or len(tail) < 2 * tarfile.BLOCKSIZE or any(tail):
+        raise UsageError(f"{shard}: the tar is truncated after {'member ' + repr(last.name) if last else 'its start'} "
+                         f"(no end-of-archive marker at byte {end} of {size}): an interrupted download or copy? "
+                         f"Re-download or re-copy it")
+
+
 def _samples(shard: Path):
     """(key, {ext: TarInfo}) per sample, in tar order."""
     try:
@@ -58,7 +87,7 @@ def _samples(shard: Path):
         raise UsageError(f"{shard}: not an uncompressed tar shard ({exc}); decompress .tar.gz shards first") from None
     with tar:
         key, files = None, {}
-        for m in tar:
+        for m in _members(tar, shard):
             if not m.isfile():
                 continue
             folder, _, base = m.name.rpartition("/")
@@ -84,9 +113,14 @@ def read_shards(shards: list[Path]) -> list[Record]:
             where = f"{shard} sample {key!r}"
             image = next((files[e] for e in IMAGE_EXTS if e in files), None)
             if image is None or "txt" not in files:
+                lacks = "no txt caption" if image is not None else "no image"
                 raise UsageError(f"{where}: expected an image ({'/'.join(IMAGE_EXTS)}) and a txt caption, "
-                                 f"got {sorted(files) or 'nothing'}")
-            caption = tar.extractfile(files["txt"]).read().decode("utf-8", "replace").strip()
+                                 f"got {sorted(files) or 'nothing'} ({lacks})")
+            try:
+                caption = tar.extractfile(files["txt"]).read().decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                raise UsageError(f"{where}: the txt caption is not UTF-8 (byte {exc.start}: "
+                                 f"{exc.object[exc.start:exc.start + 1]!r}); captions must be UTF-8 text") from None
             if not caption:
                 raise UsageError(f"{where}: empty txt caption")
             rec = Record(where, shard, (caption,), offset=image.offset_data, size=image.size)
@@ -123,4 +157,9 @@ class WebdatasetShards(Dataset):
         else:
             train, test = split_train_test(records, p.test_fraction, p.split_seed, str(p.path), "webdataset")
         meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
-        return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta)
+        return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta, p.allow_test_overlap)
+
+    @classmethod
+    def example(cls, folder: Path) -> dict:
+        """A 24-image example written into ``folder`` (see ``_example``)."""
+        return {"path": str(_example.write_shard(folder)), "resolution": 32}

@@ -7,12 +7,13 @@ work starts or any file is written; bad input is one line on stderr and exit cod
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
 from pathlib import Path
 
-from . import registry
+from . import import_cache, registry
 from .atomic import write_json
 from .device import auto_device
 from .errors import UsageError
@@ -62,6 +63,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    with contextlib.ExitStack() as stack:
+        return _run(args, stack)
+
+
+def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     from .matrix import dataset_key, plan
     from .reporting import build_report, render_text
     from .results import write_results_csv
@@ -90,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
+    # imports of real datasets go under --cache, and are published only once the run is accepted
+    stack.enter_context(import_cache.using_root(cache))
+    staging = stack.enter_context(import_cache.staged())
     loaded = {dataset_key(ds): ds.load() for ds in datasets}
     for ds in datasets:
         label, data = ds.label(), loaded[dataset_key(ds)]
@@ -104,6 +113,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from .dry_run import describe_plan
         print(describe_plan(cells, loaded, out, cache, device))
         return 0
+    staging.commit()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
                                          "sources": cfg.sources, "cells": [c.cell_id for c in cells]})

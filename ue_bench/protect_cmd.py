@@ -17,7 +17,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from . import __version__, registry, stages
+from . import __version__, import_cache, registry, stages
 from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
@@ -36,7 +36,8 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--out", required=True, help="new folder for the protected copy (must not exist or be empty)")
-    p.add_argument("--cache", help="artifact store for the protection (default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
+    p.add_argument("--cache", help="artifact store for the protection and the decoded dataset, under imports/ "
+                                   "(default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
     p.add_argument("--format", choices=("csv", "webdataset"),
                    help="output layout (default: the input's: webdataset for webdataset shards, else csv)")
     p.add_argument("--image-format", default="png", help="png (lossless, default) or jpg (lossy: needs --force-lossy)")
@@ -88,11 +89,14 @@ def cmd_protect(args: argparse.Namespace) -> int:
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
     layout = _layout(dataset, args.format, shard_size)
-    data = dataset.load()
-    train = data.train
-    if attack.uses_surrogate and surrogate.params.batch_size > len(train):
-        raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
-                         f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+    # a real dataset's import goes under --cache, and is kept only once the command is accepted
+    with import_cache.using_root(cache), import_cache.staged() as staging:
+        data = dataset.load()
+        train = data.train
+        if attack.uses_surrogate and surrogate.params.batch_size > len(train):
+            raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
+                             f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+        staging.commit()
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)
     try:
@@ -107,7 +111,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "ue_bench_version": __version__, "attack": attack.spec(),
         "surrogate": surrogate.spec() if attack.uses_surrogate else None,
         "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255,
-        "linf_mean": info.get("linf_mean", 0.0), "linf_max": info.get("linf_max", 0), "protect_s": info["protect_s"], "protection_key": artifact.key,
+        "linf_mean": info.get("linf_mean", 0.0), "linf_max": info.get("linf_max", 0),
+        "protect_s": info["protect_s"], "protection_key": artifact.key,
         "attack_meta": info["attack_meta"], "environment": environment(device),
         "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import stages
+from . import import_cache, stages
 from .atomic import write_json
 from .cache import ArtifactStore
 from .data import PairDataset
@@ -115,7 +115,8 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
 
 def _remote(method: str, cell: Cell, out: str, cache: str, device: str, threads: int):
     torch.set_num_threads(threads)
-    return getattr(Runner(Path(out), Path(cache), auto_device(device)), method)(cell)
+    with import_cache.using_root(cache):  # a worker loading a real dataset reads its import from --cache
+        return getattr(Runner(Path(out), Path(cache), auto_device(device)), method)(cell)
 
 
 def _run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import fixture_run, registry
+from . import fixture_run, import_cache, registry
 from .data import PairSplit
 from .protection import CHECKS, Protection, publish
 from .report import RETURNS
@@ -266,7 +266,7 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
     ``[N, H, W, 3]`` splits with H = W, a non-empty test split, non-empty caption strings per image, and
     loads the same bytes twice."""
     rec = _Recorder(f"datasets:{name}")
-    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder:
+    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder, import_cache.using_root(folder):
         state: dict[str, Any] = {}
 
         def build() -> None:

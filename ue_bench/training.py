@@ -39,12 +39,40 @@ def normalize(unit: torch.Tensor) -> torch.Tensor:
     return (unit - _MEAN.to(unit.device)) / _STD.to(unit.device)
 
 
-def tokenize_captions(tokenizer, captions: list[list[str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """All captions tokenised once: ``tokens[M, L]``, the first row of each image, and its caption count."""
+def tokenize_captions(tokenizer, captions: list[list[str]], desc: str = "") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """All captions tokenised once: ``tokens[M, L]``, the first row of each image, and its caption count.
+    Captions the tokenizer truncates to its context length are counted and reported on stderr."""
     counts = torch.tensor([len(c) for c in captions])
     offsets = torch.cumsum(counts, 0) - counts
-    tokens = tokenizer([c for caps in captions for c in caps])
+    texts = [c for caps in captions for c in caps]
+    tokens = tokenizer(texts)
+    warn_truncated(tokenizer, texts, tokens, desc)
     return tokens, offsets, counts
+
+
+_warned: set[tuple] = set()
+
+
+def count_truncated(tokenizer, texts: list[str], tokens: torch.Tensor) -> int:
+    """How many of ``texts`` did not fit the ``tokens.shape[1]``-token context: a row whose last
+    position is not padding (0) filled the context; with open_clip's BPE ``encode`` the exact fits
+    (start + text + end == context) are told apart from the truncated ones."""
+    full = (tokens[:, -1] != 0).nonzero().flatten().tolist()
+    encode = getattr(tokenizer, "encode", None)
+    if encode is None or getattr(tokenizer, "reduction_fn", None) is not None:
+        return len(full)
+    return sum(len(encode(texts[i])) + 2 > tokens.shape[1] for i in full)
+
+
+def warn_truncated(tokenizer, texts: list[str], tokens: torch.Tensor, desc: str = "") -> int:
+    """Print (once per split and model) how many captions the tokenizer truncated; returns the count."""
+    n = count_truncated(tokenizer, texts, tokens)
+    key = (desc, n, len(texts), tokens.shape[1])
+    if n and key not in _warned:
+        _warned.add(key)
+        print(f"ue-bench: {n} of {len(texts)} captions are longer than the {tokens.shape[1]}-token context of the "
+              f"text tower{f' ({desc})' if desc else ''} and are truncated", file=sys.stderr)
+    return n
 
 
 def clip_loss(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -118,7 +146,7 @@ def train_clip(
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     images = torch.from_numpy(np.ascontiguousarray(split.images))
-    tokens, offsets, counts = tokenize_captions(tokenizer, split.captions)
+    tokens, offsets, counts = tokenize_captions(tokenizer, split.captions, desc)
     model.to(device).train()
     optimizer = make_optimizer(model, lr, weight_decay)
     scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch(len(split), batch_size), warmup)

@@ -1,0 +1,58 @@
+"""Small example inputs in each real-data format, written from the synthetic set, for the datasets'
+``example`` classmethods (the conformance checks load them; they double as format documentation)."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+from PIL import Image
+
+from .synthetic import Synthetic
+
+#: Images in an example: enough for a held-out test split of 10 % to be non-empty.
+N_IMAGES = 24
+
+
+def write_images(folder: Path) -> list[tuple[str, list[str]]]:
+    """``images/<i>.png`` under ``folder`` (rendered synthetic scenes, 32 px) and their captions."""
+    split = Synthetic(Synthetic.Params(size=N_IMAGES, test_size=8)).load().train
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (image, caps) in enumerate(zip(split.images, split.captions)):
+        name = f"images/{i:03d}.png"
+        Image.fromarray(image).save(folder / name)
+        out.append((name, list(caps)))
+    return out
+
+
+def write_csv(folder: Path) -> Path:
+    """``pairs.tsv`` in open_clip's layout (``filepath``/``title``, tab), one row per caption."""
+    rows = ["filepath\ttitle"] + [f"{name}\t{c}" for name, caps in write_images(folder) for c in caps]
+    (folder / "pairs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder / "pairs.tsv"
+
+
+def write_karpathy(folder: Path) -> Path:
+    """``dataset_example.json`` in Karpathy's layout, every fourth image in the test split."""
+    images = [{"filename": Path(name).name, "split": "test" if i % 4 == 0 else "train",
+               "sentences": [{"raw": c} for c in caps]} for i, (name, caps) in enumerate(write_images(folder))]
+    (folder / "dataset_example.json").write_text(json.dumps({"images": images}), encoding="utf-8")
+    return folder / "dataset_example.json"
+
+
+def write_shard(folder: Path) -> Path:
+    """``shard-000000.tar``: one ``<key>.png`` + ``<key>.txt`` sample per caption."""
+    path = folder / "shard-000000.tar"
+    pairs = write_images(folder / "src")
+    with tarfile.open(path, "w") as tar:
+        for i, (name, caps) in enumerate(pairs):
+            data = (folder / "src" / name).read_bytes()
+            for j, caption in enumerate(caps):
+                for ext, payload in (("png", data), ("txt", caption.encode("utf-8"))):
+                    info = tarfile.TarInfo(f"{i:03d}_{j:02d}.{ext}")
+                    info.size = len(payload)
+                    tar.addfile(info, io.BytesIO(payload))
+    return path

@@ -1,0 +1,129 @@
+"""The one place where ue-bench turns an image file into pixels: 8-bit RGB, as an image viewer shows it.
+
+Every dataset plugin (and anything else that reads an image file) goes through :func:`decode_image`, so
+that an image is never trained on — or published by ``ue-bench protect`` — sideways, washed out or
+with its transparency turned black:
+
+* **Orientation.** The EXIF ``Orientation`` tag (phones store photos in sensor order and set it) is
+  applied with :func:`PIL.ImageOps.exif_transpose`, as viewers do.
+* **Bit depth.** 16-bit samples (PNG/TIFF greyscale ``I;16``/``I;16B``/``I;16L``) are mapped to 8 bits
+  as ``value // 257`` (0…65535 → 0…255, what a viewer shows). 16-bit RGB(A) PNGs arrive from PIL as
+  8-bit ``RGB``/``RGBA`` holding the high byte of each sample (``value >> 8``, within 1 of ``// 257``).
+  Mode ``I`` (32-bit integers, how older Pillow and some TIFFs deliver 16-bit greyscale) is read as
+  16-bit data: clipped to 0…65535, then ``// 257``. Mode ``F`` (32-bit float, e.g. float TIFFs) is read
+  as intensities in 0.0…1.0: clipped, times 255, rounded.
+* **Transparency** (``RGBA``, ``LA``, ``PA``, ``P`` with a transparent colour or alpha palette,
+  premultiplied ``RGBa``/``La``) is composited on **white** (:data:`BACKGROUND`), which is what most
+  viewers and every web page show behind a transparent image.
+* **Everything else** PIL can return (``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``,
+  ``RGBX``) goes through PIL's own conversion to ``RGB``. Embedded ICC profiles are not applied
+  (pixels are taken as sRGB). An animated file (GIF, APNG, WebP) gives its first frame.
+* **Refusals** are :class:`~ue_bench.errors.UsageError` naming the image (and where it was listed):
+  bytes PIL cannot decode, a truncated file, and an image of more than :data:`MAX_PIXELS` pixels
+  (a decompression bomb: a few KB of PNG can declare gigapixels), checked from the header before
+  any pixel is decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+#: Colour that transparent pixels are composited on (white, as viewers and web pages show them).
+BACKGROUND = (255, 255, 255)
+
+#: Largest image accepted, in pixels: PIL's own default warning threshold (about 89 MP, e.g. 9460 x
+#: 9460), far above any photo of a CLIP dataset. Larger images are refused before decoding.
+MAX_PIXELS = 89_478_485
+
+_ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    """``img`` (any PIL mode) as 8-bit RGB, by the rules of the module docstring."""
+    mode = img.mode
+    if mode == "RGB" and "transparency" not in img.info:
+        return img
+    if mode.startswith("I;16") or mode == "I":
+        a = np.asarray(img)
+        a = np.clip(a.astype(np.int64), 0, 65535) // 257
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if mode == "F":
+        a = np.nan_to_num(np.asarray(img, dtype=np.float64), nan=0.0)
+        a = np.rint(np.clip(a, 0.0, 1.0) * 255.0)
+        return Image.fromarray(a.astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in img.info:
+        img, mode = img.convert("RGBA"), "RGBA"
+    elif mode == "P" and img.palette is not None and img.palette.mode == "RGBA":
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in ("L", "1") and "transparency" in img.info:  # a transparent grey level (PNG tRNS)
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode == "RGB" and "transparency" in img.info:  # a transparent colour (PNG tRNS)
+        img, mode = img.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def _describe(name: str, source) -> str:
+    return name or (str(source) if isinstance(source, (str, os.PathLike)) else "image")
+
+
+def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = "",
+                 draft: tuple[int, int] | None = None) -> Image.Image:
+    """The image in ``source`` (bytes, a path or a binary file) as an 8-bit ``RGB`` PIL image, oriented
+    and converted as a viewer shows it (see the module docstring).
+
+    ``name`` says where the image comes from in error messages (file and row or sample; default: the
+    path). ``draft`` = (w, h) lets a JPEG decoder scale by a power of two to no less than that size, a
+    fast path for thumbnails (the pixels differ slightly from a full decode then); it is ignored by
+    other formats. Raises :class:`~ue_bench.errors.UsageError` for anything that cannot be decoded.
+    """
+    from .errors import UsageError
+
+    where = _describe(name, source)
+    fh = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we check the size ourselves
+            img = Image.open(fh)
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise UsageError(f"{where}: the image is {w}x{h} = {w * h} pixels, more than the limit of "
+                                 f"{MAX_PIXELS} (ue_bench.images.MAX_PIXELS): a decompression bomb or a scan "
+                                 f"far larger than a training image; downscale it first")
+            if w == 0 or h == 0:
+                raise UsageError(f"{where}: the image is empty ({w}x{h} pixels)")
+            if draft is not None and img.format == "JPEG":
+                img.draft("RGB", draft)
+            img.load()
+            img = ImageOps.exif_transpose(img)  # a copy rotated/flipped by the EXIF Orientation tag
+            return _to_rgb(img)
+    except UsageError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise UsageError(f"{where}: refused as a decompression bomb ({exc})") from None
+    except FileNotFoundError:
+        raise UsageError(f"{where}: image file does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+        raise UsageError(f"{where}: cannot decode the image ({type(exc).__name__}: {exc}); expected a "
+                         f"complete JPEG, PNG, WebP or other PIL-readable file") from None
+
+
+def decode_rgb_array(source, *, name: str = "") -> np.ndarray:
+    """:func:`decode_image` as a ``uint8 [H, W, 3]`` array."""
+    return np.asarray(decode_image(source, name=name), dtype=np.uint8)
+
+
+def read_image(path: str | Path, *, name: str = "") -> Image.Image:
+    """:func:`decode_image` of a file by path."""
+    return decode_image(Path(path), name=name or str(path))

@@ -1,0 +1,137 @@
+"""Where decoded datasets are cached, and when they are written there.
+
+The real-data plugins (``csv``, ``karpathy``, ``webdataset``) decode their images once into an import
+cache (see ``ue_bench.datasets._imports``). This module holds the two settings the command line gives
+them, as process-wide state, so that ``Plugin.load()`` keeps its signature:
+
+* **The root.** :func:`root` is ``<cache>/imports`` where ``<cache>`` is the run's ``--cache`` (set with
+  :func:`using_root` for the duration of a command), else ``$UE_BENCH_CACHE``, else
+  ``~/.cache/ue-bench`` — the same default as the artifact store, so everything a run caches lives
+  under one folder.
+* **Staging.** Inside :func:`staged`, a new import is decoded into a temporary folder under the root
+  and only renamed into place by :meth:`Stage.commit`; leaving the block without committing (a
+  ``--dry-run``, a run refused with exit 2 after loading its data) deletes it again, together with
+  any folder it had to create. So checking a command's input never leaves a decoded dataset behind.
+  Outside :func:`staged` (the harness, a plugin used as a library) an import is published at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .paths import default_cache
+
+log = logging.getLogger(__name__)
+
+_root: Path | None = None
+_stage: Stage | None = None
+
+
+def base() -> Path:
+    """The cache folder: the one set by :func:`using_root`, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench``."""
+    return _root if _root is not None else default_cache()
+
+
+def root() -> Path:
+    """The import cache: ``<cache>/imports``."""
+    return base() / "imports"
+
+
+@contextmanager
+def using_root(cache: str | os.PathLike | None) -> Iterator[None]:
+    """Within the block, imports go under ``cache`` (``None``: keep the current setting)."""
+    global _root
+    previous = _root
+    if cache is not None:
+        _root = Path(cache)
+    try:
+        yield
+    finally:
+        _root = previous
+
+
+class Stage:
+    """Imports decoded while staging, waiting to be published by :meth:`commit`."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[Path, Path, Callable[[Path], None]]] = []
+        self.created: list[Path] = []
+
+    def commit(self) -> None:
+        """Rename every staged import into place (callbacks update what pointed at the temporary folder)."""
+        pending, self.pending, self.created = self.pending, [], []
+        for tmp, folder, moved in pending:
+            moved(publish(tmp, folder))
+
+    def discard(self) -> None:
+        for tmp, _, _ in self.pending:
+            shutil.rmtree(tmp, ignore_errors=True)
+        for folder in reversed(self.created):  # deepest first; only if still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                pass
+        self.pending, self.created = [], []
+
+
+@contextmanager
+def staged() -> Iterator[Stage]:
+    """Stage imports made in the block; what is not committed by its end is deleted."""
+    global _stage
+    previous, stage = _stage, Stage()
+    _stage = stage
+    try:
+        yield stage
+    finally:
+        _stage = previous
+        stage.discard()
+
+
+def make_root() -> Path:
+    """:func:`root`, created if needed (and, while staging, removed again on discard if it was created)."""
+    folder = root()
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    if _stage is not None:
+        _stage.created.extend(reversed(missing))  # shallowest first
+    return folder
+
+
+def new_temp(key: str) -> Path:
+    """A fresh temporary folder under the root for building the import ``key``."""
+    tmp = make_root() / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    return tmp
+
+
+def publish(tmp: Path, folder: Path) -> Path:
+    """Rename the complete import ``tmp`` to ``folder`` (moving a failed-verification ``folder`` out of
+    the way); if another process published the same import first, theirs is kept. Returns ``folder``."""
+    if folder.exists():
+        trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.replace(folder, trash)
+        except OSError:
+            trash = None
+        if trash is not None:
+            shutil.rmtree(trash, ignore_errors=True)
+    try:
+        os.replace(tmp, folder)
+    except OSError:  # published concurrently by another process: use theirs
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def finish(tmp: Path, folder: Path, moved: Callable[[Path], None]) -> Path:
+    """Publish ``tmp`` as ``folder`` now, or while staging when the stage is committed. Returns where
+    the import is to be read from now (``folder``, or ``tmp`` until the commit calls ``moved(folder)``)."""
+    if _stage is None:
+        return publish(tmp, folder)
+    _stage.pending.append((tmp, folder, moved))
+    return tmp
