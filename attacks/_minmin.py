@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+import open_clip
 import torch
 import torch.nn.functional as F
 
@@ -32,7 +33,7 @@ from ue_bench.params import param
 from ue_bench.protection import Protection
 from ue_bench.training import normalize
 
-from ._hotflip import clip_batch_loss, encode_text, hotflip
+from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd, project
 from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
@@ -165,6 +166,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     (within ``fixed.delta`` ± ``fixed.free`` and the pixel range) and one record per outer iteration.
     """
     model, device, t_p = trainer.model, trainer.device, p.trigger()
+    loss_fn = open_clip.ClipLoss()
     delta = fixed.delta.clone()
     free = fixed.free.to(device)
     batch_size = min(p.batch_size, data.n)
@@ -202,7 +204,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
                 text = encode_text(model, with_trigger(caps, torch.cat([t, words], 1), eot))
             base = images + fixed.delta[idx].to(device).permute(0, 3, 1, 2).float()
             rest, loss = pgd(model.encode_image,
-                             lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
+                             lambda f, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
                              base, project(images + d - base, base, free), eps=free, step=p.step,
                              steps=p.pgd_steps, maximise=False)
             delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
