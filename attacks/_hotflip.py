@@ -20,7 +20,6 @@ from ue_bench.device import autocast
 from ._trigger import with_trigger
 
 
-
 def swap_losses(image_feats: torch.Tensor, text_feats: torch.Tensor, cand_feats: torch.Tensor,
                 scale: torch.Tensor) -> torch.Tensor:
     """``[B, K]``: the batch ``ClipLoss`` when text ``i`` alone is replaced by candidate ``cand_feats[i, k]``.

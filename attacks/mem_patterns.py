@@ -34,8 +34,8 @@ class MEMPatternsParams(MEMParams):
                                                    "tokens, never flipped; the patterns spell these (0: MEM's own)")
     pattern_vocab: int = param(16, lo=2, hi=100000, help="tokens the pattern words are drawn from (seeded subset)")
     pattern_layout: str = param("sum", choices=("sum", "split"),
-                                help="sum: words' tiles add up (each ±ceil(patterns/words)); split: each tile "
-                                     "element belongs to one word, at ±patterns")
+                                help="sum: the spelled words' tiles add up (each ±ceil(patterns / their number)); "
+                                     "split: each tile element belongs to one word, at ±patterns")
     pattern_share: float = param(1.0, lo=0.0, hi=1.0, help="share of noise elements (seeded, the same in every "
                                  "tile) that carry the patterns; PGD gets the whole eps on the others")
     words: int | None = param(None, lo=2, hi=100000, help="draw MEM's trigger words from this many tokens "
