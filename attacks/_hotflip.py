@@ -11,19 +11,13 @@ logit matrix, so the batch loss for every (sample, candidate) swap follows in cl
 
 from __future__ import annotations
 
+import open_clip
 import torch
 import torch.nn.functional as F
 
 from ue_bench.device import autocast
 
 from ._trigger import with_trigger
-
-
-def clip_batch_loss(image_feats: torch.Tensor, text_feats: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
-    """open_clip's ``ClipLoss`` on L2-normalised features (mean of the two cross-entropies)."""
-    logits = scale * image_feats @ text_feats.T
-    labels = torch.arange(len(logits), device=logits.device)
-    return (F.cross_entropy(logits, labels) + F.cross_entropy(logits.T, labels)) / 2
 
 
 def swap_losses(image_feats: torch.Tensor, text_feats: torch.Tensor, cand_feats: torch.Tensor,
@@ -71,6 +65,7 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
     exact batch-loss minimiser is kept (the current token on ties). Returns the new trigger ids and the
     batch loss with them.
     """
+    loss_fn = open_clip.ClipLoss()
     emb_module = token_embedding(model)
     vocab = vocab.to(tokens.device)
     scale = model.logit_scale.exp().detach().float()
@@ -84,7 +79,7 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
     handle = emb_module.register_forward_hook(keep)
     try:
         with torch.enable_grad():
-            loss = clip_batch_loss(image_feats, encode_text(model, rows), scale)
+            loss = loss_fn(image_feats, encode_text(model, rows), scale)
             (grad,) = torch.autograd.grad(loss, captured["emb"])
     finally:
         handle.remove()
@@ -108,5 +103,5 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
             trigger[:, p] = options[pick, best]
             rows[:, 1 + p] = trigger[:, p]
             current = feats[pick, best]
-        loss_now = clip_batch_loss(image_feats, current, scale)
+        loss_now = loss_fn(image_feats, current, scale)
     return trigger, loss_now

@@ -1,5 +1,5 @@
 """Random ±1 sign tiles repeated over an image: the building block of synthetic-noise patterns
-(Yu et al.) and of MEM's trigger-spelling patterns, which a victim of any architecture can read off
+(Yu et al.) and of ``mem-patterns``' trigger-spelling patterns, which a victim of any architecture can read off
 linearly."""
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import open_clip
 import torch
 import torch.nn.functional as F
 
@@ -11,7 +12,7 @@ from ue_bench.attack import Attack
 from ue_bench.params import param
 from ue_bench.protection import Protection
 
-from ._hotflip import clip_batch_loss, encode_text
+from ._hotflip import encode_text
 from ._pgd import PGDBudgetParams, pgd
 from ._surrogate import SplitTensors, batches, freeze, require, trained_on_clean
 
@@ -39,13 +40,14 @@ class TAP(Attack):
         delta = torch.zeros(split.images.shape, dtype=torch.int16)
         freeze(model, True)
         scale = model.logit_scale.exp().detach().float()
+        loss_fn = open_clip.ClipLoss()
         losses = []
         for idx in batches(data.n, min(p.batch_size, data.n), gen):
             with torch.no_grad():
                 text = encode_text(model, data.pick(idx, gen).to(device))
             images = data.pixels(idx, device)
             d, loss = pgd(model.encode_image,
-                          lambda f, text=text: clip_batch_loss(F.normalize(f.float(), dim=-1), text, scale),
+                          lambda f, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
                           images, torch.zeros_like(images), eps=p.eps, step=p.step, steps=p.pgd_steps, maximise=True)
             delta[idx] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu()
             losses.append(loss)

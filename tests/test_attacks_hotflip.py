@@ -1,9 +1,10 @@
 """HotFlip scoring: the closed-form swap losses and the greedy choice on a toy text tower."""
 
+import open_clip
 import torch
 import torch.nn.functional as F
 
-from ue_bench.attacks._hotflip import clip_batch_loss, hotflip, swap_losses
+from ue_bench.attacks._hotflip import hotflip, swap_losses
 
 
 class ToyText(torch.nn.Module):
@@ -32,7 +33,7 @@ def test_swap_losses_match_recomputing_the_batch_loss():
         for j in range(k):
             swapped = txt.clone()
             swapped[i] = cand[i, j]
-            assert torch.allclose(got[i, j], clip_batch_loss(img, swapped, scale), atol=1e-5)
+            assert torch.allclose(got[i, j], open_clip.ClipLoss()(img, swapped, scale), atol=1e-5)
 
 
 def test_hotflip_picks_the_loss_minimising_candidate():
@@ -56,17 +57,17 @@ def test_hotflip_picks_the_loss_minimising_candidate():
 
     base = feats(trig)
     for i in range(b):
-        best, best_tok = clip_batch_loss(img, base, scale), int(trig[i, 0])
+        best, best_tok = open_clip.ClipLoss()(img, base, scale), int(trig[i, 0])
         for tok in vocab.tolist():
             t = trig.clone()
             t[i, 0] = tok
             swapped = base.clone()
             swapped[i] = feats(t)[i]
-            value = clip_batch_loss(img, swapped, scale)
+            value = open_clip.ClipLoss()(img, swapped, scale)
             if value < best - 1e-6:
                 best, best_tok = value, tok
         assert int(new[i, 0]) == best_tok
-    assert torch.isclose(loss, clip_batch_loss(img, feats(new), scale), atol=1e-5)
+    assert torch.isclose(loss, open_clip.ClipLoss()(img, feats(new), scale), atol=1e-5)
 
 
 def test_hotflip_only_proposes_allowed_tokens_and_never_raises_single_swaps():

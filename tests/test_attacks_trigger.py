@@ -40,15 +40,15 @@ def test_with_trigger_equals_tokenising_the_published_caption(tokenizer, vocab):
     assert torch.equal(built, tokenizer(texts))
 
 
-@pytest.mark.parametrize("extra", [{}, {"novel_words": True, "words": 4}])
-def test_mem_triggers_pass_the_harness_check_and_publish(tokenizer, extra):
+@pytest.mark.parametrize("name, extra", [("mem", {}), ("mem-patterns", {"novel_words": True, "words": 4})])
+def test_mem_triggers_pass_the_harness_check_and_publish(tokenizer, name, extra):
     rng = np.random.default_rng(0)
     split = PairSplit(rng.integers(0, 256, (12, 32, 32, 3), dtype=np.uint8),
                       [[f"a {c} shape", f"the {c} thing"] for c in ["red", "blue", "green"] * 4])
-    attack = registry.create("attacks", "mem", {"outer_iters": 2, "surrogate_steps": 1, "pgd_steps": 1,
+    attack = registry.create("attacks", name, {"outer_iters": 2, "surrogate_steps": 1, "pgd_steps": 1,
                                                 "hotflip_iters": 1, "candidates": 4, "batch_size": 6, **extra})
     prot = attack.protect(split, registry.create("victims", "tiny-rn"), 0, torch.device("cpu"))
-    verify("mem", prot, split, attack.budget(), tokenizer)
+    verify(name, prot, split, attack.budget(), tokenizer)
     assert all(len(t.split()) == 3 for t in prot.triggers)
     published = publish(split, prot)
     assert published.captions[0][1].startswith(prot.triggers[0] + " ")

@@ -4,10 +4,11 @@
 """
 
 import pytest
+import open_clip
 import torch
 import torch.nn.functional as F
 
-from ue_bench.attacks._hotflip import clip_batch_loss, swap_losses
+from ue_bench.attacks._hotflip import swap_losses
 
 B, K, D = 64, 17, 128
 
@@ -27,7 +28,7 @@ def recompute_each_swap(img, txt, cand, scale):
         for k in range(K):
             swapped = txt.clone()
             swapped[i] = cand[i, k]
-            out[i, k] = clip_batch_loss(img, swapped, scale)
+            out[i, k] = open_clip.ClipLoss()(img, swapped, scale)
     return out
 
 
