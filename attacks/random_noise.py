@@ -20,7 +20,6 @@ class RandomNoise(Attack):
     """Uniform random integer noise in ±ε per pixel and sample (no model involved)."""
 
     Params = RandomParams
-    version = "1"
     uses_surrogate = False
 
     def protect(self, split, surrogate, seed, device):

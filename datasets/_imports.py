@@ -51,6 +51,7 @@ from ue_bench import import_cache
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.errors import UsageError
 from ue_bench.images import decode_image
+from ue_bench.params import param
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,21 @@ log = logging.getLogger(__name__)
 IMPORT_VERSION = "2"
 
 MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class HeldOutParams:
+    """What the file-based datasets share: an input path and a test split that is a second input or
+    a seeded held-out share of the first (subclasses override ``path``/``test_path`` to say which files)."""
+
+    path: str = param("", help="the input file or folder")
+    test_path: str | None = param(None, help="input with the clean test pairs; default: hold out test_fraction")
+    test_fraction: float = param(0.1, lo=0.0, hi=0.9,
+                                 help="fraction of images held out as test split when test_path is not given")
+    split_seed: int = param(0, lo=0, help="seed of the held-out draw")
+    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
+                                                 "pixels) with the train split; refused by default")
+    resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
 @dataclass(frozen=True)

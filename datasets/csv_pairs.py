@@ -43,14 +43,15 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import Record, load_cached, split_train_test
+from ._imports import HeldOutParams, Record, load_cached, split_train_test
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(HeldOutParams):
     path: str = param("", help="CSV/TSV file with one row per (image, caption); image paths relative to it")
+    test_path: str | None = param(None, help="CSV with the clean test pairs (same columns); default: hold out test_fraction")
     img_key: str = param("filepath", help="name of the image-path column (open_clip's --csv-img-key)")
     caption_key: str = param("title", help="name of the caption column (open_clip's --csv-caption-key)")
     sep: str = param("auto", choices=("auto", *SEPARATORS),
@@ -62,13 +63,6 @@ class Params:
     on_bad_rows: str = param("error", choices=("error", "skip"),
                              help="error: refuse a row with the wrong number of fields or an empty path or "
                                   "caption; skip: drop such rows, counted on stderr and in the dataset's meta")
-    test_path: str | None = param(None, help="CSV with the clean test pairs (same columns); default: hold out test_fraction")
-    test_fraction: float = param(0.1, lo=0.0, hi=0.9,
-                                 help="fraction of images held out as test split when test_path is not given")
-    split_seed: int = param(0, lo=0, help="seed of the held-out draw")
-    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
-                                                 "pixels) with the train split; refused by default")
-    resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
 def _decode_text(path: Path, encoding: str) -> str:

@@ -32,21 +32,15 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import Record, load_cached, split_train_test
+from ._imports import HeldOutParams, Record, load_cached, split_train_test
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
 
 @dataclass(frozen=True)
-class Params:
+class Params(HeldOutParams):
     path: str = param("", help="a .tar shard or a folder of .tar shards")
     test_path: str | None = param(None, help="shard or folder with the clean test pairs; default: hold out test_fraction")
-    test_fraction: float = param(0.1, lo=0.0, hi=0.9,
-                                 help="fraction of images held out as test split when test_path is not given")
-    split_seed: int = param(0, lo=0, help="seed of the held-out draw")
-    allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
-                                                 "pixels) with the train split; refused by default")
-    resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
 
 
 def shard_files(value: str, name: str) -> list[Path]:

@@ -70,7 +70,6 @@ class CleanCaptions(Defense):
     """Caption cleaning: remove a leading run of out-of-place words (a trigger) from every caption."""
 
     Params = CleanCaptionsParams
-    version = "1"
     transforms_data = True
 
     def transform(self, split: PairSplit, seed: int) -> PairSplit:

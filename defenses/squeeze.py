@@ -9,6 +9,7 @@ does not survive a lossy re-encoding that keeps what a caption describes.
 
 from __future__ import annotations
 
+import abc
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,19 @@ def map_images(split: PairSplit, fn: Callable[[Image.Image], Image.Image]) -> Pa
     return PairSplit(out, [list(c) for c in split.captions], meta=dict(split.meta))
 
 
+class ImageSqueeze(Defense, abc.ABC):
+    """Base of the squeezes applied image by image through Pillow: subclasses implement :meth:`squeeze`."""
+
+    transforms_data = True
+
+    @abc.abstractmethod
+    def squeeze(self, img: Image.Image) -> Image.Image:
+        """The squeezed image (any mode; converted to RGB afterwards)."""
+
+    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+        return map_images(split, self.squeeze)
+
+
 def jpeg_round_trip(img: Image.Image, quality: int) -> Image.Image:
     """Encode with Pillow's libjpeg encoder at ``quality`` (its default 4:2:0 chroma subsampling) and decode."""
     buf = io.BytesIO()
@@ -42,25 +56,20 @@ class JPEGParams:
     quality: int = param(10, lo=1, hi=95, help="JPEG quality (ISS's strongest setting: 10)")
 
 
-class JPEG(Defense):
+class JPEG(ImageSqueeze):
     """JPEG: re-encode every training image through a real JPEG encoder at the given quality."""
 
     Params = JPEGParams
-    version = "1"
-    transforms_data = True
 
-    def transform(self, split: PairSplit, seed: int) -> PairSplit:
-        return map_images(split, lambda img: jpeg_round_trip(img, self.params.quality))
+    def squeeze(self, img: Image.Image) -> Image.Image:
+        return jpeg_round_trip(img, self.params.quality)
 
 
-class Grayscale(Defense):
+class Grayscale(ImageSqueeze):
     """Grayscale: train on luminance only (ITU-R 601, as Pillow's convert('L')), replicated to RGB."""
 
-    version = "1"
-    transforms_data = True
-
-    def transform(self, split: PairSplit, seed: int) -> PairSplit:
-        return map_images(split, lambda img: img.convert("L"))
+    def squeeze(self, img: Image.Image) -> Image.Image:
+        return img.convert("L")
 
 
 @dataclass(frozen=True)
@@ -68,17 +77,15 @@ class BitDepthParams:
     bits: int = param(4, lo=1, hi=7, help="bits kept per channel: 2**bits evenly spaced levels")
 
 
-class BitDepth(Defense):
+class BitDepth(ImageSqueeze):
     """Bit-depth reduction: quantise every channel to 2**bits levels (feature squeezing)."""
 
     Params = BitDepthParams
-    version = "1"
-    transforms_data = True
 
-    def transform(self, split: PairSplit, seed: int) -> PairSplit:
+    def squeeze(self, img: Image.Image) -> Image.Image:
         top = (1 << self.params.bits) - 1
         levels = np.round(np.round(np.arange(256) / 255 * top) / top * 255).astype(np.uint8)
-        return PairSplit(levels[split.images], [list(c) for c in split.captions], meta=dict(split.meta))
+        return img.point(levels.tolist() * 3)  # one lookup table per RGB band
 
 
 @dataclass(frozen=True)
@@ -86,12 +93,10 @@ class BlurParams:
     radius: float = param(1.0, lo=0.1, hi=16.0, help="Gaussian blur radius (standard deviation) in pixels")
 
 
-class Blur(Defense):
+class Blur(ImageSqueeze):
     """Blur: Gaussian-blur every training image (Pillow's GaussianBlur), a low-pass squeeze."""
 
     Params = BlurParams
-    version = "1"
-    transforms_data = True
 
-    def transform(self, split: PairSplit, seed: int) -> PairSplit:
-        return map_images(split, lambda img: img.filter(ImageFilter.GaussianBlur(self.params.radius)))
+    def squeeze(self, img: Image.Image) -> Image.Image:
+        return img.filter(ImageFilter.GaussianBlur(self.params.radius))

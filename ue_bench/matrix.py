@@ -29,29 +29,19 @@ class Cell:
     seed: int
     poison_ratio: float
 
+    def _plugins(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "attack": self.attack, "surrogate": self.surrogate,
+                "defense": self.defense, "victim": self.victim}
+
     def config(self) -> dict[str, Any]:
         """What identifies the cell: every plugin's spec, the seed and the poison ratio."""
-        return {
-            "dataset": self.dataset.spec(),
-            "attack": self.attack.spec(),
-            "surrogate": self.surrogate.spec() if self.surrogate else None,
-            "defense": self.defense.spec(),
-            "victim": self.victim.spec(),
-            "seed": self.seed,
-            "poison_ratio": self.poison_ratio,
-        }
+        specs = {k: p.spec() if p is not None else None for k, p in self._plugins().items()}
+        return {**specs, "seed": self.seed, "poison_ratio": self.poison_ratio}
 
     def labels(self) -> dict[str, Any]:
         """The short names the tables show (``name:k=v`` for non-default parameters)."""
-        return {
-            "dataset": self.dataset.label(),
-            "attack": self.attack.label(),
-            "surrogate": self.surrogate.label() if self.surrogate else NO_SURROGATE,
-            "defense": self.defense.label(),
-            "victim": self.victim.label(),
-            "seed": self.seed,
-            "poison_ratio": self.poison_ratio,
-        }
+        names = {k: p.label() if p is not None else NO_SURROGATE for k, p in self._plugins().items()}
+        return {**names, "seed": self.seed, "poison_ratio": self.poison_ratio}
 
     def baseline(self) -> dict[str, bool]:
         """Which baselines the cell is: the reports compare against these instead of matching names."""

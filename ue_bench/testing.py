@@ -16,6 +16,7 @@ on the CPU, one thread: a few seconds per plugin on 2 CPU cores (full-size victi
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tempfile
 import time
@@ -91,10 +92,15 @@ class _Recorder:
         return problem is None
 
 
+@contextlib.contextmanager
 def _one_thread():
+    """Torch on one CPU thread within the block (the checks' timings assume it)."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    return previous
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]:
@@ -103,8 +109,7 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
     L∞ ≤ eps after rounding, triggers that round-trip through the tokenizer), publishes to uint8 images
     of the input's shape, is the same bit for bit for the same seed, and the input split is untouched."""
     rec = _Recorder(f"attacks:{name}")
-    previous = _one_thread()
-    try:
+    with _one_thread():
         state: dict[str, Any] = {}
 
         def build() -> None:
@@ -145,8 +150,6 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
             return None
 
         rec.run("deterministic", deterministic)
-    finally:
-        torch.set_num_threads(previous)
     return rec.checks
 
 
@@ -162,8 +165,7 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
     list per image, leaves its input untouched and is deterministic per seed; a ``batch_loss`` gives a
     finite scalar with a gradient on a tiny-rn batch."""
     rec = _Recorder(f"defenses:{name}")
-    previous = _one_thread()
-    try:
+    with _one_thread():
         state: dict[str, Any] = {}
 
         def build() -> None:
@@ -206,8 +208,6 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
             return None
 
         rec.run("batch-loss", batch_loss)
-    finally:
-        torch.set_num_threads(previous)
     return rec.checks
 
 
@@ -216,8 +216,7 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
     trigger round trip works, two training steps give a finite loss, and retrieval evaluation gives
     every metric."""
     rec = _Recorder(f"victims:{name}")
-    previous = _one_thread()
-    try:
+    with _one_thread():
         state: dict[str, Any] = {}
         data = tiny_data()
         train = data.train.subset(np.arange(8))
@@ -256,8 +255,6 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
             return f"metrics {missing} missing or not finite" if missing else None
 
         rec.run("evaluates", evaluates)
-    finally:
-        torch.set_num_threads(previous)
     return rec.checks
 
 
