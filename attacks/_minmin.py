@@ -31,11 +31,11 @@ from ue_bench.attack import Attack
 from ue_bench.device import autocast
 from ue_bench.params import param
 from ue_bench.protection import Protection
-from ue_bench.training import normalize
+from ue_bench.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd, project
-from ._surrogate import SplitTensors, SurrogateTrainer, batches, fresh_model, freeze, require
+from ._surrogate import SplitTensors, SurrogateTrainer, fresh_model, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
 log = logging.getLogger("ue_bench.attacks")
@@ -170,7 +170,8 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     delta = fixed.delta.clone()
     free = fixed.free.to(device)
     batch_size = min(p.batch_size, data.n)
-    stream = itertools.chain.from_iterable(batches(data.n, batch_size, gen) for _ in itertools.count())
+    stream = itertools.chain.from_iterable(
+        batches(data.n, batch_size, gen, keep_all=True) for _ in itertools.count())
     history = []
     for it in range(p.outer_iters):
         t0 = time.perf_counter()
@@ -186,7 +187,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
         scale = model.logit_scale.exp().detach().float()
         flip = t_p is not None and it < t_p.hotflip_iters
         pgd_loss, flip_loss, nb = 0.0, 0.0, 0
-        for idx in batches(data.n, batch_size, gen):
+        for idx in batches(data.n, batch_size, gen, keep_all=True):
             caps = data.pick(idx, gen).to(device)
             if t_p is not None and t_p.shuffle:
                 caps = caps[torch.randperm(len(idx), generator=gen).to(device)]

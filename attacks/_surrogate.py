@@ -92,14 +92,6 @@ class SurrogateTrainer:
         return loss.detach()
 
 
-def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
-    """A seeded permutation cut into batches of at least two pairs (a contrastive batch needs negatives)."""
-    parts = list(torch.randperm(n, generator=gen).split(batch_size))
-    if len(parts) > 1 and len(parts[-1]) < 2:
-        parts[-2] = torch.cat([parts[-2], parts.pop()])
-    return parts
-
-
 def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device: torch.device,
                      name: str) -> tuple[torch.nn.Module, dict]:
     """A surrogate trained on the clean split with its own recipe (for TAP and feature clustering)."""

@@ -18,9 +18,9 @@ from ue_bench.attack import Attack
 from ue_bench.device import autocast
 from ue_bench.params import param
 from ue_bench.protection import Protection
-from ue_bench.training import normalize
+from ue_bench.training import batches, normalize
 
-from ._surrogate import SplitTensors, batches, require, trained_on_clean
+from ._surrogate import SplitTensors, require, trained_on_clean
 from ._tiles import sign_tiles, tile_over
 
 
@@ -75,7 +75,7 @@ class SyntheticNoise(Attack):
             data = SplitTensors(split, surrogate.tokenizer())
             chunks = []
             with torch.no_grad(), autocast(device):
-                for idx in batches(n, 256, torch.Generator().manual_seed(0)):
+                for idx in batches(n, 256, torch.Generator().manual_seed(0), keep_all=True):
                     chunks.append((idx, model.encode_image(normalize(data.unit(idx, None, device))).float().cpu()))
             feats = torch.zeros(n, chunks[0][1].shape[1])
             for idx, f in chunks:

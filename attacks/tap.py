@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from ue_bench.attack import Attack
 from ue_bench.params import param
 from ue_bench.protection import Protection
+from ue_bench.training import batches
 
 from ._hotflip import encode_text
 from ._pgd import PGDBudgetParams, pgd
-from ._surrogate import SplitTensors, batches, freeze, require, trained_on_clean
+from ._surrogate import SplitTensors, freeze, require, trained_on_clean
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class TAP(Attack):
         scale = model.logit_scale.exp().detach().float()
         loss_fn = open_clip.ClipLoss()
         losses = []
-        for idx in batches(data.n, min(p.batch_size, data.n), gen):
+        for idx in batches(data.n, min(p.batch_size, data.n), gen, keep_all=True):
             with torch.no_grad():
                 text = encode_text(model, data.pick(idx, gen).to(device))
             images = data.pixels(idx, device)

@@ -11,7 +11,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ue_bench.metrics import KS, METRIC_KEYS, random_guess_levels, retrieval_metrics, retrieval_ranks
+from ue_bench.metrics import random_guess_levels, retrieval_metrics, retrieval_ranks
+from ue_bench.schema import KS, METRIC_KEYS
 
 
 def _split(seed: int, n_images: int, dim: int, quantised: bool = False):

@@ -68,11 +68,29 @@ class PairSplit:
 
     @functools.cached_property
     def _fingerprint(self) -> str:
-        h = hashlib.sha256()
-        h.update(str(self.images.shape).encode())
+        hasher = SplitHasher(self.images.shape)
         for start in range(0, len(self.images), HASH_CHUNK):  # chunked: memory-mapped splits stay on disk
-            h.update(np.ascontiguousarray(self.images[start:start + HASH_CHUNK]).tobytes())
-        for caps in self.captions:
+            hasher.add(self.images[start:start + HASH_CHUNK], self.captions[start:start + HASH_CHUNK])
+        return hasher.hexdigest()
+
+
+class SplitHasher:
+    """:meth:`PairSplit.fingerprint` fed chunk by chunk (sha256 over the shape, the image bytes in order,
+    then every image's captions), so that a split only ever seen in chunks, like a published copy, is
+    hashed without being materialised."""
+
+    def __init__(self, shape: tuple) -> None:
+        self._h = hashlib.sha256(str(tuple(shape)).encode())
+        self._captions: list[list[str]] = []
+
+    def add(self, images: np.ndarray, captions: list[list[str]]) -> None:
+        """The next ``images`` (uint8 ``[n, H, W, 3]``) and their captions, in split order."""
+        self._h.update(np.ascontiguousarray(images).tobytes())
+        self._captions.extend(captions)
+
+    def hexdigest(self) -> str:
+        h = self._h.copy()
+        for caps in self._captions:
             h.update(b"\x1e")
             h.update("\x1f".join(caps).encode("utf-8"))
         return h.hexdigest()

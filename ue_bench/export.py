@@ -23,7 +23,6 @@ source and delta, so memory does not grow with the dataset.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import tarfile
@@ -35,7 +34,7 @@ from PIL import Image
 
 from .atomic import building, write_json
 from .cache import file_sha256
-from .data import PairSplit
+from .data import PairSplit, SplitHasher
 from .errors import UsageError
 from .protection import Protection, published_chunks
 
@@ -64,26 +63,6 @@ def check_image_format(image_format: str, force_lossy: bool) -> None:
             f"to write {image_format} anyway (e.g. to measure how much protection survives)")
     if image_format not in LOSSLESS + LOSSY:
         raise UsageError(f"--image-format: expected one of {list(LOSSLESS + LOSSY)}, got {image_format!r}")
-
-
-class SplitHasher:
-    """:meth:`PairSplit.fingerprint` fed chunk by chunk (equal digests, tested), so that a split that
-    is only ever seen in chunks, like the published copy, can be hashed without materialising it."""
-
-    def __init__(self, shape: tuple) -> None:
-        self._h = hashlib.sha256(str(tuple(shape)).encode())
-        self._captions: list[list[str]] = []
-
-    def add(self, part: PairSplit) -> None:
-        self._h.update(np.ascontiguousarray(part.images).tobytes())
-        self._captions.extend(part.captions)
-
-    def hexdigest(self) -> str:
-        h = self._h.copy()
-        for caps in self._captions:
-            h.update(b"\x1e")
-            h.update("\x1f".join(caps).encode("utf-8"))
-        return h.hexdigest()
 
 
 def _encode(image: np.ndarray, image_format: str) -> bytes:
@@ -165,7 +144,7 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
 
         def parts():
             for a, part in published_chunks(split, protection, CHUNK):
-                hasher.add(part)
+                hasher.add(part.images, part.captions)
                 yield a, part
 
         write = _write_webdataset if layout.format == "webdataset" else _write_csv

@@ -106,13 +106,21 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
 
 
-def epoch_batches(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A seeded permutation cut into batches; a trailing batch of one pair (no negatives) is dropped."""
-    perm = torch.randperm(n, generator=generator)
-    batches = list(perm.split(batch_size))
-    if len(batches[-1]) < 2:
-        batches.pop()
-    return batches
+def batches(n: int, batch_size: int, generator: torch.Generator, *, keep_all: bool = False) -> list[torch.Tensor]:
+    """A seeded permutation of ``range(n)`` cut into int64 index batches of ``batch_size``.
+
+    A trailing batch of one pair has no negative for the contrastive loss. Training drops it
+    (``keep_all=False``: the next epoch's permutation visits that image again); an attack's pass over
+    the data, where every image needs its noise, merges it into the previous batch (``keep_all=True``).
+    """
+    parts = list(torch.randperm(n, generator=generator).split(batch_size))
+    if len(parts[-1]) < 2:
+        tail = parts.pop()
+        if keep_all and parts:
+            parts[-1] = torch.cat([parts[-1], tail])
+        elif keep_all:
+            parts.append(tail)
+    return parts
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
@@ -161,9 +169,9 @@ def train_clip(
     for epoch in range(epochs):
         start = time.perf_counter()
         total = torch.zeros((), device=device)
-        batches = epoch_batches(len(split), batch_size, gen)
+        order = batches(len(split), batch_size, gen)
         picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
-        for idx in tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
+        for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
             unit = to_unit(images[idx], device)
             tok = tokens[picks[idx]].to(device, non_blocking=True)
             with autocast(device):
@@ -176,7 +184,7 @@ def train_clip(
                 model.logit_scale.clamp_(0, math.log(100))
             total += loss.detach()
             step += 1
-        mean = total.item() / len(batches)
+        mean = total.item() / len(order)
         history.append(mean)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %.1fs", desc, epoch + 1, epochs, mean,
                  scheduler.get_last_lr()[0], time.perf_counter() - start)
