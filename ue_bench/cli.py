@@ -160,10 +160,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the planned cells, what is cached and the estimated cost")
     p.set_defaults(func=cmd_run)
 
+    from .plugin_cmd import add_plugin_parser
     from .protect_cmd import add_protect_parser
     from .reporting import add_report_parser
     add_report_parser(sub)
     add_protect_parser(sub)
+    add_plugin_parser(sub)
     return parser
 
 

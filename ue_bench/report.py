@@ -1,4 +1,4 @@
-"""The report plugin interface (family ``ue_bench.reports``): a renderer turns a run's results into
+"""The report plugin interface (the ``reports`` family): a renderer turns a run's results into
 sections and files.
 
 A report plugin subclasses :class:`Report`, lists the formats it can produce and implements
