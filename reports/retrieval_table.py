@@ -61,7 +61,7 @@ def display(long: pd.DataFrame) -> pd.DataFrame:
         rows = rows.drop(columns="dataset", level=0)
     rows.columns = pd.MultiIndex.from_tuples([("", ROW_COLUMNS[a]) if a in ROW_COLUMNS else (a, b)
                                               for a, b in rows.columns])
-    return rows.fillna(formats.DASH).reset_index(drop=True)
+    return rows.astype(object).fillna(formats.DASH).reset_index(drop=True)
 
 
 def per_victim(table: pd.DataFrame, victim: str) -> pd.DataFrame:
