@@ -43,16 +43,20 @@ def write_karpathy(folder: Path) -> Path:
     return folder / "dataset_example.json"
 
 
+def write_tar(path: Path, samples) -> Path:
+    """A tar shard of ``samples``: ``(key, {extension: bytes})`` in order, one member per file."""
+    with tarfile.open(path, "w") as tar:
+        for key, files in samples:
+            for ext, data in files.items():
+                info = tarfile.TarInfo(f"{key}.{ext}")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return path
+
+
 def write_shard(folder: Path) -> Path:
     """``shard-000000.tar``: one ``<key>.png`` + ``<key>.txt`` sample per caption."""
-    path = folder / "shard-000000.tar"
     pairs = write_images(folder / "src")
-    with tarfile.open(path, "w") as tar:
-        for i, (name, caps) in enumerate(pairs):
-            data = (folder / "src" / name).read_bytes()
-            for j, caption in enumerate(caps):
-                for ext, payload in (("png", data), ("txt", caption.encode("utf-8"))):
-                    info = tarfile.TarInfo(f"{i:03d}_{j:02d}.{ext}")
-                    info.size = len(payload)
-                    tar.addfile(info, io.BytesIO(payload))
-    return path
+    return write_tar(folder / "shard-000000.tar", (
+        (f"{i:03d}_{j:02d}", {"png": (folder / "src" / name).read_bytes(), "txt": caption.encode("utf-8")})
+        for i, (name, caps) in enumerate(pairs) for j, caption in enumerate(caps)))

@@ -4,12 +4,9 @@ by a run that only checks its input. Every fixture is generated here, a few tiny
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
-import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +17,7 @@ from ue_bench import registry
 from ue_bench.cli import main
 from ue_bench.datasets import _imports
 from ue_bench.errors import UsageError
-from ue_bench.protect_cmd import add_protect_parser
+from ue_bench.datasets._example import write_tar
 
 
 @pytest.fixture(autouse=True)
@@ -31,15 +28,8 @@ def _env(tmp_path, monkeypatch):
 
 
 def protect(*argv: str) -> int:
-    """``ue-bench protect`` as ``ue_bench.cli.main`` runs it (UsageError: one line, exit 2)."""
-    parser = argparse.ArgumentParser()
-    add_protect_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["protect", *argv])
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"ue-bench: error: {exc}", file=sys.stderr)
-        return 2
+    """``ue-bench protect`` as the command line runs it (a UsageError: one line on stderr, exit 2)."""
+    return main(["protect", *argv])
 
 
 def load(name, **params):
@@ -169,8 +159,8 @@ def test_karpathy_and_webdataset_refuse_overlap_too(tmp_path):
         load("karpathy", path=tmp_path / "k.json", resolution=16)
     assert len(load("karpathy", path=tmp_path / "k.json", resolution=16, allow_test_overlap="true").test) == 2
     png = (tmp_path / "img0.png").read_bytes()
-    write_shard(tmp_path / "train.tar", [("a", {"png": png, "txt": b"a"}), ("b", {"png": (tmp_path / "img1.png").read_bytes(), "txt": b"b"})])
-    write_shard(tmp_path / "test.tar", [("c", {"png": png, "txt": b"same pixels, other shard"})])
+    write_tar(tmp_path / "train.tar", [("a", {"png": png, "txt": b"a"}), ("b", {"png": (tmp_path / "img1.png").read_bytes(), "txt": b"b"})])
+    write_tar(tmp_path / "test.tar", [("c", {"png": png, "txt": b"same pixels, other shard"})])
     with pytest.raises(UsageError, match=r"test.tar sample 'c' = .*train.tar sample 'a'"):
         load("webdataset", path=tmp_path / "train.tar", test_path=tmp_path / "test.tar", resolution=16)
 
@@ -290,13 +280,6 @@ def test_karpathy_errors_name_the_file_and_place(tmp_path, text, message):
         load("karpathy", path=tmp_path / "k.json", resolution=16)
 
 
-def write_shard(path: Path, samples) -> None:
-    with tarfile.open(path, "w") as tar:
-        for key, files in samples:
-            for ext, data in files.items():
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
 
 
 def png_bytes(i: int) -> bytes:
@@ -306,21 +289,21 @@ def png_bytes(i: int) -> bytes:
 
 
 def test_webdataset_caption_that_is_not_utf8_is_refused(tmp_path):
-    write_shard(tmp_path / "s.tar", [("k0", {"png": png_bytes(0), "txt": b"fine"}),
+    write_tar(tmp_path / "s.tar", [("k0", {"png": png_bytes(0), "txt": b"fine"}),
                                      ("k1", {"png": png_bytes(1), "txt": b"caf\xe9"})])
     with pytest.raises(UsageError, match=r"s.tar sample 'k1': the txt caption is not UTF-8"):
         load("webdataset", path=tmp_path / "s.tar", test_fraction=0, resolution=16)
 
 
 def test_webdataset_caption_without_image_is_refused(tmp_path):
-    write_shard(tmp_path / "s.tar", [("k0", {"png": png_bytes(0), "txt": b"fine"}), ("k1", {"txt": b"alone"})])
+    write_tar(tmp_path / "s.tar", [("k0", {"png": png_bytes(0), "txt": b"fine"}), ("k1", {"txt": b"alone"})])
     with pytest.raises(UsageError, match=r"s.tar sample 'k1': .*\(no image\)"):
         load("webdataset", path=tmp_path / "s.tar", test_fraction=0, resolution=16)
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9, 0.99])
 def test_truncated_shard_is_refused(tmp_path, keep):
-    write_shard(tmp_path / "full.tar", [(f"k{i}", {"png": png_bytes(i), "txt": f"c {i}".encode()}) for i in range(6)])
+    write_tar(tmp_path / "full.tar", [(f"k{i}", {"png": png_bytes(i), "txt": f"c {i}".encode()}) for i in range(6)])
     data = (tmp_path / "full.tar").read_bytes()
     end = len(data.rstrip(b"\0"))  # where the last member's data ends, before the end-of-archive blocks
     (tmp_path / "s.tar").write_bytes(data[: int(end * keep)])

@@ -14,6 +14,7 @@ from ue_bench import registry
 from ue_bench.errors import UsageError
 from ue_bench.datasets import _imports
 from ue_bench.datasets._imports import decode
+from ue_bench.datasets._example import write_tar
 
 
 @pytest.fixture(autouse=True)
@@ -143,24 +144,16 @@ def test_karpathy_missing_image_is_a_usage_error(tmp_path):
         load("karpathy", path=path, image_root=tmp_path / "elsewhere", resolution=16)
 
 
-def write_shard(path, samples):
-    """``samples``: (key, {ext: bytes}) in order."""
-    with tarfile.open(path, "w") as tar:
-        for key, files in samples:
-            for ext, data in files.items():
-                info = tarfile.TarInfo(f"{key}.{ext}")
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
 
 
 def test_webdataset_reads_shards_and_merges_duplicate_image_runs(tmp_path):
     (tmp_path / "shards").mkdir()
-    write_shard(tmp_path / "shards" / "000000.tar", [
+    write_tar(tmp_path / "shards" / "000000.tar", [
         ("a_0", {"jpg": image_bytes(0, "JPEG"), "txt": b"first of a"}),
         ("a_1", {"jpg": image_bytes(0, "JPEG"), "txt": b"second of a"}),
         ("b", {"png": image_bytes(1), "txt": b"only b", "json": b"{}"}),
     ])
-    write_shard(tmp_path / "shards" / "000001.tar", [(f"sub/c{i}", {"png": image_bytes(2 + i), "txt": b"c"}) for i in range(3)])
+    write_tar(tmp_path / "shards" / "000001.tar", [(f"sub/c{i}", {"png": image_bytes(2 + i), "txt": b"c"}) for i in range(3)])
     data = load("webdataset", path=tmp_path / "shards", test_fraction=0, resolution=16)
     assert data.train.captions == [["first of a", "second of a"], ["only b"], ["c"], ["c"], ["c"]]
     assert data.train.images.shape == (5, 16, 16, 3) and len(data.test) == 0
@@ -169,7 +162,7 @@ def test_webdataset_reads_shards_and_merges_duplicate_image_runs(tmp_path):
 
 
 def test_webdataset_sample_without_caption_is_refused(tmp_path):
-    write_shard(tmp_path / "s.tar", [("k", {"jpg": image_bytes(0, "JPEG")})])
+    write_tar(tmp_path / "s.tar", [("k", {"jpg": image_bytes(0, "JPEG")})])
     with pytest.raises(UsageError, match=r"s.tar sample 'k': expected an image .* and a txt caption"):
         load("webdataset", path=tmp_path / "s.tar", test_fraction=0, resolution=16)
 

@@ -3,7 +3,6 @@ and that open_clip's own trainer reads the copy."""
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import importlib.util
 import json
@@ -16,9 +15,9 @@ import pytest
 import torch
 
 from ue_bench import export, protection, registry
-from ue_bench.errors import ProtectionRejected, UsageError
-from ue_bench.protect_cmd import add_protect_parser
+from ue_bench.errors import ProtectionRejected
 from ue_bench.protection import Protection, publish, verify
+from ue_bench.cli import main
 
 SYNTH = "synthetic:size=24,test_size=8,resolution=16,captions=2"
 
@@ -29,15 +28,8 @@ def _cache(tmp_path, monkeypatch):
 
 
 def protect(*argv: str) -> int:
-    """Run ``ue-bench protect`` as ``ue_bench.cli.main`` would: UsageError → exit 2."""
-    parser = argparse.ArgumentParser()
-    add_protect_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["protect", *argv])
-    try:
-        return args.func(args)
-    except UsageError as exc:
-        print(f"ue-bench: error: {exc}", file=sys.stderr)
-        return 2
+    """``ue-bench protect`` as the command line runs it (a UsageError: one line on stderr, exit 2)."""
+    return main(["protect", *argv])
 
 
 def synthetic_train():

@@ -153,11 +153,11 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
     return rec.checks
 
 
-def _tiny_model(resolution: int):
+def _tiny_model(resolution: int) -> torch.nn.Module:
+    """A tiny-rn model at ``resolution`` px, initialised from :data:`SEED`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        victim = tiny("victims", "tiny-rn")
-        return victim, victim.create_model(resolution)
+        return tiny("victims", "tiny-rn").create_model(resolution)
 
 
 def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check]:
@@ -196,7 +196,7 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
             fn = defense.batch_loss(SEED, total_steps=10)
             if fn is None:
                 return None
-            _, model = _tiny_model(train.resolution)
+            model = _tiny_model(train.resolution)
             tokens = tiny("victims", "tiny-rn").tokenizer()([c[0] for c in train.captions[:8]])
             unit = torch.from_numpy(np.array(train.images[:8])).permute(0, 3, 1, 2).float() / 255.0
             loss = fn(model, unit, tokens, 0)
@@ -230,7 +230,7 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
 
         if not rec.run("builds", build):
             return rec.checks
-        victim, model, tok = state["victim"], state["model"], state["tokenizer"]
+        model, tok = state["model"], state["tokenizer"]
 
         def tokenizer() -> str | None:
             ids = tok(["a red circle"])
