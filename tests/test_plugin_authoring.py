@@ -20,17 +20,13 @@ import subprocess
 import sys
 import sysconfig
 import venv
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
+from buggy_attack import BuggyAttack
 
 from ue_bench import registry
-from ue_bench.attack import Attack
 from ue_bench.cli import main
-from ue_bench.params import param
-from ue_bench.protection import Protection
 from ue_bench.schema import METRIC_KEYS
 from ue_bench.testing import assert_conforms, check_plugin
 
@@ -139,29 +135,6 @@ def test_plugin_new_refuses_bad_input_in_one_line_writing_nothing(args, needle, 
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["keep.txt", "pkg"]
 
 
-@dataclass(frozen=True)
-class BadParams:
-    eps: int = param(4, lo=0, hi=32, help="L∞ budget, pixel units out of 255")
-    overshoot: int = param(0, lo=0, hi=8, help="pixels by which sample 3 leaves the budget")
-    nan: bool = param(False, help="NaN in sample 5's delta")
-    trigger: str = param("", help="a trigger for every image ('' for none)")
-
-
-class Bad(Attack):
-    """An attack with switchable bugs."""
-
-    Params = BadParams
-    uses_surrogate = False
-
-    def protect(self, split, surrogate, seed, device):
-        delta = (np.random.default_rng(seed).choice([-1, 1], split.images.shape) * self.params.eps).astype(np.int16)
-        delta[3] += np.int16(self.params.overshoot)
-        if self.params.nan:
-            delta = delta.astype(np.float32)
-            delta[5, 0, 0, 0] = np.nan
-        return Protection(delta=delta, triggers=[self.params.trigger] * len(split) if self.params.trigger else None)
-
-
 @pytest.mark.parametrize("param_, line", [
     ("overshoot=2", "FAIL attacks:bad-attack budget: sample 3 has L∞ 6 > budget 4/255"),
     ("nan=true", "FAIL attacks:bad-attack delta-finite: sample 5 has NaN/inf in its delta"),
@@ -169,7 +142,7 @@ class Bad(Attack):
     ("trigger=zq\nxv", "FAIL attacks:bad-attack triggers: sample 0 trigger 'zq\\nxv' is not a clean text prefix"),
 ])
 def test_plugin_check_fails_a_bad_attack_naming_the_check_and_sample(param_, line, capsys):
-    registry.register("attacks", "bad-attack", Bad)
+    registry.register("attacks", "bad-attack", BuggyAttack)
     try:
         code = main(["plugin", "check", "bad-attack", "--param", param_])
     finally:
