@@ -32,6 +32,10 @@ def _int_list(text: str, flag: str) -> list[int]:
     return values
 
 
+#: Seeds must fit every RNG they seed (numpy, torch, Python): 32 bits.
+MAX_SEED = 2**32 - 1
+
+
 def _ratio_list(text: str, flag: str) -> list[float]:
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
@@ -40,6 +44,34 @@ def _ratio_list(text: str, flag: str) -> list[float]:
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise UsageError(f"{flag}: each poison ratio must be in (0, 1], got {text!r}")
     return values
+
+
+def check_cells(cells, loaded) -> None:
+    """Refuse, before anything runs, values a plugin cannot honour on this data: a poison ratio that
+    protects no image, an attack's or surrogate's batch larger than the protected subset it works on,
+    and a victim or surrogate whose image tower does not fit the data's resolution."""
+    from . import stages
+    from .matrix import dataset_key
+    for cell in cells:
+        data = loaded[dataset_key(cell.dataset)]
+        n, label = len(data.train), cell.dataset.label()
+        for flag, model in (("--victims", cell.victim), ("--surrogates", cell.surrogate)):
+            problem = model.resolution_problem(data.train.resolution) if model is not None else None
+            if problem:
+                raise UsageError(f"{flag} {model.label()}: {problem} (the images of --dataset {label})")
+        if cell.attack.is_clean:
+            continue
+        k = len(stages.poisoned_indices(n, cell.poison_ratio, cell.seed))
+        if k == 0:
+            raise UsageError(f"--poison-ratio {cell.poison_ratio:g} protects 0 of the {n} train images of "
+                             f"--dataset {label}; give a larger ratio")
+        where = f"the {k} protected images (--poison-ratio {cell.poison_ratio:g} of {n} in --dataset {label})"
+        batch = getattr(cell.attack.params, "batch_size", None)
+        if batch is not None and batch > k:
+            raise UsageError(f"--attacks {cell.attack.label()}: batch_size {batch} is larger than {where}")
+        if cell.surrogate is not None and cell.surrogate.params.batch_size > k:
+            raise UsageError(f"--surrogates {cell.surrogate.label()}: batch_size {cell.surrogate.params.batch_size} "
+                             f"is larger than {where}, which the attack {cell.attack.name} trains it on")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -86,12 +118,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError(f"--victim-init: {args.victim_init} is not a file (expected an open_clip state dict)")
     victims = cfg.plugins("victims", {"init": args.victim_init} if args.victim_init else None)
     seeds = _int_list(str(cfg.values["seeds"]), "--seeds")
+    if max(seeds) > MAX_SEED:
+        raise UsageError(f"--seeds: each seed must be at most {MAX_SEED} (2**32 - 1), got {max(seeds)}")
     ratios = _ratio_list(str(cfg.values["poison_ratio"]), "--poison-ratio")
     executor = str(cfg.values["executor"])
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
     threads = cfg.values["threads"]
     threads = _int_list(str(threads), "--threads")[0] if threads not in (None, "") else None
+    if threads == 0:
+        raise UsageError("--threads: expected a positive integer, got 0")
     out = prepare_writable(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
@@ -109,6 +145,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             if plugin.params.batch_size > len(data.train):
                 raise UsageError(f"--victims/--surrogates {plugin.label()}: batch_size {plugin.params.batch_size} "
                                  f"is larger than the training split of --dataset {label} ({len(data.train)} images)")
+    check_cells(cells, loaded)
     if args.dry_run:
         from .dry_run import describe_plan
         print(describe_plan(cells, loaded, out, cache, device))
