@@ -52,6 +52,7 @@ def check_cells(cells, loaded) -> None:
     and a victim or surrogate whose image tower does not fit the data's resolution."""
     from . import stages
     from .matrix import dataset_key
+    inits = set()
     for cell in cells:
         data = loaded[dataset_key(cell.dataset)]
         n, label = len(data.train), cell.dataset.label()
@@ -59,6 +60,10 @@ def check_cells(cells, loaded) -> None:
             problem = model.resolution_problem(data.train.resolution) if model is not None else None
             if problem:
                 raise UsageError(f"{flag} {model.label()}: {problem} (the images of --dataset {label})")
+        init = (cell.victim.label(), data.train.resolution)
+        if cell.victim.params.init and init not in inits:  # an unreadable or unfitting checkpoint
+            inits.add(init)                                # is refused now, not by every cell
+            cell.victim.create_model(data.train.resolution, "cpu")
         if cell.attack.is_clean:
             continue
         k = len(stages.poisoned_indices(n, cell.poison_ratio, cell.seed))
@@ -168,8 +173,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors ending in the same ``ue-bench: error:`` line as every other refusal."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ue-bench: error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ue-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ue-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered plugins")

@@ -88,9 +88,14 @@ class Victim(Plugin):
         if self.params.init:
             try:
                 state = torch.load(self.params.init, map_location=device, weights_only=True)
-            except (OSError, RuntimeError) as exc:
-                raise UsageError(f"victim {self.name!r}: cannot read init checkpoint {self.params.init}: {exc}") from None
-            state = state.get("state_dict", state)
+            except Exception as exc:  # noqa: BLE001 - whatever torch.load raises on a bad file (unpickling, EOF, ...)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"victim {self.name!r}: cannot read init checkpoint {self.params.init}: {first}") from None
+            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                state = state["state_dict"]
+            if not isinstance(state, dict):
+                raise UsageError(f"victim {self.name!r}: init checkpoint {self.params.init} holds a "
+                                 f"{type(state).__name__}, not a state dict")
             state = {k.removeprefix("module."): v for k, v in state.items()}
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
