@@ -16,7 +16,7 @@ from pathlib import Path
 from . import import_cache, registry
 from .atomic import write_json
 from .device import auto_device
-from .errors import UsageError
+from .errors import UsageError, disk_error
 from .params import describe
 from .paths import default_cache, prepare_writable
 from .runconfig import build_run_config
@@ -226,6 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ue-bench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if not disk_error(exc):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"ue-bench: error: {exc.strerror or exc}{where}; finished artifacts and cells are kept, "
+              f"rerun the same command once there is space", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
