@@ -89,6 +89,9 @@ class RetrievalTable(Report):
         long = retrieval(run)
         if fmt == "csv":
             return long.drop(columns=["clean_attack", "baseline_defense", "random_row"]).to_csv(index=False)
+        if long.empty:  # every cell failed: say so instead of an empty pivot
+            return {"csv": "", "latex": "", "md": f"## {self.title}\n\nNo successful cells.\n"}.get(
+                fmt, f"<section id='retrieval'><h2>{formats.esc(self.title)}</h2><p class='note'>No successful cells.</p></section>")
         table = display(long)
         if fmt in ("md", "latex"):  # one table per victim: 11 metric columns each stay readable
             parts = {v: per_victim(table, v) for v in sorted(long["victim"].unique())}

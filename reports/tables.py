@@ -146,9 +146,9 @@ def poison_curve(run: RunResults) -> pd.DataFrame:
         s = summarise(group["mean_recall"])
         rows.append({**dict(zip(keys, key)),
                      "mean": s.mean, "half": s.half, "n": s.n, "random": float(group["random_mean_recall"].iloc[0])})
-    df = pd.DataFrame(rows)
-    clean = df[df["clean_attack"]]
-    curves = df[~df["clean_attack"]]
+    df = pd.DataFrame(rows, columns=[*keys, "mean", "half", "n", "random"])
+    clean = df[df["clean_attack"].astype(bool)]
+    curves = df[~df["clean_attack"].astype(bool)]
     starts = curves[["dataset", "defense", "attack", "surrogate", "victim"]].drop_duplicates().merge(
         clean.drop(columns=["attack", "surrogate", "clean_attack", "baseline_defense"]),
         on=["dataset", "defense", "victim"])

@@ -11,16 +11,46 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
 
 
+def _owner() -> str:
+    """``<host>-<pid>-``: temporary names carry their writer, so a later writer can tell a killed one's."""
+    return f"{socket.gethostname()}-{os.getpid()}-"
+
+
+def sweep(folder: Path, prefix: str) -> None:
+    """Delete ``folder/<prefix><host>-<pid>-*`` left by writers on this host that are gone (SIGKILL)."""
+    host = socket.gethostname()
+    for tmp in Path(folder).glob(f"{prefix}{host}-*"):
+        pid = tmp.name[len(f"{prefix}{host}-"):].split("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def write_file(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` via a temporary file in the same folder and a rename."""
+    """Write ``content`` to ``path`` via a temporary file in the same folder and a rename (a temporary
+    file of ``path`` left by a killed writer is removed first)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    sweep(path.parent, f".{path.name}.")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
@@ -43,7 +73,10 @@ def building(final: Path, prefix: str | None = None):
     removed when it raises. ``final`` must not exist, or be an empty folder (it is replaced)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=prefix or f".{final.name}.tmp-", dir=final.parent))
+    if prefix is None:  # ours: named after its writer, and a killed writer's folder is removed
+        sweep(final.parent, f".{final.name}.tmp-")
+        prefix = f".{final.name}.tmp-{_owner()}"
+    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
     try:
         yield tmp
         if final.is_dir() and not any(final.iterdir()):

@@ -73,6 +73,10 @@ class ArtifactStore:
     def _valid(self, folder: Path) -> bool:
         try:
             manifest = json.loads((folder / MANIFEST).read_text())
+            # the manifest itself: it must describe this folder (its deps hash to the folder's key)
+            if manifest["key"] != folder.name or artifact_key(manifest["deps"]) != folder.name \
+                    or manifest["stage"] != folder.parent.name:
+                return False
             for name, entry in manifest["files"].items():
                 f = folder / name
                 if f.stat().st_size != entry["size"] or file_sha256(f) != entry["sha256"]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from . import import_cache, registry
 from .atomic import write_json
 from .device import auto_device
-from .errors import UsageError
+from .errors import UsageError, disk_error
 from .params import describe
 from .paths import default_cache, prepare_writable
 from .runconfig import build_run_config
@@ -32,6 +32,10 @@ def _int_list(text: str, flag: str) -> list[int]:
     return values
 
 
+#: Seeds must fit every RNG they seed (numpy, torch, Python): 32 bits.
+MAX_SEED = 2**32 - 1
+
+
 def _ratio_list(text: str, flag: str) -> list[float]:
     try:
         values = [float(t) for t in text.split(",") if t.strip()]
@@ -40,6 +44,39 @@ def _ratio_list(text: str, flag: str) -> list[float]:
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise UsageError(f"{flag}: each poison ratio must be in (0, 1], got {text!r}")
     return values
+
+
+def check_cells(cells, loaded) -> None:
+    """Refuse, before anything runs, values a plugin cannot honour on this data: a poison ratio that
+    protects no image, an attack's or surrogate's batch larger than the protected subset it works on,
+    and a victim or surrogate whose image tower does not fit the data's resolution."""
+    from . import stages
+    from .matrix import dataset_key
+    inits = set()
+    for cell in cells:
+        data = loaded[dataset_key(cell.dataset)]
+        n, label = len(data.train), cell.dataset.label()
+        for flag, model in (("--victims", cell.victim), ("--surrogates", cell.surrogate)):
+            problem = model.resolution_problem(data.train.resolution) if model is not None else None
+            if problem:
+                raise UsageError(f"{flag} {model.label()}: {problem} (the images of --dataset {label})")
+        init = (cell.victim.label(), data.train.resolution)
+        if cell.victim.params.init and init not in inits:  # an unreadable or unfitting checkpoint
+            inits.add(init)                                # is refused now, not by every cell
+            cell.victim.create_model(data.train.resolution, "cpu")
+        if cell.attack.is_clean:
+            continue
+        k = len(stages.poisoned_indices(n, cell.poison_ratio, cell.seed))
+        if k == 0:
+            raise UsageError(f"--poison-ratio {cell.poison_ratio:g} protects 0 of the {n} train images of "
+                             f"--dataset {label}; give a larger ratio")
+        where = f"the {k} protected images (--poison-ratio {cell.poison_ratio:g} of {n} in --dataset {label})"
+        batch = getattr(cell.attack.params, "batch_size", None)
+        if batch is not None and batch > k:
+            raise UsageError(f"--attacks {cell.attack.label()}: batch_size {batch} is larger than {where}")
+        if cell.surrogate is not None and cell.surrogate.params.batch_size > k:
+            raise UsageError(f"--surrogates {cell.surrogate.label()}: batch_size {cell.surrogate.params.batch_size} "
+                             f"is larger than {where}, which the attack {cell.attack.name} trains it on")
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -86,12 +123,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError(f"--victim-init: {args.victim_init} is not a file (expected an open_clip state dict)")
     victims = cfg.plugins("victims", {"init": args.victim_init} if args.victim_init else None)
     seeds = _int_list(str(cfg.values["seeds"]), "--seeds")
+    if max(seeds) > MAX_SEED:
+        raise UsageError(f"--seeds: each seed must be at most {MAX_SEED} (2**32 - 1), got {max(seeds)}")
     ratios = _ratio_list(str(cfg.values["poison_ratio"]), "--poison-ratio")
     executor = str(cfg.values["executor"])
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
     threads = cfg.values["threads"]
     threads = _int_list(str(threads), "--threads")[0] if threads not in (None, "") else None
+    if threads == 0:
+        raise UsageError("--threads: expected a positive integer, got 0")
     out = prepare_writable(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(str(cfg.values["device"]))
@@ -109,6 +150,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
             if plugin.params.batch_size > len(data.train):
                 raise UsageError(f"--victims/--surrogates {plugin.label()}: batch_size {plugin.params.batch_size} "
                                  f"is larger than the training split of --dataset {label} ({len(data.train)} images)")
+    check_cells(cells, loaded)
     if args.dry_run:
         from .dry_run import describe_plan
         print(describe_plan(cells, loaded, out, cache, device))
@@ -131,8 +173,16 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors ending in the same ``ue-bench: error:`` line as every other refusal."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ue-bench: error: {self.prog}: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ue-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ue-bench", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered plugins")
@@ -178,6 +228,13 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ue-bench: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if not disk_error(exc):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"ue-bench: error: {exc.strerror or exc}{where}; finished artifacts and cells are kept, "
+              f"rerun the same command once there is space", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import contextlib
 
+import re
+
 import torch
 
+from .errors import UsageError
 
-def auto_device(requested: str = "auto") -> torch.device:
+
+def auto_device(requested: str = "auto", flag: str = "--device") -> torch.device:
+    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; anything else, or a
+    CUDA device this machine does not have, is a :class:`UsageError` naming ``flag``."""
     if requested == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    match = re.fullmatch(r"(cpu|cuda)(?::(\d+))?", requested)
+    if not match or (match[1] == "cpu" and match[2] is not None):
+        raise UsageError(f"{flag}: expected auto, cpu, cuda or cuda:N, got {requested!r}")
+    if match[1] == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(match[2] or 0)
+        if index >= count:
+            have = f"only {count} CUDA device(s) (cuda:0..cuda:{count - 1})" if count else "no CUDA device"
+            raise UsageError(f"{flag}: {requested} asked for, but this machine has {have}")
     return torch.device(requested)
 
 

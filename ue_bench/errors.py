@@ -7,3 +7,11 @@ class UsageError(Exception):
 
 class ProtectionRejected(Exception):
     """The harness refused a protection an attack returned (budget, shape, NaN, trigger round-trip)."""
+
+
+#: errno values that mean the disk, not the cell, is at fault: the run stops instead of failing every cell.
+DISK_ERRNOS = (28, 122, 30)  # ENOSPC, EDQUOT, EROFS
+
+
+def disk_error(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS

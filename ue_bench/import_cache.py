@@ -20,11 +20,13 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .atomic import sweep
 from .paths import default_cache
 
 log = logging.getLogger(__name__)
@@ -105,7 +107,9 @@ def make_root() -> Path:
 
 def new_temp(key: str) -> Path:
     """A fresh temporary folder under the root for building the import ``key``."""
-    tmp = make_root() / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    folder = make_root()
+    sweep(folder, f".tmp-{key}-")  # left by a killed import
+    tmp = folder / f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     return tmp
 

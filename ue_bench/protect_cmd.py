@@ -80,6 +80,8 @@ def _shell(args: list[str]) -> str:
 def cmd_protect(args: argparse.Namespace) -> int:
     check_image_format(args.image_format, args.force_lossy)
     seed = _positive_int(args.seed, "--seed", 0)
+    if seed > 2**32 - 1:
+        raise UsageError(f"--seed: must be at most {2**32 - 1} (2**32 - 1), got {seed}")
     shard_size = _positive_int(args.shard_size, "--shard-size", 1)
     attack = _one("attacks", args.attack, "--attack")
     dataset = _one("datasets", args.dataset, "--dataset")
@@ -96,6 +98,13 @@ def cmd_protect(args: argparse.Namespace) -> int:
         if attack.uses_surrogate and surrogate.params.batch_size > len(train):
             raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
                              f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
+        if attack.uses_surrogate and surrogate.resolution_problem(train.resolution):
+            raise UsageError(f"--surrogate {surrogate.label()}: {surrogate.resolution_problem(train.resolution)} "
+                             f"(the images of --dataset {dataset.label()})")
+        batch = getattr(attack.params, "batch_size", None)
+        if batch is not None and batch > len(train):
+            raise UsageError(f"--attack {attack.label()}: batch_size {batch} is larger than the train split of "
+                             f"--dataset {dataset.label()} ({len(train)} images)")
         staging.commit()
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)

@@ -113,11 +113,43 @@ def _read_cell(path: Path) -> dict[str, Any]:
         cell = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise UsageError(f"{path} is not a readable cell result: {exc}") from None
-    missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
-    if missing or not all(k in cell["labels"] for k in LABELS):
-        what = f"no {missing[0]!r}" if missing else "incomplete labels"
-        raise UsageError(f"{path} is not a ue-bench cell result ({what})")
+    problem = cell_problem(cell)
+    if problem:
+        raise UsageError(f"{path} is not a ue-bench cell result ({problem})")
     return cell
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def cell_problem(cell: Any) -> str | None:
+    """What makes ``cell`` unusable as a cell record (None: nothing): the keys and types the reports read."""
+    missing = [k for k in CELL_KEYS if not isinstance(cell, dict) or k not in cell]
+    if missing:
+        return f"no {missing[0]!r}"
+    labels = cell["labels"]
+    if not isinstance(labels, dict) or not all(k in labels for k in LABELS):
+        return "incomplete labels"
+    if not _number(labels["seed"]) or not _number(labels["poison_ratio"]):
+        return "labels seed and poison_ratio must be numbers"
+    if not isinstance(cell["cell_id"], str) or cell["status"] not in ("ok", "failed"):
+        return "cell_id must be a string and status 'ok' or 'failed'"
+    if "wall_s" in cell and not _number(cell["wall_s"]):
+        return "wall_s is not a number"
+    for key in ("metrics", "protection", "train", "provenance", "baseline"):
+        if cell.get(key) is not None and not isinstance(cell[key], dict):
+            return f"{key!r} is not an object"
+    if cell["status"] == "ok":
+        metrics = cell.get("metrics") or {}
+        bad = next((k for k in METRIC_KEYS if not _number(metrics.get(k))), None)
+        if bad:
+            return f"status ok without a numeric metrics.{bad}"
+    prot = cell.get("protection") or {}
+    bad = next((k for k in PROTECTION_FIELDS if prot.get(k) is not None and not _number(prot[k])), None)
+    if bad:
+        return f"protection.{bad} is not a number"
+    return None
 
 
 def load_run(run_dirs: Path | str | Sequence[Path | str]) -> RunResults:

@@ -25,7 +25,7 @@ from .cache import ArtifactStore
 from .data import PairDataset
 from .dataset import Dataset
 from .device import auto_device
-from .errors import UsageError
+from .errors import UsageError, disk_error
 from .matrix import Cell, dataset_key
 from .provenance import environment
 from .results import cell_finished, cell_path
@@ -90,6 +90,8 @@ class Runner:
                         "defended": defended.key, "victim": trained.key},
             )
         except Exception as exc:  # a failing cell is recorded and the matrix goes on
+            if disk_error(exc):  # ... unless the disk is full: every later cell would fail the same way
+                raise
             log.error("cell %s failed: %s", cell.cell_id, exc)
             result.update(status="failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
         result["wall_s"] = time.perf_counter() - start

@@ -104,8 +104,9 @@ def protect(store: ArtifactStore, attack: Attack, surrogate: Victim | None, trai
         start = time.perf_counter()
         prot: Protection = attack.protect(subset, surrogate, seed, device)
         seconds = time.perf_counter() - start
-        tokenizer = surrogate.tokenizer() if surrogate and prot.triggers is not None else None
-        if prot.triggers is not None and tokenizer is None:
+        triggers = getattr(prot, "triggers", None)  # verify() below names a return of the wrong type
+        tokenizer = surrogate.tokenizer() if surrogate and triggers is not None else None
+        if triggers is not None and tokenizer is None:
             raise ProtectionRejected(f"attack {attack.name!r} returned triggers without a surrogate tokenizer to check")
         verify(attack.name, prot, subset, attack.budget(), tokenizer)
         np.save(tmp / "indices.npy", idx.astype(np.int64))

@@ -66,6 +66,18 @@ class Victim(Plugin):
         """Hashed once per plugin instance: ``spec()`` is asked for by every cell and stage key."""
         return file_sha256(Path(self.params.init))
 
+    def resolution_problem(self, resolution: int) -> str | None:
+        """Why this architecture cannot take ``resolution`` px images as they are (None: it can): a ViT
+        needs a multiple of its patch size (else the border is silently dropped), a ModifiedResNet at
+        least its 32x downsampling."""
+        vision = (open_clip.get_model_config(self.arch) or {}).get("vision_cfg", {})
+        patch = vision.get("patch_size")
+        if patch and resolution % patch:
+            return f"image size {resolution} px is not a multiple of its patch size {patch}"
+        if isinstance(vision.get("layers"), (list, tuple)) and resolution < 32:
+            return f"image size {resolution} px is below the 32 px its ResNet tower downsamples by"
+        return None
+
     def create_model(self, resolution: int, device: torch.device | str = "cpu") -> torch.nn.Module:
         """A fresh model whose input size follows the data (``resolution`` px), in train mode.
 
@@ -76,9 +88,14 @@ class Victim(Plugin):
         if self.params.init:
             try:
                 state = torch.load(self.params.init, map_location=device, weights_only=True)
-            except (OSError, RuntimeError) as exc:
-                raise UsageError(f"victim {self.name!r}: cannot read init checkpoint {self.params.init}: {exc}") from None
-            state = state.get("state_dict", state)
+            except Exception as exc:  # noqa: BLE001 - whatever torch.load raises on a bad file (unpickling, EOF, ...)
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise UsageError(f"victim {self.name!r}: cannot read init checkpoint {self.params.init}: {first}") from None
+            if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+                state = state["state_dict"]
+            if not isinstance(state, dict):
+                raise UsageError(f"victim {self.name!r}: init checkpoint {self.params.init} holds a "
+                                 f"{type(state).__name__}, not a state dict")
             state = {k.removeprefix("module."): v for k, v in state.items()}
             missing, unexpected = model.load_state_dict(state, strict=False)
             if missing or unexpected:
