@@ -9,6 +9,7 @@ from __future__ import annotations
 import statistics
 import time
 
+import numpy as np
 import open_clip
 import torch
 
@@ -28,7 +29,7 @@ def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device
     model = victim.create_model(split.resolution, device).train()
     optimizer = make_optimizer(model, 1e-5, 0.0)
     loss_fn = open_clip.ClipLoss()
-    images = torch.from_numpy(split.images[:batch_size])
+    images = torch.from_numpy(np.array(split.images[:batch_size]))  # a copy: the split may be a read-only map
     tokens = victim.tokenizer()([caps[0] for caps in split.captions[:batch_size]]).to(device)
     times = []
     for _ in range(steps + 1):
