@@ -73,10 +73,9 @@ def building(final: Path, prefix: str | None = None):
     removed when it raises. ``final`` must not exist, or be an empty folder (it is replaced)."""
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    if prefix is None:  # ours: named after its writer, and a killed writer's folder is removed
-        sweep(final.parent, f".{final.name}.tmp-")
-        prefix = f".{final.name}.tmp-{_owner()}"
-    tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=final.parent))
+    prefix = prefix or f".{final.name}.tmp-"
+    sweep(final.parent, prefix)  # a killed writer's folder is removed: temporary names carry their writer
+    tmp = Path(tempfile.mkdtemp(prefix=prefix + _owner(), dir=final.parent))
     try:
         yield tmp
         if final.is_dir() and not any(final.iterdir()):

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -42,15 +40,6 @@ def artifact_key(deps: Any) -> str:
     """The key of an artifact: the first 24 hex digits of :func:`canonical_sha256` of its dependencies."""
     return canonical_sha256(deps)[:24]
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class ArtifactStore:
@@ -85,15 +74,6 @@ class ArtifactStore:
         except (OSError, ValueError, KeyError, TypeError):
             return False
 
-    @staticmethod
-    def _remove_orphans(stage_dir: Path, key: str) -> None:
-        """Delete temporary folders of ``key`` left by killed builders on this host (their pid is gone)."""
-        host = socket.gethostname()
-        for tmp in stage_dir.glob(f".tmp-{key}-{host}-*"):
-            pid = tmp.name[len(f".tmp-{key}-{host}-"):].split("-")[0]
-            if pid.isdigit() and not _alive(int(pid)):
-                shutil.rmtree(tmp, ignore_errors=True)
-
     def manifest(self, stage: str, key: str) -> dict:
         return json.loads((self.path(stage, key) / MANIFEST).read_text())
 
@@ -111,9 +91,8 @@ class ArtifactStore:
         if state == "corrupt":
             shutil.rmtree(folder, ignore_errors=True)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        self._remove_orphans(folder.parent, key)
         try:
-            with building(folder, prefix=f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-") as tmp:
+            with building(folder, prefix=f".tmp-{key}-") as tmp:
                 start = time.perf_counter()
                 extra = build(tmp) or {}
                 files = {
