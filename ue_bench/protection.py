@@ -20,10 +20,17 @@ from .errors import ProtectionRejected
 CHUNK = 1024
 
 
+def delta_dtype(eps: int) -> np.dtype:
+    """The dtype a delta within ±``eps`` pixel units is stored in: int8 up to 127 (half the bytes of
+    int16, the same values), int16 above."""
+    return np.dtype(np.int8) if eps <= 127 else np.dtype(np.int16)
+
+
 @dataclass(frozen=True)
 class Protection:
-    """``delta``: int16 ``[N,H,W,3]`` pixel units (or None: images untouched); ``triggers``: per-image
-    text placed before every caption of that image (or None: captions untouched)."""
+    """``delta``: integer ``[N,H,W,3]`` pixel units, int16 or int8 (or None: images untouched);
+    ``triggers``: per-image text placed before every caption of that image (or None: captions untouched).
+    The fingerprint hashes the delta as int16 whatever its dtype, so an int8 copy hashes the same."""
 
     delta: np.ndarray | None = None
     triggers: list[str] | None = None
@@ -40,6 +47,11 @@ class Protection:
         return h.hexdigest()
 
 
+def with_trigger_text(trigger: str, captions: list[str]) -> list[str]:
+    """One image's captions as published with its ``trigger``: ``"<trigger> <caption>"`` (unchanged if empty)."""
+    return [f"{trigger} {c}" if trigger else c for c in captions]
+
+
 def publish(split: PairSplit, protection: Protection) -> PairSplit:
     """The protected copy: ``clip(image + delta, 0, 255)`` as uint8 and ``"<trigger> <caption>"``."""
     images = split.images
@@ -47,7 +59,7 @@ def publish(split: PairSplit, protection: Protection) -> PairSplit:
         images = np.clip(images.astype(np.int16) + protection.delta, 0, 255).astype(np.uint8)
     captions = split.captions
     if protection.triggers is not None:
-        captions = [[f"{t} {c}" if t else c for c in caps] for t, caps in zip(protection.triggers, split.captions)]
+        captions = [with_trigger_text(t, caps) for t, caps in zip(protection.triggers, split.captions)]
     return PairSplit(images, captions, meta={**split.meta, "protected": True})
 
 
