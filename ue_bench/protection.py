@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import HASH_CHUNK, PairSplit
+from .data import HASH_CHUNK, PairSplit, release
 from .errors import ProtectionRejected
 
 
@@ -72,6 +72,9 @@ def published_chunks(split: PairSplit, protection: Protection, size: int = CHUNK
         delta = None if protection.delta is None else protection.delta[a:b]
         triggers = None if protection.triggers is None else protection.triggers[a:b]
         yield a, publish(part, Protection(delta=delta, triggers=triggers))
+        if a % (16 * size) == 0:
+            release(split.images)
+            release(protection.delta)
 
 
 def _check_type(protection, split, eps, tokenizer) -> str | None:

@@ -37,6 +37,9 @@ from .victim import Victim
 #: victims trained by an older loop are not reused (2: initial weights seeded per cell).
 TRAINING_VERSION = 2
 
+#: Images per step of the imperceptibility measures (per-image values, so the chunk changes no result).
+SSIM_CHUNK = 128
+
 
 def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
     """The sorted subset of train images that gets protected: fixed per (seed, ratio)."""
@@ -120,8 +123,9 @@ def protect(store: ArtifactStore, attack: Attack, surrogate: Victim | None, trai
                 "protection_sha256": prot.fingerprint(), "attack_meta": prot.meta}
         if prot.delta is not None and len(idx):
             info.update(_delta_norms(prot.delta))
-            info.update(imperceptibility_of_chunks(
-                (subset.images[a:a + CHUNK], part.images) for a, part in published_chunks(subset, prot)))
+            info.update(imperceptibility_of_chunks(  # SSIM's float64 temporaries: ~1 MB per 64 px image
+                (subset.images[a:a + SSIM_CHUNK], part.images)
+                for a, part in published_chunks(subset, prot, SSIM_CHUNK)))
         (tmp / "info.json").write_text(json.dumps(info, default=str))
         return {}
 
