@@ -42,6 +42,7 @@ class Protection:
             h.update(str(self.delta.shape).encode())
             for start in range(0, len(self.delta), HASH_CHUNK):
                 h.update(np.ascontiguousarray(self.delta[start:start + HASH_CHUNK], dtype=np.int16).tobytes())
+                release(self.delta)
         for t in self.triggers or []:
             h.update(t.encode("utf-8") + b"\x1f")
         return h.hexdigest()
@@ -106,6 +107,7 @@ def _check_finite(protection, split, eps, tokenizer) -> str | None:
         return None
     for start in range(0, len(d), CHUNK):
         ok = _finite_rows(d, start, min(len(d), start + CHUNK))
+        release(d)
         if not ok.all():
             return f"sample {start + int(np.argmin(ok))} has NaN/inf in its delta"
     return None
@@ -125,6 +127,7 @@ def _check_budget(protection, split, eps, tokenizer) -> str | None:
     for start in range(0, len(d), CHUNK):  # chunked: a wide copy of a large delta would not fit in memory
         part = d[start:start + CHUNK].reshape(len(d[start:start + CHUNK]), -1)
         linf = np.abs(part.astype(np.float64)).max(1)
+        release(d)
         bad = ~(linf <= eps)  # NaN counts as over budget
         if bad.any():
             i = int(np.argmax(bad))

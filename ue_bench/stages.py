@@ -140,6 +140,7 @@ def _delta_norms(delta: np.ndarray) -> dict[str, float]:
         d = delta[a:a + CHUNK].reshape(len(delta[a:a + CHUNK]), -1).astype(np.float64)
         linf.append(np.abs(d).max(1))
         l2.append(np.sqrt((d ** 2).sum(1)))
+        release(delta)
     linf = np.concatenate(linf)
     return {"linf_mean": float(linf.mean()), "l2_mean": float(np.concatenate(l2).mean()), "linf_max": int(linf.max())}
 
