@@ -11,22 +11,31 @@ from __future__ import annotations
 
 import abc
 import io
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ue_bench.data import PairSplit
+from ue_bench.data import PairSplit, release
 from ue_bench.defense import Defense
 from ue_bench.params import param
 
 
 def map_images(split: PairSplit, fn: Callable[[Image.Image], Image.Image]) -> PairSplit:
-    """A new split whose image i is ``fn`` of image i through Pillow, as an RGB uint8 array."""
-    out = np.empty_like(split.images)
+    """A new split whose image i is ``fn`` of image i through Pillow, as an RGB uint8 array.
+
+    The output is a memory-mapped temporary file (deleted when the split is dropped) filled image by
+    image, and the pages read and written are released as it goes, so a defense over a large split
+    does not hold it in memory."""
+    with tempfile.TemporaryFile(prefix="ue-bench-defended-") as fh:
+        out = np.memmap(fh, dtype=np.uint8, mode="w+", shape=split.images.shape)
     for i, img in enumerate(split.images):
         out[i] = np.asarray(fn(Image.fromarray(img)).convert("RGB"))
+        if i % 1024 == 1023:
+            release(out)
+            release(split.images)
     return PairSplit(out, [list(c) for c in split.captions], meta=dict(split.meta))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import mmap
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -71,7 +72,38 @@ class PairSplit:
         hasher = SplitHasher(self.images.shape)
         for start in range(0, len(self.images), HASH_CHUNK):  # chunked: memory-mapped splits stay on disk
             hasher.add(self.images[start:start + HASH_CHUNK], self.captions[start:start + HASH_CHUNK])
+            if start % (16 * HASH_CHUNK) == 0:
+                release(self.images)
+        release(self.images)
         return hasher.hexdigest()
+
+
+def _mapping(array) -> mmap.mmap | None:
+    """The ``mmap`` behind a memory-mapped array (or a view of one), else None."""
+    seen = 0
+    while array is not None and seen < 16:
+        if isinstance(array, mmap.mmap):
+            return array
+        m = getattr(array, "_mmap", None)
+        if isinstance(m, mmap.mmap):
+            return m
+        array, seen = getattr(array, "base", None), seen + 1
+    return None
+
+
+def release(array) -> None:
+    """Drop the pages of a memory-mapped ``array`` from this process's resident set (the page cache
+    keeps them; the next read faults them back in cheaply). Without it, a pass over a memory-mapped
+    split leaves every page it touched resident, so the process's RSS grows with the dataset even
+    though nothing is copied. A no-op for in-memory arrays and where ``madvise`` is unavailable."""
+    m = _mapping(array)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if m is None or advice is None or m.closed:
+        return
+    try:
+        m.madvise(advice)
+    except (OSError, ValueError):
+        pass
 
 
 class SplitHasher:
@@ -109,3 +141,23 @@ class PairDataset:
         h.update(self.train.fingerprint().encode())
         h.update(self.test.fingerprint().encode())
         return h.hexdigest()
+
+
+def save_chunked(path, shape: tuple, dtype, parts) -> None:
+    """Write a ``.npy`` file of ``shape`` and ``dtype`` from ``parts``, consecutive row blocks in order,
+    with plain file writes (no mapping, no whole-array copy), so that writing an array the size of the
+    dataset holds one block at a time. Raises ``ValueError`` if the blocks do not add up to ``shape``."""
+    dtype = np.dtype(dtype)
+    rows = 0
+    with open(path, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(dtype),
+                                                  "fortran_order": False, "shape": tuple(shape)})
+        for part in parts:
+            part = np.ascontiguousarray(part, dtype=dtype)
+            if part.shape[1:] != tuple(shape[1:]):
+                raise ValueError(f"block of shape {part.shape} does not fit an array of shape {tuple(shape)}")
+            fh.write(part.data)
+            rows += len(part)
+            release(part)
+    if rows != shape[0]:
+        raise ValueError(f"wrote {rows} rows of an array of {shape[0]}")

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import HASH_CHUNK, PairSplit
+from .data import HASH_CHUNK, PairSplit, release
 from .errors import ProtectionRejected
 
 
@@ -20,10 +20,17 @@ from .errors import ProtectionRejected
 CHUNK = 1024
 
 
+def delta_dtype(eps: int) -> np.dtype:
+    """The dtype a delta within ±``eps`` pixel units is stored in: int8 up to 127 (half the bytes of
+    int16, the same values), int16 above."""
+    return np.dtype(np.int8) if eps <= 127 else np.dtype(np.int16)
+
+
 @dataclass(frozen=True)
 class Protection:
-    """``delta``: int16 ``[N,H,W,3]`` pixel units (or None: images untouched); ``triggers``: per-image
-    text placed before every caption of that image (or None: captions untouched)."""
+    """``delta``: integer ``[N,H,W,3]`` pixel units, int16 or int8 (or None: images untouched);
+    ``triggers``: per-image text placed before every caption of that image (or None: captions untouched).
+    The fingerprint hashes the delta as int16 whatever its dtype, so an int8 copy hashes the same."""
 
     delta: np.ndarray | None = None
     triggers: list[str] | None = None
@@ -35,9 +42,15 @@ class Protection:
             h.update(str(self.delta.shape).encode())
             for start in range(0, len(self.delta), HASH_CHUNK):
                 h.update(np.ascontiguousarray(self.delta[start:start + HASH_CHUNK], dtype=np.int16).tobytes())
+                release(self.delta)
         for t in self.triggers or []:
             h.update(t.encode("utf-8") + b"\x1f")
         return h.hexdigest()
+
+
+def with_trigger_text(trigger: str, captions: list[str]) -> list[str]:
+    """One image's captions as published with its ``trigger``: ``"<trigger> <caption>"`` (unchanged if empty)."""
+    return [f"{trigger} {c}" if trigger else c for c in captions]
 
 
 def publish(split: PairSplit, protection: Protection) -> PairSplit:
@@ -47,7 +60,7 @@ def publish(split: PairSplit, protection: Protection) -> PairSplit:
         images = np.clip(images.astype(np.int16) + protection.delta, 0, 255).astype(np.uint8)
     captions = split.captions
     if protection.triggers is not None:
-        captions = [[f"{t} {c}" if t else c for c in caps] for t, caps in zip(protection.triggers, split.captions)]
+        captions = [with_trigger_text(t, caps) for t, caps in zip(protection.triggers, split.captions)]
     return PairSplit(images, captions, meta={**split.meta, "protected": True})
 
 
@@ -60,6 +73,9 @@ def published_chunks(split: PairSplit, protection: Protection, size: int = CHUNK
         delta = None if protection.delta is None else protection.delta[a:b]
         triggers = None if protection.triggers is None else protection.triggers[a:b]
         yield a, publish(part, Protection(delta=delta, triggers=triggers))
+        if a % (16 * size) == 0:
+            release(split.images)
+            release(protection.delta)
 
 
 def _check_type(protection, split, eps, tokenizer) -> str | None:
@@ -91,6 +107,7 @@ def _check_finite(protection, split, eps, tokenizer) -> str | None:
         return None
     for start in range(0, len(d), CHUNK):
         ok = _finite_rows(d, start, min(len(d), start + CHUNK))
+        release(d)
         if not ok.all():
             return f"sample {start + int(np.argmin(ok))} has NaN/inf in its delta"
     return None
@@ -110,6 +127,7 @@ def _check_budget(protection, split, eps, tokenizer) -> str | None:
     for start in range(0, len(d), CHUNK):  # chunked: a wide copy of a large delta would not fit in memory
         part = d[start:start + CHUNK].reshape(len(d[start:start + CHUNK]), -1)
         linf = np.abs(part.astype(np.float64)).max(1)
+        release(d)
         bad = ~(linf <= eps)  # NaN counts as over budget
         if bad.any():
             i = int(np.argmax(bad))

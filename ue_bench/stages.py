@@ -24,18 +24,21 @@ import torch
 
 from .attack import Attack
 from .cache import ArtifactStore, artifact_key
-from .data import PairSplit
+from .data import PairSplit, release, save_chunked
 from .defense import Defense
 from .errors import ProtectionRejected
 from .evaluate import evaluate_retrieval
 from .imperceptibility import imperceptibility_of_chunks
-from .protection import CHUNK, Protection, publish, published_chunks, verify
+from .protection import CHUNK, Protection, delta_dtype, publish, published_chunks, verify, with_trigger_text
 from .training import steps_per_epoch, train_clip
 from .victim import Victim
 
 #: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
 #: victims trained by an older loop are not reused (2: initial weights seeded per cell).
 TRAINING_VERSION = 2
+
+#: Images per step of the imperceptibility measures (per-image values, so the chunk changes no result).
+SSIM_CHUNK = 128
 
 
 def poisoned_indices(n: int, ratio: float, seed: int) -> np.ndarray:
@@ -75,7 +78,8 @@ def stage_keys(train: PairSplit, attack: Attack, surrogate: Victim | None, defen
 @dataclass(frozen=True)
 class ProtectionArtifact:
     """A verified protection in the store: ``indices.npy`` (int64, the protected subset of the train
-    split), ``delta.npy`` (int16 ``[n, H, W, 3]`` pixel units; absent when images are untouched),
+    split), ``delta.npy`` (int8 ``[n, H, W, 3]`` pixel units when the budget is at most 127, else
+    int16; older artifacts hold int16; absent when images are untouched),
     ``triggers.json`` (absent without triggers) and ``info.json`` (:attr:`info`)."""
 
     key: str
@@ -110,16 +114,19 @@ def protect(store: ArtifactStore, attack: Attack, surrogate: Victim | None, trai
             raise ProtectionRejected(f"attack {attack.name!r} returned triggers without a surrogate tokenizer to check")
         verify(attack.name, prot, subset, attack.budget(), tokenizer)
         np.save(tmp / "indices.npy", idx.astype(np.int64))
-        if prot.delta is not None:
-            np.save(tmp / "delta.npy", prot.delta.astype(np.int16))
+        if prot.delta is not None:  # verified within ±budget: int8 holds it exactly up to 127
+            d = prot.delta
+            save_chunked(tmp / "delta.npy", d.shape, delta_dtype(attack.budget()),
+                         (d[a:a + CHUNK] for a in range(0, len(d), CHUNK)))
         if prot.triggers is not None:
             (tmp / "triggers.json").write_text(json.dumps(prot.triggers))
         info = {"protect_s": seconds, "device": str(device), "n_poisoned": int(len(idx)),
                 "protection_sha256": prot.fingerprint(), "attack_meta": prot.meta}
         if prot.delta is not None and len(idx):
             info.update(_delta_norms(prot.delta))
-            info.update(imperceptibility_of_chunks(
-                (subset.images[a:a + CHUNK], part.images) for a, part in published_chunks(subset, prot)))
+            info.update(imperceptibility_of_chunks(  # SSIM's float64 temporaries: ~1 MB per 64 px image
+                (subset.images[a:a + SSIM_CHUNK], part.images)
+                for a, part in published_chunks(subset, prot, SSIM_CHUNK)))
         (tmp / "info.json").write_text(json.dumps(info, default=str))
         return {}
 
@@ -134,25 +141,51 @@ def _delta_norms(delta: np.ndarray) -> dict[str, float]:
         d = delta[a:a + CHUNK].reshape(len(delta[a:a + CHUNK]), -1).astype(np.float64)
         linf.append(np.abs(d).max(1))
         l2.append(np.sqrt((d ** 2).sum(1)))
+        release(delta)
     linf = np.concatenate(linf)
     return {"linf_mean": float(linf.mean()), "l2_mean": float(np.concatenate(l2).mean()), "linf_max": int(linf.max())}
 
 
 def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
     """The train split as published: the protected subset merged into the clean remainder (the input
-    split is never modified)."""
+    split is never modified).
+
+    A protection without a delta publishes the train images themselves (no copy). With a delta, the
+    published images are written once, chunk by chunk, to ``published/<key>/images.npy`` in the store
+    that holds the protection (keyed by the protection and the train split) and read back memory-mapped,
+    so publishing never holds the split in memory, whatever its size or poison ratio."""
     idx = artifact.indices()
-    subset = train.subset(idx)
-    protected = publish(subset, artifact.protection())
-    if subset is train:
-        images, captions = protected.images, protected.captions
-    else:
-        images = np.array(train.images, copy=True)
-        images[idx] = protected.images
-        captions = list(train.captions)
+    prot = artifact.protection()
+    captions = list(train.captions)
+    if prot.triggers is not None:
         for j, i in enumerate(idx):
-            captions[i] = protected.captions[j]
-    return PairSplit(images, captions, meta={**train.meta, "protection": artifact.key})
+            captions[i] = with_trigger_text(prot.triggers[j], train.captions[i])
+    meta = {**train.meta, "protection": artifact.key}
+    if prot.delta is None or not len(idx):
+        return PairSplit(train.images, captions, meta=meta)
+    from .cache import ArtifactStore
+    store = ArtifactStore(artifact.folder.parent.parent)
+
+    def blocks():
+        j = 0  # idx is sorted: the protected rows of block [a, b) are idx[j:k]
+        for a in range(0, len(train), CHUNK):
+            b = min(len(train), a + CHUNK)
+            block = np.array(train.images[a:b])
+            k = int(np.searchsorted(idx, b))
+            if k > j:
+                rows = idx[j:k] - a
+                block[rows] = np.clip(block[rows].astype(np.int16) + prot.delta[j:k], 0, 255).astype(np.uint8)
+                release(prot.delta)
+            release(train.images)
+            j = k
+            yield block
+
+    def build(tmp: Path) -> dict:
+        save_chunked(tmp / "images.npy", train.images.shape, np.uint8, blocks())
+        return {}
+
+    folder, _ = store.get_or_build("published", {"protection": artifact.key, "train": train.fingerprint()}, build)
+    return PairSplit(np.load(folder / "images.npy", mmap_mode="r"), captions, meta=meta)
 
 
 @dataclass(frozen=True)
@@ -171,12 +204,13 @@ def defend(store: ArtifactStore, defense: Defense, seed: int, protection: str, p
 
     def build(tmp: Path) -> dict:
         out = defense.transform(published, seed)
-        np.save(tmp / "images.npy", out.images)
+        save_chunked(tmp / "images.npy", out.images.shape, np.uint8,
+                     (out.images[a:a + CHUNK] for a in range(0, len(out), CHUNK)))
         (tmp / "captions.json").write_text(json.dumps(out.captions))
         return {}
 
     folder, _ = store.get_or_build("defended", deps, build)
-    return DefendedData(folder.name, PairSplit(np.load(folder / "images.npy"),
+    return DefendedData(folder.name, PairSplit(np.load(folder / "images.npy", mmap_mode="r"),
                                                json.loads((folder / "captions.json").read_text())))
 
 

@@ -19,7 +19,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from tqdm.auto import tqdm
 
-from .data import PairSplit
+from .data import PairSplit, release
 from .device import autocast
 from .errors import UsageError
 
@@ -128,6 +128,10 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size + (1 if n % batch_size >= 2 else 0)
 
 
+#: Training steps between two releases of the pages of a memory-mapped split (:func:`ue_bench.data.release`).
+RELEASE_EVERY = 64
+
+
 def train_clip(
     model: torch.nn.Module,
     tokenizer,
@@ -153,7 +157,7 @@ def train_clip(
         raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images = torch.from_numpy(np.ascontiguousarray(split.images))
+    images = split.images  # read batch by batch: a memory-mapped split stays on disk
     tokens, offsets, counts = tokenize_captions(tokenizer, split.captions, desc)
     model.to(device).train()
     optimizer = make_optimizer(model, lr, weight_decay)
@@ -172,7 +176,9 @@ def train_clip(
         order = batches(len(split), batch_size, gen)
         picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
         for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
-            unit = to_unit(images[idx], device)
+            unit = to_unit(torch.from_numpy(images[idx.numpy()]), device)
+            if step % RELEASE_EVERY == RELEASE_EVERY - 1:
+                release(images)
             tok = tokens[picks[idx]].to(device, non_blocking=True)
             with autocast(device):
                 loss = compute(model, unit, tok, step)
