@@ -29,7 +29,7 @@ from .defense import Defense
 from .errors import ProtectionRejected
 from .evaluate import evaluate_retrieval
 from .imperceptibility import imperceptibility_of_chunks
-from .protection import CHUNK, Protection, delta_dtype, publish, published_chunks, verify, with_trigger_text
+from .protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
 from .training import steps_per_epoch, train_clip
 from .victim import Victim
 

@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
 import open_clip
 import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD

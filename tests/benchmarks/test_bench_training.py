@@ -9,7 +9,6 @@ for timing noise on a shared CPU). Slow: ``pytest tests/benchmarks -m slow --ben
 
 from __future__ import annotations
 
-import math
 import types
 
 import numpy as np
