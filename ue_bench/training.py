@@ -19,6 +19,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from tqdm.auto import tqdm
 
+from .augment import training_view
 from .data import PairSplit
 from .device import autocast
 from .errors import UsageError
@@ -133,19 +134,23 @@ def train_clip(
     seed: int,
     device: torch.device,
     desc: str = "train",
+    augment: str = "none",
     batch_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``split``; returns the mean loss of each epoch.
 
     Each epoch visits every image once, paired with one of its captions drawn at random (seeded), as
-    CLIP trainers do with multi-caption datasets. ``batch_loss(model, unit_images, tokens, step)`` lets
-    a training-time defense replace the plain loss on [0, 1] images.
+    CLIP trainers do with multi-caption datasets. ``augment`` is the training-time view of the images
+    (:mod:`ue_bench.augment`: ``none``, the pixels as published; ``openclip``, open_clip's default
+    training transform, redrawn every step). ``batch_loss(model, unit_images, tokens, step)`` lets a
+    training-time defense replace the plain loss on those [0, 1] images.
     """
     if batch_size > len(split):
         raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     images = torch.from_numpy(np.ascontiguousarray(split.images))
+    view = training_view(augment, split.resolution)
     tokens, offsets, counts = tokenize_captions(tokenizer, split.captions, desc)
     model.to(device).train()
     optimizer = make_optimizer(model, lr, weight_decay)
@@ -164,7 +169,10 @@ def train_clip(
         batches = epoch_batches(len(split), batch_size, gen)
         picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
         for idx in tqdm(batches, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
-            unit = to_unit(images[idx], device)
+            if view is None:
+                unit = to_unit(images[idx], device)
+            else:
+                unit = view(images[idx], seed, step).to(device, non_blocking=True)
             tok = tokens[picks[idx]].to(device, non_blocking=True)
             with autocast(device):
                 loss = compute(model, unit, tok, step)

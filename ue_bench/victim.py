@@ -20,6 +20,7 @@ from typing import ClassVar
 import open_clip
 import torch
 
+from .augment import AUGMENTS
 from .cache import file_sha256
 from .errors import UsageError
 from .params import param
@@ -36,6 +37,9 @@ class Recipe:
     lr: float = param(1e-3, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.1, lo=0.0, hi=10.0, help="AdamW weight decay")
     warmup: float = param(0.05, lo=0.0, hi=0.9, help="fraction of steps with linear warm-up before cosine decay")
+    augment: str = param("none", choices=AUGMENTS,
+                         help="training-time view of the images: none (as published) or openclip (open_clip's "
+                              "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step)")
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
 
 
