@@ -52,8 +52,8 @@ def test_augment_none_trains_the_weights_of_before_the_option(data):
 
 def test_every_victim_has_the_option_and_its_label_names_it():
     for name in registry.names("victims"):
-        assert registry.create("victims", name, {}).params.augment == "none"
-    assert registry.create("victims", "tiny-rn", {"augment": "openclip"}).label() == "tiny-rn:augment=openclip"
+        assert registry.create("victims", name, {}).params.augment == "openclip"
+    assert registry.create("victims", "tiny-rn", {"augment": "none"}).label() == "tiny-rn:augment=none"
 
 
 def test_openclip_view_is_open_clips_own_training_transform_without_a_second_normalize(data):
@@ -83,3 +83,11 @@ def test_openclip_view_is_seeded_per_seed_and_step_and_leaves_the_global_stream_
 def test_openclip_victim_trains_on_another_view(data):
     model, losses = trained(data, augment="openclip")
     assert np.isfinite(losses).all() and weights_sha256(model) != PINNED_NONE
+
+
+def test_open_clips_crop_at_scale_one_leaves_square_images_unchanged(data):
+    """What the printed trainer command relies on for ``augment=none``: ``--aug-cfg scale=(1.0,1.0)``."""
+    transform = open_clip.transform.image_transform(32, is_train=True, aug_cfg={"scale": (1.0, 1.0)})
+    images = data.train.images[:32]
+    out = torch.stack([transform(Image.fromarray(im)) for im in images])
+    torch.testing.assert_close(out, normalize(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255))
