@@ -172,7 +172,7 @@ def test_export_has_one_caption_per_clean_val_image_and_the_model_folder(tmp_pat
     assert cfg["vision_cfg"]["image_size"] == 16 and cfg["embed_dim"] == 128
     manifest = json.loads((out / "manifest.json").read_text())
     assert "--val-data val.csv" in manifest["open_clip_command"] and "--model local-dir:model" in manifest["open_clip_command"]
-    # 24 images × 4 steps of batch 16 ≈ 3 epochs of 48 caption rows (3 steps each)… 40 epochs × 2 steps = 80 steps
+    # ue-bench: 40 epochs × 2 steps of 16 of the 24 images = 80 steps; open_clip: 48 caption rows, 3 steps an epoch
     assert "--epochs 27 --batch-size 16 --lr 0.001 --wd 0.1 --warmup 4 " in manifest["open_clip_command"]
 
 

@@ -14,5 +14,5 @@ for attack in ${ATTACKS:-mem none}; do
   ck=$(ls $E/logs/*/checkpoints/epoch_*.pt | sort -V | tail -1)
   cp $E/logs/*/out.log $R/$attack/open_clip_out.log; cp $E/logs/*/params.txt $R/$attack/ 2>/dev/null || true
   cp $E/logs/*/checkpoints/results.jsonl $R/$attack/ 2>/dev/null || cp $E/logs/*/results.jsonl $R/$attack/ 2>/dev/null || true
-  python /tmp/aug/eval_ckpt.py $ck $R/$attack/ue_bench_eval.json
+  python "$(dirname "$0")"/eval_ckpt.py $ck $R/$attack/ue_bench_eval.json
 done
