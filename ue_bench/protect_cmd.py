@@ -96,12 +96,12 @@ def model_config(victim, resolution: int) -> dict:
 
 
 def trainer_args(manifest: dict, victim, device: torch.device, seed: int) -> list[str]:
-    """``open_clip_train.main`` arguments that train ``victim`` on the copy described by ``manifest`` (whose
-    ``n_captions`` is at least the victim's batch size)
-    with the victim's recipe: as many optimiser steps as ue-bench's training (open_clip's epoch is one
-    pass over caption rows, ue-bench's one over images), warm-up in steps (open_clip's default is
-    10,000), AdamW betas and epsilon as ue-bench's, and its training view (``augment=none``: a
-    RandomResizedCrop of scale 1, which on square images returns them unchanged)."""
+    """``open_clip_train.main`` arguments that train ``victim`` with its recipe on the copy described by
+    ``manifest`` (whose ``n_captions`` is at least the victim's batch size): as many optimiser steps as
+    ue-bench's training (open_clip's epoch is one pass over caption rows, ue-bench's one over images),
+    warm-up in steps (open_clip's default is 10,000), AdamW betas and epsilon as ue-bench's, and its
+    training view (``augment=none``: a RandomResizedCrop of scale 1, which on square images returns
+    them unchanged). The victim's ``init`` is not passed on: the command trains from scratch."""
     r = victim.params
     steps = r.epochs * steps_per_epoch(manifest["n_images"], r.batch_size)
     per_epoch = manifest["n_captions"] // r.batch_size
