@@ -9,7 +9,8 @@ content. EM is the same loop with no trigger and no shuffling (the caption is th
 
 PGD optimises the noise on top of a :class:`FixedNoise`: none for MEM and EM (zero delta, the whole
 ``eps`` free); a variant such as ``mem-patterns`` fixes part of the budget (and may append fixed
-trigger words) and the loop is otherwise the same.
+trigger words) and the loop is otherwise the same. PGD's loss is that of the images as published,
+unless the attack gives :class:`Views` (``mem-eot``: the mean over random resize-crops).
 
 Everything is bounded: the loop runs at most ``outer_iters`` iterations and stops early once the mean
 PGD loss of a pass falls to ``stop_loss``.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +67,17 @@ class MinMinParams(PGDBudgetParams):
     def trigger(self) -> TriggerParams | None:
         """The text trigger's parameters; None: image noise only (EM)."""
         return None
+
+
+class Views(Protocol):
+    """Random views of a batch whose PGD losses are averaged (expectation over transformation).
+
+    Called once per PGD step with normalised float ``[B, 3, H, W]`` images; returns ``[samples * B, 3,
+    H, W]``, differentiable, the ``samples`` views of the batch one after the other."""
+
+    samples: int
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
 
 
 class FixedNoise:
@@ -113,6 +126,11 @@ class MinMinAttack(Attack):
         ``allowed``; both sorted long ids): none (MEM, EM)."""
         return FixedNoise.none(data.images, self.params.eps)
 
+    def pgd_views(self, seed: int) -> Views | None:
+        """What PGD averages its loss over, seeded by the protection's ``seed``: None, the images as
+        published (MEM, EM)."""
+        return None
+
     def protect(self, split, surrogate, seed, device):
         surrogate = require(surrogate, self.name)
         tok = surrogate.tokenizer()
@@ -128,7 +146,8 @@ class MinMinAttack(Attack):
         fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
         model = fresh_model(surrogate, split.resolution, seed, device)
         trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
-        delta, history = min_min(self.name, self.params, trainer, data, trig, vocab, fixed, gen, tok.eot_token_id)
+        delta, history = min_min(self.name, self.params, trainer, data, trig, vocab, fixed, gen, tok.eot_token_id,
+                                 self.pgd_views(seed))
         meta = {"history": history, "iterations": len(history),
                 "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
                 "noise_s": round(sum(h["noise_s"] for h in history), 2)}
@@ -157,13 +176,30 @@ def cost_steps(p: MinMinParams, n: int) -> float:
     return work + min(t.hotflip_iters, p.outer_iters) * nb * per_flip
 
 
+def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text: torch.Tensor, scale: torch.Tensor,
+                   views: Views | None) -> tuple[Callable, Callable]:
+    """PGD's image encoder and loss of its features against ``text`` (normalised ``[B, D]``): the CLIP
+    loss of the batch, or with ``views`` the mean of the CLIP losses of its views."""
+
+    def clip(f: torch.Tensor) -> torch.Tensor:
+        return loss_fn(F.normalize(f.float(), dim=-1), text, scale)
+
+    if views is None:
+        return model.encode_image, clip
+    return (lambda x: model.encode_image(views(x)),
+            lambda f: torch.stack([clip(part) for part in f.chunk(views.samples)]).mean())
+
+
 def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
-            vocab: torch.Tensor, fixed: FixedNoise, gen: torch.Generator, eot: int) -> tuple[torch.Tensor, list[dict]]:
+            vocab: torch.Tensor, fixed: FixedNoise, gen: torch.Generator, eot: int,
+            views: Views | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Error-minimising noise on top of ``fixed`` (and, where ``p.trigger()`` is set, HotFlip triggers).
 
     ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
-    ``vocab``: the ids HotFlip may choose. Returns the int16 delta ``[N, H, W, 3]`` in pixel units
-    (within ``fixed.delta`` ± ``fixed.free`` and the pixel range) and one record per outer iteration.
+    ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
+    loss is the mean over these views of each batch (None: the batch as it is). Returns the int16 delta
+    ``[N, H, W, 3]`` in pixel units (within ``fixed.delta`` ± ``fixed.free`` and the pixel range) and
+    one record per outer iteration.
     """
     model, device, t_p = trainer.model, trainer.device, p.trigger()
     loss_fn = open_clip.ClipLoss()
@@ -204,9 +240,8 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
             with torch.no_grad():
                 text = encode_text(model, with_trigger(caps, torch.cat([t, words], 1), eot))
             base = images + fixed.delta[idx].to(device).permute(0, 3, 1, 2).float()
-            rest, loss = pgd(model.encode_image,
-                             lambda f, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
-                             base, project(images + d - base, base, free), eps=free, step=p.step,
+            encode, loss_of = _pgd_objective(model, loss_fn, text, scale, views)
+            rest, loss = pgd(encode, loss_of, base, project(images + d - base, base, free), eps=free, step=p.step,
                              steps=p.pgd_steps, maximise=False)
             delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
             pgd_loss += loss

@@ -102,6 +102,6 @@ def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device
         losses = train_clip(model, surrogate.tokenizer(), split, epochs=epochs,
                             batch_size=min(recipe.batch_size, len(split)), lr=recipe.lr,
                             weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
-                            desc=f"{name} surrogate")
+                            desc=f"{name} surrogate", augment=recipe.augment)
     model.eval()
     return model, {"surrogate_loss": losses[-1], "surrogate_s": round(time.perf_counter() - start, 2)}

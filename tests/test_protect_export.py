@@ -87,8 +87,11 @@ def test_format_flag_overrides_the_input_layout(tmp_path):
     assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "o"), "--format", "webdataset",
                    "--shard-size", "20") == 0
     manifest = json.loads((tmp_path / "o" / "manifest.json").read_text())
-    assert manifest["format"] == "webdataset" and sorted(manifest["files"]) == [f"shards/00000{i}.tar" for i in range(3)]
-    assert manifest["open_clip_args"][-3:] == ["shards/{000000..000002}.tar", "--train-num-samples", "48"]
+    assert manifest["format"] == "webdataset" and sorted(manifest["files"]) == [
+        "model/open_clip_config.json", *[f"shards/00000{i}.tar" for i in range(3)], "val_shards/000000.tar"]
+    assert manifest["open_clip_args"] == ["--dataset-type", "webdataset", "--train-data", "shards/{000000..000002}.tar",
+                                          "--train-num-samples", "48", "--val-data", "val_shards/{000000..000000}.tar",
+                                          "--val-num-samples", "8"]
 
 
 def test_lossy_format_is_refused_unless_forced(tmp_path, capsys):
@@ -150,19 +153,36 @@ def test_chunked_verify_names_the_sample_across_chunks(monkeypatch):
             verify("x", Protection(delta=bad), source, 8, None)
 
 
-@pytest.mark.skipif(importlib.util.find_spec("webdataset") is None or importlib.util.find_spec("braceexpand") is None,
-                    reason="open_clip_train needs the webdataset and braceexpand packages: "
-                           "pip install 'webdataset>=0.2.5,<=0.2.86'")
-def test_open_clip_trainer_runs_on_the_exported_csv(tmp_path):
+def test_export_has_one_caption_per_clean_val_image_and_the_model_folder(tmp_path):
     out = tmp_path / "copy"
-    assert protect("--attack", "random", "--dataset", SYNTH, "--out", str(out)) == 0
-    args = json.loads((out / "manifest.json").read_text())["open_clip_args"]
-    # importing ue_bench.victims registers the tiny-rn config with open_clip, the only addition
-    code = "import sys, ue_bench.victims; from open_clip_train.main import main; main(sys.argv[1:])"
-    run = subprocess.run(
-        [sys.executable, "-c", code, *args, "--model", "tiny-rn", "--batch-size", "16", "--epochs", "1",
-         "--workers", "0", "--device", "cpu", "--warmup", "1", "--precision", "fp32", "--report-to", "none",
-         "--save-frequency", "0", "--log-every-n-steps", "1", "--logs", str(tmp_path / "logs")],
-        cwd=out, capture_output=True, text=True, timeout=300, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "[48/48 (100%)]" in run.stdout + run.stderr  # every caption row seen once
+    assert protect("--attack", "random", "--dataset", SYNTH, "--victim", "tiny-rn:batch_size=16", "--out", str(out)) == 0
+    test = registry.create("datasets", "synthetic", {"size": 24, "test_size": 8, "resolution": 16, "captions": 2}).load().test
+    back = registry.create("datasets", "csv", {"": str(out / "val.csv"), "test_fraction": 0, "resolution": 16}).load()
+    assert np.array_equal(np.asarray(back.train.images), test.images)          # clean, not protected
+    assert back.train.captions == [caps[:1] for caps in test.captions]
+    cfg = json.loads((out / "model" / "open_clip_config.json").read_text())["model_cfg"]
+    assert cfg["vision_cfg"]["image_size"] == 16 and cfg["embed_dim"] == 128
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "--val-data val.csv" in manifest["open_clip_command"] and "--model local-dir:model" in manifest["open_clip_command"]
+    # ue-bench: 40 epochs × 2 steps of 16 of the 24 images = 80 steps; open_clip: 48 caption rows, 3 steps an epoch
+    assert "--epochs 27 --batch-size 16 --lr 0.001 --wd 0.1 --warmup 4 " in manifest["open_clip_command"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("open_clip_train") is None,
+                    reason="open_clip_train is not importable: pip install 'ue-bench[train]'")
+def test_open_clip_trainer_runs_the_printed_command_end_to_end(tmp_path, capsys):
+    out = tmp_path / "copy"
+    dataset = "synthetic:size=48,test_size=16,resolution=32,captions=2"
+    assert protect("--attack", "random", "--dataset", dataset, "--victim", "tiny-rn:epochs=1,batch_size=16",
+                   "--out", str(out), "--device", "cpu") == 0
+    printed = capsys.readouterr().err.strip().splitlines()[-1]
+    assert printed.startswith(f"cd {out} && python -m open_clip_train.main ")
+    assert printed.endswith(json.loads((out / "manifest.json").read_text())["open_clip_command"])
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1",
+           "PATH": f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"}  # `python` is this one
+    run = subprocess.run(["bash", "-c", printed], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log[-3000:]
+    assert "[96/96 (100%)]" in log                                  # 1 epoch: every caption row once, 6 steps
+    assert "image_to_text_R@1" in log and "num_samples: 16" in log   # validated on the 16 clean test images
+    assert list((tmp_path / "copy" / "logs").glob("*/checkpoints/epoch_1.pt"))

@@ -2,6 +2,7 @@
 values computed by hand: means, Student-t intervals, fractions of clean, ranks and ties."""
 
 import argparse
+import json
 import math
 import shutil
 from pathlib import Path
@@ -203,3 +204,28 @@ def test_imperceptibility_by_hand():
     assert out["n_unchanged"] == 1
     with pytest.raises(ValueError, match="uint8"):
         imperceptibility(clean.astype(np.int16), moved.astype(np.int16))
+
+
+def test_a_run_under_two_victim_views_reports_each_protection_under_both(tmp_path):
+    """``--victims tiny-rn,tiny-rn:augment=openclip``: the same architecture under two training views is
+    two victims, told apart by label, in the retrieval table and in the leaderboard's per-victim columns."""
+    openclip = "tiny-rn:augment=openclip"
+    (tmp_path / "cells").mkdir()
+    for cell in fixture_run.cells():
+        if cell["labels"]["victim"] == "tiny-vit":
+            cell["labels"]["victim"] = openclip
+            cell["config"]["victim"] = {**fixture_run.victim_spec("tiny-rn")}
+            cell["config"]["victim"]["params"] = {**cell["config"]["victim"]["params"], "augment": "openclip"}
+            cell["cell_id"] = "v" + cell["cell_id"][1:]
+        (tmp_path / "cells" / f"{cell['cell_id']}.json").write_text(json.dumps(cell))
+    run = load_run(tmp_path)
+    table = tables.retrieval(run)
+    for attack in ("none", "mem", "em"):
+        assert set(table.loc[table["attack"] == attack, "victim"]) == {"tiny-rn", openclip}
+    board = tables.leaderboard(run)
+    assert {"frac_tiny-rn", f"frac_{openclip}"} <= set(board.columns)
+    mem = board[(board["attack"] == "mem") & (board["defense"] == "none")].iloc[0]
+    assert mem[f"frac_{openclip}"] > mem["frac_tiny-rn"]          # the fixture's second victim keeps more
+    build_report(tmp_path, ["md"])
+    text = (tmp_path / "report" / "report.md").read_text()
+    assert openclip in text and text.count(openclip) >= 2

@@ -10,6 +10,12 @@ Two layouts, both open_clip's own:
   format has one caption per sample, so an image with five captions is stored five times, and
   ue-bench's webdataset reader merges such runs back.
 
+Beside the train copy: the clean test split as open_clip's validation data in the same layout
+(``val.csv`` + ``val/``, or ``val_shards/``), one caption per image (the first), since open_clip's
+retrieval metric counts every other caption of the same image as a wrong match; and the victim's
+model config as ``model/open_clip_config.json`` (``{"model_cfg": …}``, at the copy's resolution),
+the folder ``--model local-dir:model`` reads.
+
 Images are PNG by default because the protection lives in the lowest bits: JPEG at any usual
 quality rounds most of a ±8/255 delta away, which would publish unprotected data while looking fine.
 A lossy format is therefore refused unless explicitly forced.
@@ -74,24 +80,29 @@ def _encode(image: np.ndarray, image_format: str) -> bytes:
     return buf.getvalue()
 
 
-def _write_csv(tmp: Path, parts, layout: Layout, image_format: str) -> dict:
-    (tmp / "images").mkdir()
-    with open(tmp / "train.csv", "w", newline="", encoding="utf-8") as fh:
+def _write_csv(tmp: Path, parts, layout: Layout, image_format: str, split: str = "train") -> dict:
+    """``<split>.csv`` and its images (``images/`` for train, ``val/`` for val)."""
+    folder = "images" if split == "train" else split
+    (tmp / folder).mkdir()
+    with open(tmp / f"{split}.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, delimiter=layout.sep)
         writer.writerow([layout.img_key, layout.caption_key])
         for a, part in parts:
             for j, (image, caps) in enumerate(zip(part.images, part.captions)):
-                name = f"images/{a + j:08d}.{image_format}"
+                name = f"{folder}/{a + j:08d}.{image_format}"
                 (tmp / name).write_bytes(_encode(image, image_format))
                 writer.writerows([name, c] for c in caps)
-    return {"files": {"train.csv": file_sha256(tmp / "train.csv")},
-            "open_clip_args": ["--dataset-type", "csv", "--train-data", "train.csv",
-                               "--csv-img-key", layout.img_key, "--csv-caption-key", layout.caption_key,
-                               "--csv-separator", layout.sep]}
+    data = [f"--{split}-data", f"{split}.csv"]
+    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")},
+            "open_clip_args": data if split != "train" else
+            ["--dataset-type", "csv", *data, "--csv-img-key", layout.img_key, "--csv-caption-key", layout.caption_key,
+             "--csv-separator", layout.sep]}
 
 
-def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str) -> dict:
-    (tmp / "shards").mkdir()
+def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str, split: str = "train") -> dict:
+    """Tar shards of ``<i>_<j>.png`` + ``.txt`` samples (``shards/`` for train, ``val_shards/`` for val)."""
+    folder = "shards" if split == "train" else f"{split}_shards"
+    (tmp / folder).mkdir()
     shards: list[str] = []
     tar, count, samples = None, 0, 0
 
@@ -108,7 +119,7 @@ def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str) -> di
                     if tar is None or count >= layout.shard_size:
                         if tar is not None:
                             tar.close()
-                        shards.append(f"shards/{len(shards):06d}.tar")
+                        shards.append(f"{folder}/{len(shards):06d}.tar")
                         tar, count = tarfile.open(tmp / shards[-1], "w", format=tarfile.USTAR_FORMAT), 0
                     key = f"{a + j:08d}_{c:02d}"
                     add(f"{key}.{image_format}", data)
@@ -118,10 +129,10 @@ def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str) -> di
     finally:
         if tar is not None:
             tar.close()
-    pattern = f"shards/{{000000..{len(shards) - 1:06d}}}.tar"
+    pattern = f"{folder}/{{000000..{len(shards) - 1:06d}}}.tar"
     return {"files": {s: file_sha256(tmp / s) for s in shards},
-            "open_clip_args": ["--dataset-type", "webdataset", "--train-data", pattern,
-                               "--train-num-samples", str(samples)]}
+            "open_clip_args": (["--dataset-type", "webdataset"] if split == "train" else [])
+            + [f"--{split}-data", pattern, f"--{split}-num-samples", str(samples)]}
 
 
 def prepare_out(out: Path) -> None:
@@ -135,9 +146,12 @@ def prepare_out(out: Path) -> None:
 
 
 def export_protected(out: Path, split: PairSplit, protection: Protection, layout: Layout,
-                     image_format: str, manifest: dict) -> dict:
-    """Write the protected ``split`` to ``out`` (see the module docstring); returns the manifest,
-    completed with the layout, the written files' hashes and the open_clip arguments to train on it."""
+                     image_format: str, manifest: dict, val: PairSplit | None = None,
+                     model_cfg: dict | None = None) -> dict:
+    """Write the protected ``split`` to ``out`` (see the module docstring), with the clean ``val`` split
+    (first caption of each image; none when None or empty) and ``model_cfg`` (an open_clip model config,
+    written as ``model/open_clip_config.json`` when given); returns the manifest, completed with the
+    layout, the written files' hashes and the open_clip data arguments to train on it."""
     prepare_out(out)
     with building(out) as tmp:
         hasher = SplitHasher(split.images.shape)
@@ -149,6 +163,16 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
 
         write = _write_webdataset if layout.format == "webdataset" else _write_csv
         written = write(tmp, parts(), layout, image_format)
+        if val is not None and len(val):
+            first = PairSplit(val.images, [caps[:1] for caps in val.captions])
+            val_written = write(tmp, published_chunks(first, Protection(), CHUNK), layout, image_format, "val")
+            written = {"files": {**written["files"], **val_written["files"]},
+                       "open_clip_args": written["open_clip_args"] + val_written["open_clip_args"],
+                       "n_val_images": len(val)}
+        if model_cfg is not None:
+            (tmp / "model").mkdir()
+            write_json(tmp / "model" / "open_clip_config.json", {"model_cfg": model_cfg})
+            written["files"]["model/open_clip_config.json"] = file_sha256(tmp / "model" / "open_clip_config.json")
         manifest = {**manifest, "format": layout.format, "image_format": image_format,
                     "n_images": len(split), "n_captions": sum(len(c) for c in split.captions),
                     "resolution": split.resolution, "published_sha256": hasher.hexdigest(), **written}

@@ -17,13 +17,18 @@ import shlex
 import sys
 from pathlib import Path
 
+import open_clip
+import torch
+
 from . import __version__, import_cache, registry, stages
+from .atomic import write_json
 from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, export_protected, prepare_out
 from .paths import default_cache, prepare_writable
 from .provenance import environment
+from .training import steps_per_epoch
 
 
 def add_protect_parser(subparsers) -> None:
@@ -33,6 +38,9 @@ def add_protect_parser(subparsers) -> None:
                    help="dataset plugin[:k=v,...], e.g. csv:pairs.csv,test_fraction=0 (its train split is protected)")
     p.add_argument("--surrogate", default="tiny-rn",
                    help="victim the attack optimises against; its tokenizer checks text triggers (default: tiny-rn)")
+    p.add_argument("--victim", default="tiny-rn",
+                   help="victim[:k=v,...] whose architecture and recipe the printed open_clip command trains "
+                        "(default: tiny-rn)")
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--out", required=True, help="new folder for the protected copy (must not exist or be empty)")
@@ -77,6 +85,38 @@ def _shell(args: list[str]) -> str:
     return " ".join("$'\\t'" if a == "\t" else shlex.quote(a) for a in args)
 
 
+def model_config(victim, resolution: int) -> dict:
+    """The victim's open_clip model config with the image size of the data, as ue-bench builds it
+    (``force_image_size``): what ``--model local-dir:model`` reads from ``model/open_clip_config.json``."""
+    cfg = open_clip.get_model_config(victim.arch)
+    if cfg is None:
+        raise UsageError(f"--victim {victim.label()}: open_clip has no config for {victim.arch!r}")
+    cfg["vision_cfg"]["image_size"] = resolution
+    return cfg
+
+
+def trainer_args(manifest: dict, victim, device: torch.device, seed: int) -> list[str]:
+    """``open_clip_train.main`` arguments that train ``victim`` with its recipe on the copy described by
+    ``manifest`` (whose ``n_captions`` is at least the victim's batch size): as many optimiser steps as
+    ue-bench's training (open_clip's epoch is one pass over caption rows, ue-bench's one over images),
+    warm-up in steps (open_clip's default is 10,000), AdamW betas and epsilon as ue-bench's, and its
+    training view (``augment=none``: a RandomResizedCrop of scale 1, which on square images returns
+    them unchanged). The victim's ``init`` is not passed on: the command trains from scratch."""
+    r = victim.params
+    steps = r.epochs * steps_per_epoch(manifest["n_images"], r.batch_size)
+    per_epoch = manifest["n_captions"] // r.batch_size
+    epochs = max(1, round(steps / per_epoch))
+    warmup = max(1, round(epochs * per_epoch * r.warmup)) if r.warmup > 0 else 0
+    args = [*manifest["open_clip_args"], "--model", "local-dir:model", "--epochs", str(epochs),
+            "--batch-size", str(r.batch_size), "--lr", str(r.lr), "--wd", str(r.weight_decay),
+            "--warmup", str(warmup), "--beta1", "0.9", "--beta2", "0.98", "--eps", "1e-06", "--seed", str(seed)]
+    if r.augment == "none":
+        args += ["--aug-cfg", "scale=(1.0,1.0)"]
+    if device.type == "cuda":
+        return args + ["--precision", "amp_bf16"]
+    return args + ["--device", device.type, "--precision", "fp32", "--workers", "0"]
+
+
 def cmd_protect(args: argparse.Namespace) -> int:
     check_image_format(args.image_format, args.force_lossy)
     seed = _positive_int(args.seed, "--seed", 0)
@@ -86,6 +126,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     attack = _one("attacks", args.attack, "--attack")
     dataset = _one("datasets", args.dataset, "--dataset")
     surrogate = _one("victims", args.surrogate, "--surrogate")
+    victim = _one("victims", args.victim, "--victim")
     out = Path(args.out)
     prepare_out(out)
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
@@ -106,8 +147,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
             raise UsageError(f"--attack {attack.label()}: batch_size {batch} is larger than the train split of "
                              f"--dataset {dataset.label()} ({len(train)} images)")
         staging.commit()
+    cfg = model_config(victim, train.resolution)
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
-          + (f"; the {len(data.test)} test images are not exported" if len(data.test) else ""), file=sys.stderr)
+          + (f"; the {len(data.test)} clean test images are the validation data" if len(data.test) else ""),
+          file=sys.stderr)
     try:
         artifact = stages.protect(ArtifactStore(cache), attack, surrogate if attack.uses_surrogate else None,
                                   train, seed, 1.0, device)
@@ -125,8 +168,15 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "attack_meta": info["attack_meta"], "environment": environment(device),
         "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }
-    manifest = export_protected(out, train, protection, layout, args.image_format, manifest)
-    print(f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}; "
-          f"train on it with: cd {shlex.quote(str(out))} && python -m open_clip_train.main {_shell(manifest['open_clip_args'])} ...",
-          file=sys.stderr)
+    manifest["victim"] = victim.spec()
+    manifest = export_protected(out, train, protection, layout, args.image_format, manifest, data.test, cfg)
+    wrote = f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}"
+    if victim.params.batch_size > manifest["n_captions"]:
+        print(f"{wrote}; no open_clip command: the batch size {victim.params.batch_size} of --victim "
+              f"{victim.label()} exceeds its {manifest['n_captions']} caption rows", file=sys.stderr)
+        return 0
+    command = f"python -m open_clip_train.main {_shell(trainer_args(manifest, victim, device, seed))}"
+    write_json(out / "manifest.json", {**manifest, "open_clip_command": command})
+    print(f"{wrote}; train {victim.label()} on it (pip install 'ue-bench[train]') with:\n"
+          f"cd {shlex.quote(str(out))} && {command}", file=sys.stderr)
     return 0

@@ -238,7 +238,7 @@ def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, dat
         losses = train_clip(
             model, victim.tokenizer(), split, epochs=recipe.epochs, batch_size=recipe.batch_size,
             lr=recipe.lr, weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
-            desc=desc, batch_loss=defense.batch_loss(
+            desc=desc, augment=recipe.augment, batch_loss=defense.batch_loss(
                 seed, recipe.epochs * steps_per_epoch(len(split), recipe.batch_size)))
         torch.save(model.state_dict(), tmp / "model.pt")
         (tmp / "train.json").write_text(json.dumps({

@@ -230,7 +230,7 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
 
         if not rec.run("builds", build):
             return rec.checks
-        model, tok = state["model"], state["tokenizer"]
+        victim, model, tok = state["victim"], state["model"], state["tokenizer"]
 
         def tokenizer() -> str | None:
             ids = tok(["a red circle"])
@@ -243,7 +243,8 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
 
         def trains() -> str | None:
             losses = train_clip(model, tok, train, epochs=1, batch_size=4, lr=1e-4, weight_decay=0.0, warmup=0.0,
-                                seed=SEED, device=torch.device("cpu"), desc=f"check {name}")
+                                seed=SEED, device=torch.device("cpu"), desc=f"check {name}",
+                                augment=victim.params.augment)
             return None if all(math.isfinite(x) for x in losses) else f"training losses {losses}, expected finite"
 
         rec.run("trains", trains)

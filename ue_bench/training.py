@@ -18,6 +18,7 @@ import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from tqdm.auto import tqdm
 
+from .augment import training_view
 from .data import PairSplit, release
 from .device import autocast
 from .errors import UsageError
@@ -144,19 +145,23 @@ def train_clip(
     seed: int,
     device: torch.device,
     desc: str = "train",
+    augment: str = "none",
     batch_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``split``; returns the mean loss of each epoch.
 
     Each epoch visits every image once, paired with one of its captions drawn at random (seeded), as
-    CLIP trainers do with multi-caption datasets. ``batch_loss(model, unit_images, tokens, step)`` lets
-    a training-time defense replace the plain loss on [0, 1] images.
+    CLIP trainers do with multi-caption datasets. ``augment`` is the training-time view of the images
+    (:mod:`ue_bench.augment`: ``none``, the pixels as published; ``openclip``, open_clip's default
+    training transform, redrawn every step). ``batch_loss(model, unit_images, tokens, step)`` lets a
+    training-time defense replace the plain loss on those [0, 1] images.
     """
     if batch_size > len(split):
         raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     images = split.images  # read batch by batch: a memory-mapped split stays on disk
+    view = training_view(augment, split.resolution)
     tokens, offsets, counts = tokenize_captions(tokenizer, split.captions, desc)
     model.to(device).train()
     optimizer = make_optimizer(model, lr, weight_decay)
@@ -175,7 +180,8 @@ def train_clip(
         order = batches(len(split), batch_size, gen)
         picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
         for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
-            unit = to_unit(torch.from_numpy(images[idx.numpy()]), device)
+            batch = torch.from_numpy(images[idx.numpy()])
+            unit = to_unit(batch, device) if view is None else view(batch, seed, step).to(device, non_blocking=True)
             if step % RELEASE_EVERY == RELEASE_EVERY - 1:
                 release(images)
             tok = tokens[picks[idx]].to(device, non_blocking=True)

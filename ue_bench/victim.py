@@ -20,6 +20,7 @@ from typing import ClassVar
 import open_clip
 import torch
 
+from .augment import AUGMENTS
 from .cache import file_sha256
 from .errors import UsageError
 from .params import param
@@ -29,13 +30,18 @@ from .plugin import Plugin
 @dataclass(frozen=True)
 class Recipe:
     """The training recipe every victim declares (defaults: measured to learn the default synthetic set
-    in minutes on 2 CPU cores with the tiny models)."""
+    in minutes on 2 CPU cores with the tiny models). ``augment`` defaults to ``openclip``, the view
+    open_clip's trainer trains on (``docs/results/2026-11-30/trainer-view``); ``none`` is the view of
+    every result before that date."""
 
     epochs: int = param(40, lo=1, hi=10000, help="passes over the training images")
     batch_size: int = param(64, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(1e-3, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.1, lo=0.0, hi=10.0, help="AdamW weight decay")
     warmup: float = param(0.05, lo=0.0, hi=0.9, help="fraction of steps with linear warm-up before cosine decay")
+    augment: str = param("openclip", choices=AUGMENTS,
+                         help="training-time view of the images: none (as published) or openclip (open_clip's "
+                              "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step)")
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
 
 

@@ -1,0 +1,1 @@
+cd /tmp/aug/export-mem && python -m open_clip_train.main --dataset-type csv --train-data train.csv --csv-img-key filepath --csv-caption-key title --csv-separator $'\t' --val-data val.csv --model local-dir:model --epochs 8 --batch-size 64 --lr 0.001 --wd 0.1 --warmup 44 --beta1 0.9 --beta2 0.98 --eps 1e-06 --seed 0 --device cpu --precision fp32 --workers 0

@@ -1,0 +1,93 @@
+"""The victim's training-time view (``augment``): ``none`` trains exactly as before the option existed,
+``openclip`` is open_clip's own default training transform, seeded per (seed, step)."""
+
+import hashlib
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from ue_bench import registry
+from ue_bench.augment import OpenClipView, step_seed, training_view
+from ue_bench.training import normalize, train_clip
+
+#: Weights and losses of tiny-rn trained by :func:`train_clip` at commit 4843a61 (before ``augment``),
+#: CPU, one thread, torch 2.14.1; another BLAS or torch build may round differently ("check", not "broken").
+PINNED_NONE = "bc76678f6dc9c912e549e696dbb9d0d3b6eb3e0a7b38a8b387511f096e2d1328"
+PINNED_LOSSES = [4.206006050109863, 2.4353489875793457]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return registry.create("datasets", "synthetic", {"size": 64, "test_size": 16}).load()
+
+
+def weights_sha256(model: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def trained(data, **recipe) -> tuple[torch.nn.Module, list[float]]:
+    torch.set_num_threads(1)
+    victim = registry.create("victims", "tiny-rn", {"epochs": 2, "batch_size": 16, **recipe})
+    torch.manual_seed(0)
+    model = victim.create_model(data.train.resolution, "cpu")
+    p = victim.params
+    losses = train_clip(model, victim.tokenizer(), data.train, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                        weight_decay=p.weight_decay, warmup=p.warmup, seed=0, device=torch.device("cpu"),
+                        augment=p.augment)
+    return model, losses
+
+
+def test_augment_none_trains_the_weights_of_before_the_option(data):
+    model, losses = trained(data, augment="none")
+    assert losses == PINNED_LOSSES
+    assert weights_sha256(model) == PINNED_NONE
+
+
+def test_every_victim_has_the_option_and_its_label_names_it():
+    for name in registry.names("victims"):
+        assert registry.create("victims", name, {}).params.augment == "openclip"
+    assert registry.create("victims", "tiny-rn", {"augment": "none"}).label() == "tiny-rn:augment=none"
+
+
+def test_openclip_view_is_open_clips_own_training_transform_without_a_second_normalize(data):
+    images = torch.from_numpy(data.train.images[:8])
+    ours = normalize(OpenClipView(32)(images, 3, 7))
+    theirs = open_clip.transform.image_transform(32, is_train=True)  # with its Normalize
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(step_seed(3, 7))
+        expected = torch.stack([theirs(Image.fromarray(im)) for im in images.numpy()])
+    torch.testing.assert_close(ours, expected)
+    assert not torch.equal(OpenClipView(32)(images, 3, 7), images.permute(0, 3, 1, 2).float() / 255)
+
+
+def test_openclip_view_is_seeded_per_seed_and_step_and_leaves_the_global_stream_alone(data):
+    images = torch.from_numpy(data.train.images[:8])
+    view = training_view("openclip", 32)
+    torch.manual_seed(0)
+    a = view(images, 0, 1)
+    after = torch.rand(1)
+    torch.manual_seed(0)
+    assert torch.equal(view(images, 0, 1), a) and torch.equal(torch.rand(1), after)
+    assert not torch.equal(view(images, 0, 2), a) and not torch.equal(view(images, 1, 1), a)
+    assert a.shape == (8, 3, 32, 32) and a.dtype == torch.float32 and 0 <= a.min() and a.max() <= 1
+    assert training_view("none", 32) is None
+
+
+def test_openclip_victim_trains_on_another_view(data):
+    model, losses = trained(data, augment="openclip")
+    assert np.isfinite(losses).all() and weights_sha256(model) != PINNED_NONE
+
+
+def test_open_clips_crop_at_scale_one_leaves_square_images_unchanged(data):
+    """What the printed trainer command relies on for ``augment=none``: ``--aug-cfg scale=(1.0,1.0)``."""
+    transform = open_clip.transform.image_transform(32, is_train=True, aug_cfg={"scale": (1.0, 1.0)})
+    images = data.train.images[:32]
+    out = torch.stack([transform(Image.fromarray(im)) for im in images])
+    torch.testing.assert_close(out, normalize(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255))
