@@ -43,6 +43,7 @@ def test_a_new_attack_is_listed_and_checked_without_any_other_edit(shift):
     ({"overshoot": 2}, "budget", "sample 3 has L∞ 6 > budget 4/255"),
     ({"nan": True}, "delta-finite", "sample 5 has NaN/inf"),
     ({"trigger": "zq\nxv"}, "triggers", "sample 0 trigger 'zq\\nxv' is not a clean text prefix"),
+    ({"trigger": "zebra"}, "triggers-checkable", "run and protect refuse it (set uses_surrogate = True)"),
 ])
 def test_a_broken_attack_fails_the_named_check_with_the_first_bad_sample(shift, params, check, detail):
     failed = [c for c in check_plugin("attacks", shift, params) if not c.passed]

@@ -159,7 +159,9 @@ def test_protect_killed_then_rerun_writes_byte_identical_copy(data_folder, tmp_p
         for key in ("published_sha256", "protection_sha256", "files", "source_sha256", "n_images"):
             assert manifest[key] == ref_manifest[key], (point, key)
         assert not leftovers(run), (point, leftovers(run))
-    assert len(killed) >= 2, f"only {killed} killed the command before it finished"
+    # "at-start" always lands; whether a later point lands before a tiny protect finishes depends on the
+    # machine's load (a fresh-user run saw only one in four), and every point that lands is checked above
+    assert "at-start" in killed, f"only {killed} killed the command before it finished"
 
 
 def test_report_killed_then_rerun_writes_identical_files(run_reference, tmp_path):

@@ -113,8 +113,9 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
         state: dict[str, Any] = {}
 
         def build() -> None:
-            state["attack"] = tiny("attacks", name, params)
-            state["surrogate"] = tiny("victims", "tiny-rn")
+            state["attack"] = attack = tiny("attacks", name, params)
+            # as the harness plans it: an attack that uses no surrogate is given none
+            state["surrogate"] = tiny("victims", "tiny-rn") if attack.uses_surrogate else None
             state["train"] = tiny_data().train
             state["before"] = state["train"].fingerprint()
 
@@ -128,10 +129,14 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
         if not rec.run("protects", protect):
             return rec.checks
         prot = state["p"]
-        tokenizer = surrogate.tokenizer()
+        tokenizer = surrogate.tokenizer() if surrogate is not None else None
         for check, fn in CHECKS:
             if not rec.run(check, lambda fn=fn: fn(prot, train, attack.budget(), tokenizer)):
                 return rec.checks
+        if not rec.run("triggers-checkable", lambda: None if prot.triggers is None or surrogate is not None else
+                       "the attack returns triggers but uses_surrogate is False; the harness checks triggers with "
+                       "the surrogate's tokenizer, so run and protect refuse it (set uses_surrogate = True)"):
+            return rec.checks
 
         def publishes() -> str | None:
             out = publish(train, prot)
