@@ -143,7 +143,8 @@ def names(family: str) -> list[str]:
 
 def usable(family: str) -> list[str]:
     """The names of ``family`` that load and satisfy the family's contract."""
-    return [n for n in names(family) if n not in {b.entry.name for b in broken(family)}]
+    bad = {b.entry.name for b in broken(family)}
+    return [n for n in names(family) if n not in bad]
 
 
 def broken(family: str) -> list[Broken]:
