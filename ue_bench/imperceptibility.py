@@ -36,19 +36,39 @@ def _filter(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.einsum("nhwck,k->nhwc", sliding_window_view(x, len(g), axis=2), g)
 
 
-def ssim(clean: np.ndarray, protected: np.ndarray) -> np.ndarray:
-    """Per-image SSIM of two [N, H, W, C] uint8 arrays."""
-    size = min(WINDOW, clean.shape[1], clean.shape[2])
-    size -= 1 - size % 2  # odd, so the window has a centre
+def _ssim_map(x: np.ndarray, y: np.ndarray, size: int) -> np.ndarray:
+    """SSIM at every position where a ``size`` window fits, of float [N, H, W, C] arrays."""
     g = _gaussian(size)
-    x, y = clean.astype(np.float64), protected.astype(np.float64)
     mx, my = _filter(x, g), _filter(y, g)
     vx = _filter(x * x, g) - mx * mx
     vy = _filter(y * y, g) - my * my
     cxy = _filter(x * y, g) - mx * my
     c1, c2 = (K1 * L) ** 2, (K2 * L) ** 2
-    s = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
-    return s.mean(axis=(1, 2, 3))
+    return ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+
+
+def _window(height: int, width: int) -> int:
+    size = min(WINDOW, height, width)
+    return size - (1 - size % 2)  # odd, so the window has a centre
+
+
+def ssim(clean: np.ndarray, protected: np.ndarray) -> np.ndarray:
+    """Per-image SSIM of two [N, H, W, C] uint8 arrays."""
+    size = _window(clean.shape[1], clean.shape[2])
+    return _ssim_map(clean.astype(np.float64), protected.astype(np.float64), size).mean(axis=(1, 2, 3))
+
+
+def ssim_banded(clean: np.ndarray, protected: np.ndarray, band: int = 256) -> float:
+    """:func:`ssim` of one pair of [H, W, C] uint8 images of any size, computed over bands of ``band``
+    rows of window positions so that a full-size photo needs memory for a band, not for the image."""
+    h, w = clean.shape[:2]
+    size = _window(h, w)
+    total, count = 0.0, 0
+    for y in range(0, h - size + 1, band):
+        rows = slice(y, min(h, y + band + size - 1))
+        s = _ssim_map(clean[None, rows].astype(np.float64), protected[None, rows].astype(np.float64), size)
+        total, count = total + float(s.sum()), count + s.size
+    return total / count
 
 
 def imperceptibility(clean_u8: np.ndarray, protected_u8: np.ndarray, chunk: int = 256) -> dict:

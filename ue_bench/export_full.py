@@ -1,0 +1,259 @@
+"""Writing a full-resolution protected copy: every image at its original size, resumable, checked.
+
+``ue-bench protect`` (the default for datasets with original files, see :meth:`Dataset.originals`)
+protects the import at the surrogate's resolution as usual, then writes each original image with the
+noise carried onto its own pixels by :func:`ue_bench.lift.lift`. The copy mirrors the input:
+
+* ``train/<name>.png``: each train image at its original width and height, ``<name>`` being the
+  input's own relative file name (extension replaced by ``.png``, lossless: the noise is in the low
+  bits). Pixels are the decoded original as a viewer shows it (:mod:`ue_bench.images`: EXIF
+  orientation applied to the pixels, transparency on white) plus the noise. Kept from the original:
+  its ICC colour profile and DPI; EXIF is dropped whole (it carries GPS positions, serial numbers and
+  owners' names), its orientation being already applied.
+* ``train.csv`` (open_clip's ``--dataset-type csv``: one row per caption, the protected caption with
+  the attack's trigger), in the input's columns and separator for a CSV input; for a folder input
+  also ``train/<name>.txt`` sidecars, one protected caption per line, as the input had them.
+* ``val/`` and ``val.csv``: the clean test split at full size, one caption per image (open_clip's
+  validation convention); ``model/open_clip_config.json`` as the import-resolution copy has it.
+* ``manifest.json``: what was done, per-split counts and the summary: bytes written, max L∞ measured
+  on every *decoded written file* against the original (the harness's check, refused above eps),
+  PSNR and SSIM range at full size, and how far the trainer's view of each file is from the view
+  the attack optimised (``view_error``, pixel units).
+* ``files.jsonl``: one line per written image: its name, size, sha256 and, for train images, L∞,
+  PSNR, SSIM and view error.
+* ``preview.png`` with ``--preview N`` (:mod:`ue_bench.preview`).
+
+**Resumable.** Work goes into ``.<out>.partial`` beside ``--out``; each image file is written
+atomically and then recorded, with its figures, as one line of ``progress.jsonl``. A killed
+``protect`` rerun with the same arguments skips what is recorded and writes the rest; the output is
+byte-identical to an uninterrupted run because each image's noise depends only on that image, its
+low-resolution noise and the seed. A partial folder of other arguments (``job.json`` differs) is
+discarded with a message. The folder is renamed to ``--out`` when complete, so ``--out`` never holds
+half a copy. Memory holds one image at a time (and the memory-mapped low-resolution delta).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .atomic import write_file, write_json
+from .errors import ProtectionRejected
+from .images import decode_image
+from .imperceptibility import ssim_banded
+from .lift import LiftSettings, lift, view_error
+from .protection import Protection, with_trigger_text
+
+PROGRESS = "progress.jsonl"
+
+
+def partial_folder(out: Path) -> Path:
+    """Where a full-resolution copy of ``out`` is built, and found again after a kill."""
+    return out.parent / f".{out.name}.partial"
+
+
+def _encode_png(pixels: np.ndarray, info: dict) -> bytes:
+    """PNG bytes of uint8 ``[H, W, 3]`` keeping the original's ICC profile and DPI (nothing else)."""
+    keep = {k: info[k] for k in ("icc_profile", "dpi") if info.get(k)}
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG", **keep)
+    return buf.getvalue()
+
+
+def _original(record) -> tuple[np.ndarray, dict]:
+    raw = record.read()
+    info = dict(Image.open(io.BytesIO(raw)).info)
+    return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float | None:
+    mse = float(((a.astype(np.float64) - b) ** 2).mean())
+    return None if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+class Progress:
+    """``progress.jsonl`` of a partial folder: one JSON line per finished file, appended and fsynced."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / PROGRESS
+        self.done: dict[tuple[str, int], dict] = {}
+        if self.path.exists():
+            lines = self.path.read_bytes().split(b"\n")
+            good = []
+            for line in lines:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue  # the last line of a killed writer may be cut short
+                self.done[(row["split"], row["i"])] = row
+                good.append(line)
+            self.path.write_bytes(b"".join(g + b"\n" for g in good))
+
+    def add(self, row: dict) -> None:
+        with open(self.path, "ab") as fh:
+            fh.write(json.dumps(row, sort_keys=True).encode() + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        self.done[(row["split"], row["i"])] = row
+
+
+def _start(out: Path, job: dict) -> Path:
+    """The partial folder for ``job``: resumed when its ``job.json`` matches, else made afresh."""
+    folder = partial_folder(out)
+    if folder.exists():
+        try:
+            same = json.loads((folder / "job.json").read_text()) == json.loads(json.dumps(job, sort_keys=True))
+        except (OSError, ValueError):
+            same = False
+        if same:
+            print(f"ue-bench: resuming the partial copy in {folder}", file=sys.stderr)
+            return folder
+        print(f"ue-bench: discarding {folder}, a partial copy made with other arguments", file=sys.stderr)
+        shutil.rmtree(folder)
+    folder.mkdir()
+    write_json(folder / "job.json", job)
+    return folder
+
+
+def _bar(total: int, desc: str, done: int):
+    return tqdm(total=total, initial=done, desc=desc, unit="img", file=sys.stderr, mininterval=1.0,
+                disable=not sys.stderr.isatty())
+
+
+def _protect_one(i: int, record, protection: Protection, eps: int, settings: LiftSettings) -> tuple[bytes, dict]:
+    """The published PNG of train image ``i`` and its figures; ProtectionRejected if the decoded file
+    is over budget (which :func:`lift`'s projection rules out, so it would be a bug)."""
+    pixels, info = _original(record)
+    if protection.delta is None:
+        published, delta = pixels, None
+    else:
+        delta = np.asarray(protection.delta[i])
+        noise = lift(pixels, delta, eps, LiftSettings(**{**asdict(settings), "seed": settings.seed + i}))
+        published = (pixels.astype(np.int16) + noise).astype(np.uint8)
+    data = _encode_png(published, info)
+    back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+    linf = int(np.abs(back.astype(np.int16) - pixels).max())
+    if linf > eps:
+        raise ProtectionRejected(f"{record.where}: the written file is {linf}/255 from the original, over eps {eps}")
+    row = {"w": pixels.shape[1], "h": pixels.shape[0], "linf": linf, "bytes": len(data),
+           "sha256": hashlib.sha256(data).hexdigest(), "psnr": _psnr(pixels, back)}
+    row["ssim"] = ssim_banded(pixels, back) if min(pixels.shape[:2]) > 1 else 1.0
+    if delta is not None:
+        row["view_error_mean"], row["view_error_max"] = view_error(back, pixels, delta)
+    return data, row
+
+
+def _write_images(folder: Path, split: str, records, progress: Progress, make: Callable, sidecar: Callable | None):
+    todo = [i for i in range(len(records)) if (split, i) not in progress.done]
+    with _bar(len(records), f"protect {split}" if split == "train" else f"copy {split}", len(records) - len(todo)) as bar:
+        for i in todo:
+            r = records[i]
+            data, row = make(i, r)
+            write_file(folder / split / f"{r.name}.png", data)
+            if sidecar is not None:
+                write_file(folder / split / f"{r.name}.txt", "\n".join(sidecar(i, r)) + "\n")
+            progress.add({"split": split, "i": i, "name": r.name, **row})
+            bar.update(1)
+
+
+def _copy_one(i: int, record) -> tuple[bytes, dict]:
+    pixels, info = _original(record)
+    data = _encode_png(pixels, info)
+    return data, {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _write_index(folder: Path, split: str, records, captions: Callable, layout) -> str:
+    path = folder / f"{split}.csv"
+    buf = io.StringIO(newline="")
+    writer = csv.writer(buf, delimiter=layout.sep)
+    writer.writerow([layout.img_key, layout.caption_key])
+    for i, r in enumerate(records):
+        writer.writerows([f"{split}/{r.name}.png", c] for c in captions(i, r))
+    write_file(path, buf.getvalue())
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def summary(rows: list[dict]) -> dict:
+    """Counts and ranges over the train images' figures (``progress.jsonl`` rows)."""
+    psnr = [r["psnr"] for r in rows if r["psnr"] is not None]
+    out = {"n_images": len(rows), "bytes": sum(r["bytes"] for r in rows),
+           "linf_max": max((r["linf"] for r in rows), default=0),
+           "psnr_min": min(psnr, default=None), "psnr_max": max(psnr, default=None),
+           "ssim_min": min((r["ssim"] for r in rows), default=None),
+           "ssim_max": max((r["ssim"] for r in rows), default=None),
+           "n_unchanged": sum(r["psnr"] is None for r in rows),
+           "width_range": [min(r["w"] for r in rows), max(r["w"] for r in rows)] if rows else None,
+           "height_range": [min(r["h"] for r in rows), max(r["h"] for r in rows)] if rows else None}
+    if rows and "view_error_mean" in rows[0]:
+        out["view_error_mean"] = float(np.mean([r["view_error_mean"] for r in rows]))
+        out["view_error_max"] = max(r["view_error_max"] for r in rows)
+    return out
+
+
+def export_full_resolution(out: Path, train, test, protection: Protection, eps: int, layout, sidecars: bool,
+                           settings: LiftSettings, job: dict, manifest: dict, model_cfg: dict | None = None,
+                           preview: int = 0) -> dict:
+    """Write the full-resolution copy of the ``train`` originals (records with ``where``, ``name``,
+    ``captions``, ``read()``; see :meth:`ue_bench.dataset.Dataset.originals`) protected by
+    ``protection`` (its delta ``[N, R, R, 3]`` on the import at the surrogate's resolution, in the
+    same order), with the clean ``test`` originals as validation data; ``layout``: the CSV columns
+    and separator (:class:`ue_bench.export.Layout`); ``sidecars``: also write ``<name>.txt`` caption
+    files (a folder input); ``job``: what identifies this copy for resuming. Returns the manifest
+    (written last, as ``manifest.json``). Raises ProtectionRejected if a written file is over ``eps``.
+    """
+    folder = _start(out, job)
+    progress = Progress(folder)
+    triggers = protection.triggers
+
+    def protected_captions(i, r):
+        return with_trigger_text(triggers[i], list(r.captions)) if triggers is not None else list(r.captions)
+
+    def first_caption(i, r):
+        return [r.captions[0]]
+
+    _write_images(folder, "train", train, progress,
+                  lambda i, r: _protect_one(i, r, protection, eps, settings),
+                  protected_captions if sidecars else None)
+    files = {"train.csv": _write_index(folder, "train", train, protected_captions, layout)}
+    if test:
+        _write_images(folder, "val", test, progress, _copy_one, first_caption if sidecars else None)
+        files["val.csv"] = _write_index(folder, "val", test, first_caption, layout)
+    if model_cfg is not None:
+        write_json(folder / "model" / "open_clip_config.json", {"model_cfg": model_cfg})
+        files["model/open_clip_config.json"] = hashlib.sha256(
+            (folder / "model" / "open_clip_config.json").read_bytes()).hexdigest()
+    rows = [progress.done[("train", i)] for i in range(len(train))]
+    published = hashlib.sha256("".join(f"{r['name']}\t{r['sha256']}\n" for r in rows).encode()).hexdigest()
+    if preview:
+        from .preview import write_preview
+        write_preview(folder / "preview.png", [(r, folder / "train" / f"{r.name}.png") for r in train], preview, eps)
+    args = ["--dataset-type", "csv", "--train-data", "train.csv", "--csv-img-key", layout.img_key,
+            "--csv-caption-key", layout.caption_key, "--csv-separator", layout.sep]
+    if test:
+        args += ["--val-data", "val.csv"]
+    manifest = {**manifest, "format": "folder" if sidecars else "csv", "full_resolution": True,
+                "image_format": "png", "lift": asdict(settings), "n_images": len(train),
+                "n_captions": sum(len(r.captions) for r in train), "n_val_images": len(test),
+                "published_sha256": published, "summary": summary(rows), "files": files, "open_clip_args": args}
+    write_file(folder / "files.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in
+                                               sorted(progress.done.values(), key=lambda r: (r["split"] != "train", r["i"]))))
+    files["files.jsonl"] = hashlib.sha256((folder / "files.jsonl").read_bytes()).hexdigest()
+    write_json(folder / "manifest.json", manifest)
+    (folder / "job.json").unlink()
+    (folder / PROGRESS).unlink()
+    if out.is_dir():
+        out.rmdir()
+    os.rename(folder, out)
+    return manifest

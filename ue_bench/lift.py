@@ -1,0 +1,156 @@
+"""Carrying a protection from the surrogate's view of an image to the image's own, full-size pixels.
+
+An attack optimises its noise ``delta_R`` on the view a trainer takes of each image: the import's
+resize of the shorter side to ``R`` pixels (bicubic, antialiased) and central ``R x R`` crop, the
+geometry of open_clip's and CLIP's preprocessing. A data owner publishes the full-size photo, so the
+noise must live on the original ``H x W`` pixels and reappear after the trainer's own preprocessing.
+:func:`lift` finds that full-size noise by optimisation through a differentiable model of the
+preprocessing (:func:`center_view`: ``torch.nn.functional.interpolate`` bicubic with antialiasing,
+the filter of PIL's resize, then the crop):
+
+    minimise over d   mean_T || T(x + d) - target_T ||^2    subject to |d| <= eps, 0 <= x + d <= 255
+
+with ``target = clip(center_view(x) + delta_R)`` for the central view, so that the trainer sees the
+noise the attack optimised. With ``eot_views = K > 0`` the expectation also runs over K random views
+per step drawn as torchvision's ``RandomResizedCrop(R, scale=(eot_scale, 1), ratio=(3/4, 4/3))``
+draws them on the full-size image (open_clip's default training transform: scale 0.9–1), each with
+the target ``T(clip(x + lift0))``, where ``lift0`` is the nearest-neighbour enlargement of
+``delta_R`` onto the central square: the noise follows the content it was optimised on under every
+crop and scale (Athalye et al., "Synthesizing Robust Adversarial Examples", ICML 2018, for EOT).
+
+The optimiser is Adam on the float noise, projected onto the box after each step, starting at
+``lift0``; the result is rounded to integers and projected again, so the published uint8 file
+``x + d`` is within ±eps of the original by construction (the writer checks it again on the
+decoded file). Deterministic for a given image, protection and seed on one machine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torchvision.transforms import RandomResizedCrop
+
+
+@dataclass(frozen=True)
+class LiftSettings:
+    """How :func:`lift` optimises: ``steps`` Adam steps of ``lr`` pixel units; ``eot_views`` random
+    resize-crops per step besides the central view (0: the central view only), the smallest crop area
+    ``eot_scale`` (a fraction of the image); ``seed`` seeds the views."""
+
+    steps: int = 40
+    lr: float = 1.0
+    eot_views: int = 0
+    eot_scale: float = 0.9
+    seed: int = 0
+
+
+def shorter_side_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """``(h, w)`` after resizing the shorter side to ``resolution``, the longer in proportion (rounded,
+    at least ``resolution``): the import's geometry (``datasets._imports.fit``)."""
+    scale = resolution / min(height, width)
+    return max(resolution, round(height * scale)), max(resolution, round(width * scale))
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)
+
+
+def center_view(x: torch.Tensor, resolution: int) -> torch.Tensor:
+    """The trainer's view of float ``[1, 3, H, W]`` pixels (0..255): shorter side resized to
+    ``resolution`` (bicubic, antialiased), central ``resolution x resolution`` crop; differentiable."""
+    h, w = shorter_side_size(*x.shape[-2:], resolution)
+    top, left = (h - resolution) // 2, (w - resolution) // 2
+    return _resize(x, (h, w))[..., top:top + resolution, left:left + resolution]
+
+
+def central_square(height: int, width: int, resolution: int) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)`` in full-size pixels of the region :func:`center_view` keeps."""
+    h, w = shorter_side_size(height, width, resolution)
+    top, left = (h - resolution) // 2, (w - resolution) // 2
+    sy, sx = height / h, width / w
+    y0, x0 = round(top * sy), round(left * sx)
+    return y0, x0, min(height, round((top + resolution) * sy)) - y0, min(width, round((left + resolution) * sx)) - x0
+
+
+def enlarge(delta: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """``delta`` float ``[1, 3, R, R]`` enlarged (nearest neighbour) onto the central square of a
+    ``height x width`` image, zero elsewhere: ``[1, 3, height, width]``."""
+    top, left, h, w = central_square(height, width, delta.shape[-1])
+    out = torch.zeros(1, 3, height, width, dtype=delta.dtype)
+    out[..., top:top + h, left:left + w] = F.interpolate(delta, size=(h, w), mode="nearest")
+    return out
+
+
+def _project(d: torch.Tensor, x: torch.Tensor, eps: int) -> torch.Tensor:
+    return torch.maximum(torch.minimum(d.clamp(-eps, eps), 255.0 - x), -x)
+
+
+def _random_views(x: torch.Tensor, resolution: int, settings: LiftSettings, gen: torch.Generator):
+    """``settings.eot_views`` RandomResizedCrop boxes of the full-size image, drawn with torchvision's
+    own ``get_params`` from a fork of the global generator seeded from ``gen``."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        return [RandomResizedCrop.get_params(x, (settings.eot_scale, 1.0), (3 / 4, 4 / 3))
+                for _ in range(settings.eot_views)]
+
+
+def _crop_view(x: torch.Tensor, box, resolution: int) -> torch.Tensor:
+    i, j, h, w = box
+    return _resize(x[..., i:i + h, j:j + w], (resolution, resolution))
+
+
+def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings = LiftSettings()) -> np.ndarray:
+    """The full-size noise of one image.
+
+    ``image``: uint8 ``[H, W, 3]``, the original pixels; ``delta``: integer ``[R, R, 3]``, the attack's
+    noise on the image's central view at ``R`` pixels (pixel units out of 255, within ±``eps``).
+    Returns int16 ``[H, W, 3]`` with ``|d| <= eps`` and ``0 <= image + d <= 255``. An image of exactly
+    ``R x R`` pixels gets ``delta`` itself (its view is the identity). Raises ``ValueError`` on shapes
+    that do not match.
+    """
+    if image.ndim != 3 or image.shape[-1] != 3 or delta.ndim != 3 or delta.shape[0] != delta.shape[1]:
+        raise ValueError(f"expected image [H, W, 3] and delta [R, R, 3], got {image.shape} and {delta.shape}")
+    resolution = delta.shape[0]
+    if image.shape[:2] == (resolution, resolution):
+        return np.clip(delta.astype(np.int16), -image.astype(np.int16), 255 - image.astype(np.int16))
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    d_r = torch.from_numpy(np.ascontiguousarray(delta)).permute(2, 0, 1)[None].float()
+    with torch.no_grad():
+        target = (center_view(x, resolution) + d_r).clamp(0, 255)
+        start = _project(enlarge(d_r, *image.shape[:2]), x, eps)
+        follow = (x + start).clamp(0, 255)
+    gen = torch.Generator().manual_seed(settings.seed)
+    d = start.clone().requires_grad_(True)
+    opt = torch.optim.Adam([d], lr=settings.lr)
+    for _ in range(settings.steps):
+        loss = F.mse_loss(center_view(x + d, resolution), target)
+        for box in _random_views(x, resolution, settings, gen) if settings.eot_views else ():
+            with torch.no_grad():
+                aim = _crop_view(follow, box, resolution)
+            loss = loss + F.mse_loss(_crop_view(x + d, box, resolution), aim)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            d.copy_(_project(d, x, eps))
+    with torch.no_grad():
+        out = _project(d.round(), x, eps)
+    return out[0].permute(1, 2, 0).to(torch.int16).numpy()
+
+
+def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -> tuple[float, float]:
+    """How far the trainer's central view of the ``published`` uint8 ``[H, W, 3]`` file is from the
+    view the attack optimised (the original's view plus ``delta`` ``[R, R, 3]``, clipped): mean and
+    max absolute difference in pixel units."""
+    resolution = delta.shape[0]
+
+    def view(a: np.ndarray) -> torch.Tensor:
+        with torch.no_grad():
+            return center_view(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float(), resolution)
+
+    aim = (view(original) + torch.from_numpy(np.ascontiguousarray(delta)).permute(2, 0, 1)[None].float()).clamp(0, 255)
+    diff = (view(published) - aim).abs()
+    return float(diff.mean()), float(diff.max())
