@@ -53,7 +53,7 @@ from .atomic import write_file, write_json
 from .errors import ProtectionRejected
 from .images import decode_image
 from .imperceptibility import ssim_banded
-from .lift import LiftSettings, lift, view_error
+from .lift import LiftSettings, publish_original, view_error
 from .protection import Protection, with_trigger_text
 
 PROGRESS = "progress.jsonl"
@@ -136,12 +136,8 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     """The published PNG of train image ``i`` and its figures; ProtectionRejected if the decoded file
     is over budget (which :func:`lift`'s projection rules out, so it would be a bug)."""
     pixels, info = _original(record)
-    if protection.delta is None:
-        published, delta = pixels, None
-    else:
-        delta = np.asarray(protection.delta[i])
-        noise = lift(pixels, delta, eps, LiftSettings(**{**asdict(settings), "seed": settings.seed + i}))
-        published = (pixels.astype(np.int16) + noise).astype(np.uint8)
+    delta = None if protection.delta is None else np.asarray(protection.delta[i])
+    published = publish_original(pixels, delta, eps, settings, i)
     data = _encode_png(published, info)
     back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
     linf = int(np.abs(back.astype(np.int16) - pixels).max())

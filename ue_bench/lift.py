@@ -26,7 +26,7 @@ decoded file). Deterministic for a given image, protection and seed on one machi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -139,6 +139,17 @@ def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings 
     with torch.no_grad():
         out = _project(d.round(), x, eps)
     return out[0].permute(1, 2, 0).to(torch.int16).numpy()
+
+
+def publish_original(pixels: np.ndarray, delta: np.ndarray | None, eps: int, settings: LiftSettings,
+                     index: int) -> np.ndarray:
+    """The published full-size image: uint8 ``[H, W, 3]`` ``pixels`` plus the :func:`lift` of ``delta``
+    (``[R, R, 3]``; None: the pixels themselves), the random views of image ``index`` of a split seeded
+    by ``settings.seed + index``, so each image's noise depends on that image alone."""
+    if delta is None:
+        return pixels
+    noise = lift(pixels, np.asarray(delta), eps, replace(settings, seed=settings.seed + index))
+    return (pixels.astype(np.int16) + noise).astype(np.uint8)
 
 
 def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -> tuple[float, float]:

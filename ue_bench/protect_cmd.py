@@ -13,6 +13,7 @@ dataset. The input is only read; the copy and its manifest go to a new ``--out``
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 import shlex
 import sys
 from pathlib import Path
@@ -26,6 +27,8 @@ from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, export_protected, prepare_out
+from .export_full import export_full_resolution
+from .lift import LiftSettings
 from .paths import default_cache, prepare_writable
 from .provenance import environment
 from .training import steps_per_epoch
@@ -51,6 +54,20 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--image-format", default="png", help="png (lossless, default) or jpg (lossy: needs --force-lossy)")
     p.add_argument("--force-lossy", action="store_true", help="write a lossy image format although it erases the noise")
     p.add_argument("--shard-size", default="10000", help="samples per tar shard with --format webdataset")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--full-resolution", dest="full_resolution", action="store_true", default=None,
+                      help="publish every image at its original size, the noise carried onto its own pixels "
+                           "(default for datasets with image files: csv, folder, karpathy, webdataset)")
+    size.add_argument("--import-resolution", dest="full_resolution", action="store_false",
+                      help="publish the imported images (resized and center-cropped to the dataset's resolution)")
+    p.add_argument("--lift-steps", default="40", help="optimisation steps carrying the noise onto each "
+                                                      "full-size image (default: 40)")
+    p.add_argument("--lift-eot-views", default="0",
+                   help="random resize-crops (open_clip's RandomResizedCrop) per lift step besides the central "
+                        "view, so the noise does not depend on one exact preprocessing (default: 0)")
+    p.add_argument("--lift-eot-scale", default="0.9", help="smallest crop area of those views (default: 0.9)")
+    p.add_argument("--preview", default="0", help="write preview.png: N originals, protected files and amplified "
+                                                  "noise side by side (default: 0, none)")
     p.set_defaults(func=cmd_protect)
 
 
@@ -69,6 +86,38 @@ def _positive_int(text: str, flag: str, lo: int) -> int:
     if value < lo:
         raise UsageError(f"{flag}: expected an integer >= {lo}, got {value}")
     return value
+
+
+def _fraction(text: str, flag: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+    if not 0.05 <= value <= 1.0:
+        raise UsageError(f"{flag}: expected a number from 0.05 to 1, got {value:g}")
+    return value
+
+
+def _lift_settings(args: argparse.Namespace, seed: int) -> LiftSettings:
+    return LiftSettings(steps=_positive_int(args.lift_steps, "--lift-steps", 0),
+                        eot_views=_positive_int(args.lift_eot_views, "--lift-eot-views", 0),
+                        eot_scale=_fraction(args.lift_eot_scale, "--lift-eot-scale"), seed=seed)
+
+
+def _full_resolution(args: argparse.Namespace, dataset, originals) -> bool:
+    """Whether to publish at the original size: ``--full-resolution``/``--import-resolution``, else
+    whenever the dataset has original files."""
+    if args.full_resolution and originals is None:
+        raise UsageError(f"--full-resolution: dataset {dataset.label()} has no original image files "
+                         f"(it is generated at its resolution); use --import-resolution")
+    full = originals is not None if args.full_resolution is None else args.full_resolution
+    if full and args.format == "webdataset":
+        raise UsageError("--format webdataset: full-resolution copies are written as image files with a CSV "
+                         "index; pass --import-resolution for shards of the imported images")
+    if full and args.image_format != "png":
+        raise UsageError(f"--image-format {args.image_format}: full-resolution copies are PNG (lossless); "
+                         f"pass --import-resolution to write {args.image_format}")
+    return full
 
 
 def _layout(dataset, fmt: str | None, shard_size: int) -> Layout:
@@ -117,12 +166,27 @@ def trainer_args(manifest: dict, victim, device: torch.device, seed: int) -> lis
     return args + ["--device", device.type, "--precision", "fp32", "--workers", "0"]
 
 
+def _print_summary(s: dict, eps: int) -> None:
+    """One line of what the full-resolution copy holds."""
+    line = (f"ue-bench: {s['n_images']} images of {s['width_range'][0]}-{s['width_range'][1]} x "
+            f"{s['height_range'][0]}-{s['height_range'][1]} px, {s['bytes'] / 2**20:.1f} MiB; "
+            f"max L∞ {s['linf_max']}/255 (eps {eps}) measured on the written files")
+    if s["psnr_min"] is not None:
+        line += f"; PSNR {s['psnr_min']:.1f}-{s['psnr_max']:.1f} dB, SSIM {s['ssim_min']:.3f}-{s['ssim_max']:.3f}"
+    if "view_error_mean" in s:
+        line += (f"; the trainer's view differs from the protected view by {s['view_error_mean']:.2f} px "
+                 f"on average (max {s['view_error_max']:.1f})")
+    print(line, file=sys.stderr)
+
+
 def cmd_protect(args: argparse.Namespace) -> int:
     check_image_format(args.image_format, args.force_lossy)
     seed = _positive_int(args.seed, "--seed", 0)
     if seed > 2**32 - 1:
         raise UsageError(f"--seed: must be at most {2**32 - 1} (2**32 - 1), got {seed}")
     shard_size = _positive_int(args.shard_size, "--shard-size", 1)
+    preview = _positive_int(args.preview, "--preview", 0)
+    settings = _lift_settings(args, seed)
     attack = _one("attacks", args.attack, "--attack")
     dataset = _one("datasets", args.dataset, "--dataset")
     surrogate = _one("victims", args.surrogate, "--surrogate")
@@ -131,6 +195,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
     prepare_out(out)
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
+    originals = dataset.originals()
+    full = _full_resolution(args, dataset, originals)
+    if preview and not full:
+        raise UsageError("--preview: needs a full-resolution copy (a dataset with image files)")
     layout = _layout(dataset, args.format, shard_size)
     # a real dataset's import goes under --cache, and is kept only once the command is accepted
     with import_cache.using_root(cache), import_cache.staged() as staging:
@@ -169,7 +237,16 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }
     manifest["victim"] = victim.spec()
-    manifest = export_protected(out, train, protection, layout, args.image_format, manifest, data.test, cfg)
+    if full:
+        job = {"protection_key": artifact.key, "import_key": train.meta.get("import_key"), "lift": asdict(settings),
+               "names": [r.name for r in originals[0]], "victim": victim.spec(), "layout": asdict(layout),
+               "preview": preview}
+        manifest = export_full_resolution(out, originals[0], originals[1] if len(data.test) else [], protection, eps,
+                                          layout, layout.format == "folder", settings, job,
+                                          manifest, cfg, preview)
+        _print_summary(manifest["summary"], eps)
+    else:
+        manifest = export_protected(out, train, protection, layout, args.image_format, manifest, data.test, cfg)
     wrote = f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}"
     if victim.params.batch_size > manifest["n_captions"]:
         print(f"{wrote}; no open_clip command: the batch size {victim.params.batch_size} of --victim "
