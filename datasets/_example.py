@@ -35,6 +35,13 @@ def write_csv(folder: Path) -> Path:
     return folder / "pairs.tsv"
 
 
+def write_folder(folder: Path) -> Path:
+    """``images/`` with a ``<i>.txt`` beside each ``<i>.png``, one caption per line (the folder layout)."""
+    for name, caps in write_images(folder):
+        (folder / name).with_suffix(".txt").write_text("\n".join(caps) + "\n", encoding="utf-8")
+    return folder / "images"
+
+
 def write_karpathy(folder: Path) -> Path:
     """``dataset_example.json`` in Karpathy's layout, every fourth image in the test split."""
     images = [{"filename": Path(name).name, "split": "test" if i % 4 == 0 else "train",

@@ -29,6 +29,9 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
   the resolution and the import code's version. Hashing stat data instead of every image's bytes
   keeps a cache hit cheap for COCO-sized folders (tens of GB) while any edit, replacement or move
   of a file still invalidates it.
+* **Original files.** Each record also carries its relative output name (:func:`unique_names`), so
+  that a plugin's ``originals()`` can hand ``ue-bench protect`` the files as given, in ``load()``'s
+  order, under names that mirror the input's.
 * **No leakage:** a test split that shares images with the train split (the same file, or another
   file with the same decoded pixels) is refused unless ``allow_test_overlap=true`` (:func:`check_overlap`).
 """
@@ -38,10 +41,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import posixpath
 import shutil
 import sys
-from dataclasses import dataclass
-from pathlib import Path
+from collections import Counter
+from dataclasses import dataclass, replace
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from PIL import Image
@@ -79,18 +84,57 @@ class HeldOutParams:
 @dataclass(frozen=True)
 class Record:
     """One image to import: where its bytes are (a whole file, or a byte range inside a tar) and its
-    captions. ``where`` names the source location for error messages (file and row or member)."""
+    captions. ``where`` names the source location for error messages (file and row or member).
+
+    ``name`` is the image's relative output name, a POSIX relative path such as ``photos/cat``, which
+    ``ue-bench protect``'s copy mirrors. A plugin sets it to the name as found *with* its extension
+    (``photos/cat.jpg``, see :func:`relative_name`) and passes its records through :func:`unique_names`,
+    which drops the extension. It is last so that positional calls stay valid, and it is not part of
+    :func:`source_key`, so caches built before it existed stay valid."""
 
     where: str
     path: Path
     captions: tuple[str, ...]
     offset: int = 0
     size: int = -1  # -1: the whole file
+    name: str = ""
 
     def read(self) -> bytes:
+        """The image file's bytes, as given (decoded by :func:`decode`)."""
         with open(self.path, "rb") as fh:
             fh.seek(self.offset)
             return fh.read(self.size)
+
+
+def relative_name(path: str) -> str:
+    """``path`` (a ``/``-separated path as written in an index file, relative to the index's folder) as
+    a normalised POSIX relative path: itself when it stays inside that folder (``./a/../b.jpg`` →
+    ``b.jpg``), else its base name (an absolute path, or one that climbs out with ``..``)."""
+    parts = PurePosixPath(posixpath.normpath(path))
+    if parts.is_absolute() or parts.parts[:1] == ("..",):
+        return parts.name
+    return str(parts)
+
+
+def unique_names(records: list[Record]) -> list[Record]:
+    """``records`` with each ``name`` (a relative path with its extension, e.g. ``photos/cat.jpg``) made
+    the output name: the extension dropped (``photos/cat``), except where two records of the list would
+    then share a name (``a.jpg`` and ``a.png``): those keep it (names ``a.jpg`` and ``a.png``). A name
+    that still repeats (the same relative path twice: base names of files outside the index's folder,
+    a key found in two shards) gets ``-2``, ``-3``, ... in list order. Deterministic: the same records
+    give the same names."""
+    stems = [str(PurePosixPath(r.name).with_suffix("")) for r in records]
+    count = Counter(stems)
+    used: set[str] = set()
+    out = []
+    for r, stem in zip(records, stems):
+        base = stem if count[stem] == 1 else r.name
+        name, k = base, 2
+        while name in used:
+            name, k = f"{base}-{k}", k + 1
+        used.add(name)
+        out.append(replace(r, name=name))
+    return out
 
 
 def cache_root() -> Path:
@@ -270,6 +314,18 @@ def check_overlap(dataset: str, train: list[Record], test: list[Record], hashes:
                          f"dataset parameter allow_test_overlap=true to keep them")
     print(f"ue-bench: warning: dataset {dataset!r}: {summary}; kept (allow_test_overlap=true)", file=sys.stderr)
     return {"test_overlap_images": len(shared), "test_overlap_same_file": same_file}
+
+
+def report_skipped(path: Path, skipped: list[str], what: str = "bad row(s)", option: str = "on_bad_rows=skip",
+                   key: str = "skipped_rows") -> dict:
+    """Print how many inputs of ``path`` a skip option dropped (``skipped``: one "where: why" each) and
+    the first few, on stderr, and return ``{key: count, "skipped_examples": the first 10}`` for the
+    dataset's meta (``{}`` when none was skipped)."""
+    if not skipped:
+        return {}
+    shown = "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
+    print(f"ue-bench: warning: {path}: skipped {len(skipped)} {what} ({option}): {shown}", file=sys.stderr)
+    return {key: len(skipped), "skipped_examples": skipped[:10]}
 
 
 def held_out(n: int, fraction: float, seed: int) -> np.ndarray:

@@ -33,7 +33,6 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import HeldOutParams, Record, load_cached, split_train_test
+from ._imports import HeldOutParams, Record, load_cached, relative_name, report_skipped, split_train_test, unique_names
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -89,7 +88,9 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", qu
                encoding: str = "utf-8", on_bad_rows: str = "error") -> tuple[list[Record], str, list[str]]:
     """The images of ``path`` in order of first appearance, each with all its captions, the separator
     used, and the skipped rows (``on_bad_rows=skip``) as "line N: why"; UsageError names the file and
-    line of anything malformed.
+    line of anything malformed. A record's ``name`` is its first row's image path relative to the CSV's
+    folder, without extension, or the file's base name when the path is absolute or climbs out of that
+    folder with ``..`` (see ``_imports.relative_name`` and ``unique_names``).
 
     Quoting is strict (``quotes=csv``): a quote opens a quoted field only at the start of a field and
     must close it before the separator; a quoted field may not span lines, since in a file of image–
@@ -117,7 +118,7 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", qu
     if missing:
         raise UsageError(f"{path} line 1: no column {missing[0]!r} in header {columns}; set img_key=/caption_key=")
     ci, cc = columns.index(img_key), columns.index(caption_key)
-    grouped: dict[Path, tuple[str, list[str]]] = {}
+    grouped: dict[Path, tuple[str, str, list[str]]] = {}
     skipped: list[str] = []
     hint = "; pass quotes=none if the file's quotes are plain text"
     while True:
@@ -148,20 +149,12 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", qu
             raise UsageError(f"{path} line {line}: {problem} (or pass on_bad_rows=skip to drop such rows)")
         img, cap = row[ci].strip(), row[cc].strip()
         file = (path.parent / img).resolve()
-        grouped.setdefault(file, (f"{path} line {line} ({img})", []))[1].append(cap)
+        grouped.setdefault(file, (f"{path} line {line} ({img})", relative_name(img), []))[2].append(cap)
     if not grouped:
         raise UsageError(f"{path}: no rows after the header" + (f" ({len(skipped)} skipped)" if skipped else ""))
-    records = [Record(where, file, tuple(caps)) for file, (where, caps) in grouped.items()]
+    records = unique_names([Record(where, file, tuple(caps), name=name)
+                            for file, (where, name, caps) in grouped.items()])
     return records, delim, skipped
-
-
-def report_skipped(path: Path, skipped: list[str]) -> dict:
-    """Print the rows dropped by ``on_bad_rows=skip`` (count and the first few) and return them for the meta."""
-    if not skipped:
-        return {}
-    shown = "; ".join(skipped[:3]) + (" …" if len(skipped) > 3 else "")
-    print(f"ue-bench: warning: {path}: skipped {len(skipped)} bad row(s) (on_bad_rows=skip): {shown}", file=sys.stderr)
-    return {"skipped_rows": len(skipped), "skipped_examples": skipped[:10]}
 
 
 class CsvPairs(Dataset):
@@ -186,24 +179,32 @@ class CsvPairs(Dataset):
             raise UsageError(f"dataset 'csv': {name} {value!r} is not a file")
         return path
 
-    def load(self) -> PairDataset:
+    def _splits(self) -> tuple[list[Record], list[Record], list[Path], list[list[str]]]:
+        """The train and test records, the CSV files they come from (``path``, then ``test_path`` if
+        given) and each file's skipped rows: what :meth:`load` and :meth:`originals` share."""
         p = self.params
         path = self._path(p.path, "path")
         opts = (p.img_key, p.caption_key, p.sep, p.quotes, p.encoding, p.on_bad_rows)
         records, _, skipped = read_pairs(path, *opts)
-        meta = {"source": str(path.resolve()), "format": "csv"}
-        meta.update(report_skipped(path, skipped))
-        index = [path]
-        if p.test_path is not None:
-            test_file = self._path(p.test_path, "test_path")
-            test, _, test_skipped = read_pairs(test_file, *opts)
-            train = records
-            index.append(test_file)
-            if test_skipped:
-                meta["test_file"] = report_skipped(test_file, test_skipped)
-        else:
+        if p.test_path is None:
             train, test = split_train_test(records, p.test_fraction, p.split_seed, str(path), "csv")
+            return train, test, [path], [skipped]
+        test_file = self._path(p.test_path, "test_path")
+        test, _, test_skipped = read_pairs(test_file, *opts)
+        return records, test, [path, test_file], [skipped, test_skipped]
+
+    def load(self) -> PairDataset:
+        p = self.params
+        train, test, index, skipped = self._splits()
+        meta = {"source": str(index[0].resolve()), "format": "csv", **report_skipped(index[0], skipped[0])}
+        if len(index) > 1 and skipped[1]:
+            meta["test_file"] = report_skipped(index[1], skipped[1])
         return load_cached("csv", "csv", p.resolution, index, train, test, meta, p.allow_test_overlap)
+
+    def originals(self) -> tuple[list[Record], list[Record]]:
+        """The CSV's image files in :meth:`load`'s order, named after their paths in the CSV."""
+        train, test, _, _ = self._splits()
+        return train, test
 
     @classmethod
     def example(cls, folder: Path) -> dict:

@@ -15,6 +15,7 @@ fixed count per image.
 from __future__ import annotations
 
 import json
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import Record, load_cached
+from ._imports import Record, load_cached, relative_name, unique_names
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,9 @@ class Karpathy(Dataset):
         return {"path": str(_example.write_karpathy(folder)), "image_root": str(folder / "images"),
                 "resolution": 32, "captions": 3}
 
-    def load(self) -> PairDataset:
+    def _splits(self) -> tuple[list[Record], list[Record], Path, dict]:
+        """The train and test records, the split file and its parsed JSON: what :meth:`load` and
+        :meth:`originals` share. A record's ``name`` is ``filepath/filename`` (``unique_names``)."""
         p = self.params
         if not p.path:
             raise UsageError("dataset 'karpathy': parameter 'path' is required, e.g. --dataset karpathy:dataset_flickr8k.json")
@@ -73,6 +76,7 @@ class Karpathy(Dataset):
                     raise KeyError(missing[0])
                 split = entry["split"]
                 file = root / entry.get("filepath", "") / entry["filename"]
+                name = relative_name(posixpath.join(entry.get("filepath", ""), entry["filename"]))
                 captions = tuple(s["raw"].strip() for s in entry["sentences"])[:p.captions]
             except (KeyError, TypeError, AttributeError) as exc:
                 what = f"no key {exc}" if isinstance(exc, KeyError) else "a value of the wrong type"
@@ -80,16 +84,26 @@ class Karpathy(Dataset):
                                  f"got {str(entry)[:160]}") from None
             if not captions or not all(captions):
                 raise UsageError(f"{where}: expected non-empty sentences, got {captions!r}")
-            for name, accepted in wanted.items():
+            for split_name, accepted in wanted.items():
                 if split in accepted:
-                    splits[name].append(Record(f"{where} ({entry['filename']})", file, captions))
-        for name, records in splits.items():
+                    splits[split_name].append(Record(f"{where} ({entry['filename']})", file, captions, name=name))
+        for split_name, records in splits.items():
             if not records:
                 raise UsageError(f"dataset 'karpathy': {p.path} has no images in split(s) "
-                                 f"{'+'.join(sorted(wanted[name]))} for the {name} split")
+                                 f"{'+'.join(sorted(wanted[split_name]))} for the {split_name} split")
+        return unique_names(splits["train"]), unique_names(splits["test"]), path, doc
+
+    def load(self) -> PairDataset:
+        p = self.params
+        train, test, path, doc = self._splits()
         meta = {"source": str(path.resolve()), "format": "karpathy", "dataset": doc.get("dataset")}
         return load_cached(f"karpathy-{doc.get('dataset', path.stem)}", "karpathy", p.resolution, [path],
-                           splits["train"], splits["test"], meta, p.allow_test_overlap)
+                           train, test, meta, p.allow_test_overlap)
+
+    def originals(self) -> tuple[list[Record], list[Record]]:
+        """The split file's image files in :meth:`load`'s order, named ``filepath/filename``."""
+        train, test, _, _ = self._splits()
+        return train, test
 
 
 def read_json(path: Path):

@@ -23,7 +23,7 @@ test split is a second source (``test_path``) or ``test_fraction`` of the images
 from __future__ import annotations
 
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ue_bench.data import PairDataset
@@ -32,7 +32,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import HeldOutParams, Record, load_cached, split_train_test
+from ._imports import HeldOutParams, Record, load_cached, relative_name, split_train_test, unique_names
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 
@@ -99,15 +99,16 @@ def _samples(shard: Path):
 
 
 def read_shards(shards: list[Path]) -> list[Record]:
-    """One record per image; adjacent samples with identical image bytes become one multi-caption image."""
+    """One record per image; adjacent samples with identical image bytes become one multi-caption image
+    (named after its first sample's key, see ``_imports.unique_names``)."""
     records: list[Record] = []
     for shard in shards:
         prev_bytes: bytes | None = None
         for key, files, tar in _samples(shard):
             where = f"{shard} sample {key!r}"
-            image = next((files[e] for e in IMAGE_EXTS if e in files), None)
-            if image is None or "txt" not in files:
-                lacks = "no txt caption" if image is not None else "no image"
+            ext = next((e for e in IMAGE_EXTS if e in files), None)
+            if ext is None or "txt" not in files:
+                lacks = "no txt caption" if ext is not None else "no image"
                 raise UsageError(f"{where}: expected an image ({'/'.join(IMAGE_EXTS)}) and a txt caption, "
                                  f"got {sorted(files) or 'nothing'} ({lacks})")
             try:
@@ -117,16 +118,18 @@ def read_shards(shards: list[Path]) -> list[Record]:
                                  f"{exc.object[exc.start:exc.start + 1]!r}); captions must be UTF-8 text") from None
             if not caption:
                 raise UsageError(f"{where}: empty txt caption")
-            rec = Record(where, shard, (caption,), offset=image.offset_data, size=image.size)
+            image = files[ext]
+            rec = Record(where, shard, (caption,), offset=image.offset_data, size=image.size,
+                         name=relative_name(f"{key}.{ext}"))
             last = records[-1] if records else None
             if last is not None and last.path == shard and last.size == rec.size:
                 prev_bytes = prev_bytes if prev_bytes is not None else last.read()
                 if rec.read() == prev_bytes:
-                    records[-1] = Record(last.where, shard, last.captions + (caption,), last.offset, last.size)
+                    records[-1] = replace(last, captions=last.captions + (caption,))
                     continue
             records.append(rec)
             prev_bytes = None
-    return records
+    return unique_names(records)
 
 
 class WebdatasetShards(Dataset):
@@ -139,19 +142,25 @@ class WebdatasetShards(Dataset):
         """``ue-bench protect`` writes this dataset back as shards."""
         return {"format": "webdataset"}
 
-    def load(self) -> PairDataset:
+    def _splits(self) -> tuple[list[Record], list[Record]]:
+        """The train and test records: what :meth:`load` and :meth:`originals` share."""
         p = self.params
         if not p.path:
             raise UsageError("dataset 'webdataset': parameter 'path' is required, e.g. --dataset webdataset:shards/")
-        shards = shard_files(p.path, "path")
-        records = read_shards(shards)
+        records = read_shards(shard_files(p.path, "path"))
         if p.test_path is not None:
-            test_shards = shard_files(p.test_path, "test_path")
-            train, test = records, read_shards(test_shards)
-        else:
-            train, test = split_train_test(records, p.test_fraction, p.split_seed, str(p.path), "webdataset")
+            return records, read_shards(shard_files(p.test_path, "test_path"))
+        return split_train_test(records, p.test_fraction, p.split_seed, str(p.path), "webdataset")
+
+    def load(self) -> PairDataset:
+        p = self.params
+        train, test = self._splits()
         meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
         return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta, p.allow_test_overlap)
+
+    def originals(self) -> tuple[list[Record], list[Record]]:
+        """Each image's byte range in its shard, in :meth:`load`'s order, named after its sample key."""
+        return self._splits()
 
     @classmethod
     def example(cls, folder: Path) -> dict:

@@ -59,6 +59,18 @@ def make_inputs(root: Path) -> None:
     full = buf.getvalue()
     (data / "cut.tar").write_bytes(full[: int(len(full.rstrip(b"\0")) * 0.7)])
     (data / "karpathy.json").write_text('{"images": [{"filename": "img0.png",,}]}')
+    bad_captions = {"nocap": {"img5.txt": None}, "emptycap": {"img3.txt": b"\n  \n"},
+                    "latin1": {"img3.txt": "caf\xe9".encode("latin-1")}}
+    for name, captions in bad_captions.items():
+        folder = data / "folders" / name
+        folder.mkdir(parents=True)
+        for i in range(8):
+            (folder / f"img{i}.png").write_bytes(_png(i))
+            caption = captions.get(f"img{i}.txt", f"photo {i}".encode())
+            if caption is not None:
+                (folder / f"img{i}.txt").write_bytes(caption)
+    (data / "folders" / "noimages").mkdir()
+    (data / "folders" / "noimages" / "notes.txt").write_text("a caption file without an image")
     (data / "bad.toml").write_text('attacks = "none\n')
     (data / "init.pt").write_bytes(b"not a state dict")
     (data / "file").write_text("a file, not a folder")
@@ -115,6 +127,16 @@ CASES = [
     ("csv-open-quote", ["run", *TINY, "--dataset", f"csv:{D}/quote.csv,test_fraction=0.25"], "quote.csv"),
     ("tar-truncated", ["run", *TINY, "--dataset", f"webdataset:{D}/cut.tar,test_fraction=0.25"], "cut.tar"),
     ("karpathy-json", ["run", *TINY, "--dataset", f"karpathy:{D}/karpathy.json"], "karpathy.json"),
+    ("folder-missing-caption", ["run", *TINY, "--dataset", f"folder:path={D}/folders/nocap,test_fraction=0.25"],
+     "img5.png: no caption file img5.txt"),
+    ("folder-empty-caption", ["run", *TINY, "--dataset", f"folder:path={D}/folders/emptycap,test_fraction=0.25"],
+     "img3.txt: empty caption file"),
+    ("folder-caption-not-utf8", ["run", *TINY, "--dataset", f"folder:path={D}/folders/latin1,test_fraction=0.25"],
+     "img3.txt line 1: byte 0xe9 is not valid UTF-8"),
+    ("folder-no-images", ["run", *TINY, "--dataset", f"folder:path={D}/folders/noimages"], "has no images"),
+    ("folder-not-a-folder", ["run", *TINY, "--dataset", f"folder:path={D}/quote.csv"], "is not a folder"),
+    ("protect-folder-missing-caption", ["protect", "--attack", "random", "--dataset",
+                                        f"folder:path={D}/folders/nocap,test_fraction=0"], "img5.txt"),
     # --- protect
     ("protect-seed-huge", ["protect", "--attack", "random", "--dataset", "synthetic:size=32,test_size=8",
                            "--seed", "99999999999"], "--seed"),

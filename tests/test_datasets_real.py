@@ -174,3 +174,109 @@ def test_webdataset_compressed_shard_is_refused(tmp_path):
         tar.addfile(info, io.BytesIO(b"x"))
     with pytest.raises(UsageError, match="not an uncompressed tar"):
         load("webdataset", path=tmp_path / "s.tar", resolution=16)
+
+
+def write_folder(root, files):
+    """``files``: {relative path: bytes or text}; folders are created as needed."""
+    for rel, content in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, str):
+            (root / rel).write_text(content, encoding="utf-8")
+        else:
+            (root / rel).write_bytes(content)
+    return root
+
+
+def test_folder_reads_sidecar_captions_recursively_in_sorted_order(tmp_path):
+    root = write_folder(tmp_path / "photos", {
+        "b.png": image_bytes(0), "b.txt": "only caption\n",
+        "a-b/c.PNG": image_bytes(1), "a-b/c.txt": "c caption",
+        "a/z.jpg": image_bytes(2, "JPEG"), "a/z.txt": "\ufeff first \n\n second\nthird\r\n  \nfourth\nfifth\n",
+        "orphan.txt": "no image", "notes.md": "ignored",
+        ".hidden/x.png": image_bytes(3), ".y.png": image_bytes(4),
+    })
+    data = load("folder", path=root, test_fraction=0, resolution=16)
+    assert data.train.captions == [["first", "second", "third", "fourth", "fifth"], ["c caption"], ["only caption"]]
+    expected = [decode(image_bytes(2, "JPEG"), 16, "z"), decode(image_bytes(1), 16, "c"), decode(image_bytes(0), 16, "b")]
+    assert np.array_equal(data.train.images, np.stack(expected))
+    assert data.train.meta["format"] == "folder" and data.train.meta["unpaired_captions"] == 1
+    assert len(data.test) == 0
+
+
+def test_folder_on_missing_caption_skip_counts_the_dropped_images(tmp_path, capsys):
+    root = write_folder(tmp_path / "f", {**{f"img{i}.png": image_bytes(i) for i in range(4)},
+                                         "img0.txt": "zero", "img2.txt": "two"})
+    with pytest.raises(UsageError, match=r"img1.png: no caption file img1.txt beside it"):
+        load("folder", path=root, test_fraction=0, resolution=16)
+    data = load("folder", path=root, test_fraction=0, resolution=16, on_missing_caption="skip")
+    assert data.train.captions == [["zero"], ["two"]]
+    assert data.train.meta["skipped_images"] == 2 and data.train.meta["skipped_examples"] == ["img1.png: no img1.txt",
+                                                                                             "img3.png: no img3.txt"]
+    assert "skipped 2 image(s) without a caption file (on_missing_caption=skip)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("files, message", [
+    ({"a.png": image_bytes(0), "a.txt": " \n\n"}, r"a.txt: empty caption file"),
+    ({"a.png": image_bytes(0), "a.txt": b"caf\xe9\n"}, r"a.txt line 1: byte 0xe9 is not valid UTF-8"),
+    ({"a.txt": "a caption", "b.jpeg.txt": "x"}, r"has no images in it or its subfolders"),
+])
+def test_folder_bad_input_names_the_file(tmp_path, files, message):
+    root = write_folder(tmp_path / "f", files)
+    with pytest.raises(UsageError, match=message):
+        load("folder", path=root, test_fraction=0, resolution=16)
+
+
+def originals_fixture(kind, tmp_path):
+    """Parameters of a ``kind`` dataset with a non-empty train and test split, of mixed image formats."""
+    imgs = {f"sub{i % 2}/img{i}.{'jpg' if i % 3 else 'png'}": image_bytes(i, "JPEG" if i % 3 else "PNG", (30 + i, 20))
+            for i in range(9)}
+    if kind == "csv":
+        write_folder(tmp_path, imgs)
+        rows = [f"{name},caption {k} of {name}" for k in range(2) for name in imgs]
+        (tmp_path / "pairs.csv").write_text("filepath,title\n" + "\n".join(rows) + "\n")
+        return {"path": tmp_path / "pairs.csv", "test_fraction": 0.34}
+    if kind == "karpathy":
+        return {"path": karpathy_fixture(tmp_path, coco=True), "image_root": tmp_path / "imgs"}
+    if kind == "webdataset":
+        write_tar(tmp_path / "s.tar", [(name.rsplit(".", 1)[0], {name.rsplit(".", 1)[1]: data, "txt": name.encode()})
+                                       for name, data in imgs.items()])
+        return {"path": tmp_path / "s.tar", "test_fraction": 0.34}
+    write_folder(tmp_path / "f", {**imgs, **{name.rsplit(".", 1)[0] + ".txt": f"{name}\nsecond" for name in imgs}})
+    return {"path": tmp_path / "f", "test_fraction": 0.34}
+
+
+@pytest.mark.parametrize("kind", ["csv", "karpathy", "webdataset", "folder"])
+def test_originals_are_load_order_with_unique_mirrored_names(tmp_path, kind):
+    params = {k: str(v) for k, v in {**originals_fixture(kind, tmp_path), "resolution": 16}.items()}
+    dataset = registry.create("datasets", kind, params)
+    data, (train, test) = dataset.load(), dataset.originals()
+    for split, records in ((data.train, train), (data.test, test)):
+        assert len(records) == len(split) > 0
+        assert [list(r.captions) for r in records] == split.captions
+        assert np.array_equal(np.stack([decode(r.read(), 16, r.where) for r in records]), split.images)
+        assert len({r.name for r in records}) == len(records)
+        assert all("." not in r.name and not r.name.startswith("/") for r in records)
+    names = {r.name for r in train + test}
+    expected = {"csv": "sub1/img1", "karpathy": "train2014/im0", "webdataset": "sub1/img1", "folder": "sub1/img1"}
+    assert expected[kind] in names
+
+
+def test_synthetic_has_no_originals():
+    assert registry.create("datasets", "synthetic", {"size": "16", "test_size": "8"}).originals() is None
+
+
+def test_names_keep_the_extension_only_where_dropping_it_collides(tmp_path):
+    root = write_folder(tmp_path / "f", {"a.jpg": image_bytes(0, "JPEG"), "a.png": image_bytes(1), "a.txt": "shared",
+                                         "b/c.png": image_bytes(2), "b/c.txt": "c"})
+    train, _ = registry.create("datasets", "folder", {"path": str(root), "test_fraction": "0"}).originals()
+    assert [r.name for r in train] == ["a.jpg", "a.png", "b/c"] and train[0].captions == train[1].captions == ("shared",)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "d.png").write_bytes(image_bytes(3))
+    (tmp_path / "csv").mkdir()
+    (tmp_path / "csv" / "pairs.csv").write_text(
+        f"filepath,title\n../f/a.jpg,x\n./../f/b/c.png,y\n{tmp_path / 'out' / 'd.png'},z\n../f/a.png,w\n")
+    train, _ = registry.create("datasets", "csv", {"path": str(tmp_path / "csv" / "pairs.csv"),
+                                                   "test_fraction": "0"}).originals()
+    assert [r.name for r in train] == ["a.jpg", "c", "d", "a.png"]  # outside the CSV's folder: base names
+    same = [_imports.Record("x", tmp_path, ("c",), name=n) for n in ("k.png", "k.png", "k.jpg", "k.png-2.png")]
+    assert [r.name for r in _imports.unique_names(same)] == ["k.png", "k.png-2", "k.jpg", "k.png-2-2"]
