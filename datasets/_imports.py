@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 from ue_bench import import_cache
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.errors import UsageError
-from ue_bench.images import decode_image
+from ue_bench.images import decode_image, fit
 from ue_bench.params import param
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,14 @@ log = logging.getLogger(__name__)
 IMPORT_VERSION = "2"
 
 MANIFEST = "manifest.json"
+
+
+#: What a run's victims train on (the datasets' ``publish`` parameter): ``import``, the protection added
+#: to the imported images; ``original``, the full-size files ``ue-bench protect`` publishes (the noise
+#: carried onto the original pixels by ``ue_bench.lift``), read back through the import's resize + crop.
+PUBLISH = ("import", "original")
+PUBLISH_HELP = ("what victims train on: import (the protected import; default) or original (the full-size "
+                "protected files a data owner publishes, resized and cropped as a trainer reads them)")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,7 @@ class HeldOutParams:
     allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
                                                  "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
+    publish: str = param("import", choices=PUBLISH, help=PUBLISH_HELP)
 
 
 @dataclass(frozen=True)
@@ -142,16 +151,6 @@ def cache_root() -> Path:
     return import_cache.root()
 
 
-def fit(img: Image.Image, resolution: int) -> np.ndarray:
-    """``uint8 [resolution, resolution, 3]``: bicubic resize of the shorter side, then center crop."""
-    w, h = img.size
-    scale = resolution / min(w, h)
-    nw, nh = max(resolution, round(w * scale)), max(resolution, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
-    left, top = (nw - resolution) // 2, (nh - resolution) // 2
-    return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)
-
-
 def content_hash(img: Image.Image) -> str:
     """sha256 of an image's decoded RGB pixels and size: equal for byte-identical files (and for
     re-encodings that decode to the same pixels), whatever their names."""
@@ -160,19 +159,20 @@ def content_hash(img: Image.Image) -> str:
     return h.hexdigest()[:32]
 
 
-def decode(data: bytes, resolution: int, where: str, hashes: list[str] | None = None) -> np.ndarray:
+def decode(data: bytes, resolution: int, where: str, hashes: list[str] | None = None, exact: bool = False) -> np.ndarray:
     """The image in ``data`` decoded by :func:`ue_bench.images.decode_image` (EXIF orientation, 8-bit
     RGB as a viewer shows it), resized and center-cropped by :func:`fit`; the content hash of the
     decoded image is appended to ``hashes`` when given. UsageError names ``where``."""
-    img = decode_image(data, name=where, draft=(resolution, resolution))
+    img = decode_image(data, name=where, draft=None if exact else (resolution, resolution))
     if hashes is not None:
         hashes.append(content_hash(img))
     return fit(img, resolution)
 
 
-def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict[str, list[Record]]) -> str:
+def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict[str, list[Record]],
+               exact: bool = False) -> str:
     """The cache key (see the module docstring); raises UsageError naming a missing image file."""
-    h = hashlib.sha256(json.dumps([kind, IMPORT_VERSION, resolution]).encode())
+    h = hashlib.sha256(json.dumps([kind, IMPORT_VERSION, resolution] + (["exact"] if exact else [])).encode())
     for f in index_files:
         h.update(hashlib.sha256(f.read_bytes()).digest())
     stats: dict[Path, tuple[int, int]] = {}
@@ -189,7 +189,7 @@ def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict
     return h.hexdigest()[:24]
 
 
-def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str) -> list[str]:
+def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str, exact: bool) -> list[str]:
     """Decode ``records`` into ``<split>.u8`` one image at a time, appended with plain writes: unlike
     writing through a memmap, no dirty mapped pages pile up in the process, so its resident memory
     stays flat however many images are imported. Returns the images' content hashes."""
@@ -200,7 +200,7 @@ def _write(folder: Path, split: str, records: list[Record], resolution: int, lab
     with open(folder / f"{split}.u8", "wb") as fh:
         for r in tqdm(records, desc=f"import {label} {split}", unit="img", file=sys.stderr, mininterval=1.0,
                       disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
-            fh.write(decode(r.read(), resolution, r.where, hashes).tobytes())
+            fh.write(decode(r.read(), resolution, r.where, hashes, exact).tobytes())
     return hashes
 
 
@@ -211,11 +211,11 @@ def _open(folder: Path, split: str, n: int, resolution: int) -> np.ndarray:
     return np.memmap(folder / f"{split}.u8", dtype=np.uint8, mode="r", shape=shape)
 
 
-def _build(folder: Path, key: str, name: str, resolution: int, splits: dict[str, list[Record]]) -> None:
+def _build(folder: Path, key: str, name: str, resolution: int, splits: dict[str, list[Record]], exact: bool) -> None:
     """Decode every split into ``folder`` with a manifest of what each holds (written last: its
     presence marks a complete import)."""
     captions = {s: [list(r.captions) for r in rs] for s, rs in splits.items()}
-    hashes = {s: _write(folder, s, rs, resolution, name) for s, rs in splits.items()}
+    hashes = {s: _write(folder, s, rs, resolution, name, exact) for s, rs in splits.items()}
     (folder / "captions.json").write_text(json.dumps(captions))
     manifest = {"version": IMPORT_VERSION, "key": key, "resolution": resolution, "content_hashes": hashes,
                 "splits": {}}
@@ -255,18 +255,20 @@ def _read(folder: Path, resolution: int) -> tuple[dict, dict[str, PairSplit]] | 
 
 def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
                 train: list[Record], test: list[Record], meta: dict,
-                allow_test_overlap: bool = False) -> PairDataset:
+                allow_test_overlap: bool = False, exact: bool = False) -> PairDataset:
     """The dataset of ``train``/``test`` records, decoded into the import cache on first use (see
     :mod:`ue_bench.import_cache` for where, and when a new import is published). A test split that
-    shares images with the train split is refused unless ``allow_test_overlap`` (see :func:`check_overlap`)."""
+    shares images with the train split is refused unless ``allow_test_overlap`` (see :func:`check_overlap`).
+    ``exact`` decodes JPEGs in full, without ``Image.draft``, so the import is exactly the resize + crop of
+    the original pixels (``publish=original``); it has its own cache key."""
     splits = {"train": train, "test": test}
-    key = source_key(kind, resolution, index_files, splits)
+    key = source_key(kind, resolution, index_files, splits, exact)
     folder = cache_root() / key
     found = _read(folder, resolution)
     if found is None:
         tmp = import_cache.new_temp(key)
         try:
-            _build(tmp, key, name, resolution, splits)
+            _build(tmp, key, name, resolution, splits, exact)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -199,7 +199,8 @@ class CsvPairs(Dataset):
         meta = {"source": str(index[0].resolve()), "format": "csv", **report_skipped(index[0], skipped[0])}
         if len(index) > 1 and skipped[1]:
             meta["test_file"] = report_skipped(index[1], skipped[1])
-        return load_cached("csv", "csv", p.resolution, index, train, test, meta, p.allow_test_overlap)
+        return load_cached("csv", "csv", p.resolution, index, train, test, meta,
+                           p.allow_test_overlap, exact=p.publish == "original")
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The CSV's image files in :meth:`load`'s order, named after their paths in the CSV."""

@@ -120,8 +120,9 @@ class Folder(Dataset):
     version = "1"
 
     def export_layout(self) -> dict:
-        """``ue-bench protect`` writes open_clip's csv layout for the fixed-resolution copy."""
-        return {"format": "csv"}  # the full-resolution writer mirrors the folder layout (originals' names)
+        """``ue-bench protect`` mirrors the folder (``NAME.png`` + ``NAME.txt``) in a full-resolution copy,
+        beside open_clip's csv index; an import-resolution copy is open_clip's csv layout."""
+        return {"format": "folder"}
 
     @staticmethod
     def _folder(value: str | None, name: str) -> Path:
@@ -154,7 +155,8 @@ class Folder(Dataset):
         meta = {"format": "folder", **infos[0]}
         if len(infos) > 1:
             meta["test_folder"] = infos[1]
-        return load_cached("folder", "folder", p.resolution, [], train, test, meta, p.allow_test_overlap)
+        return load_cached("folder", "folder", p.resolution, [], train, test, meta,
+                           p.allow_test_overlap, exact=p.publish == "original")
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The folder's image files in :meth:`load`'s order, named after their paths in the folder."""

@@ -25,7 +25,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import Record, load_cached, relative_name, unique_names
+from ._imports import PUBLISH, PUBLISH_HELP, Record, load_cached, relative_name, unique_names
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,7 @@ class Params:
     allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
                                                  "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
+    publish: str = param("import", choices=PUBLISH, help=PUBLISH_HELP)
 
 
 class Karpathy(Dataset):
@@ -98,7 +99,7 @@ class Karpathy(Dataset):
         train, test, path, doc = self._splits()
         meta = {"source": str(path.resolve()), "format": "karpathy", "dataset": doc.get("dataset")}
         return load_cached(f"karpathy-{doc.get('dataset', path.stem)}", "karpathy", p.resolution, [path],
-                           train, test, meta, p.allow_test_overlap)
+                           train, test, meta, p.allow_test_overlap, exact=p.publish == "original")
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The split file's image files in :meth:`load`'s order, named ``filepath/filename``."""

@@ -156,7 +156,8 @@ class WebdatasetShards(Dataset):
         p = self.params
         train, test = self._splits()
         meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
-        return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta, p.allow_test_overlap)
+        return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta,
+                           p.allow_test_overlap, exact=p.publish == "original")
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """Each image's byte range in its shard, in :meth:`load`'s order, named after its sample key."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from ue_bench.datasets._imports import fit
+from ue_bench.images import fit
 from ue_bench.imperceptibility import ssim, ssim_banded
 from ue_bench.lift import LiftSettings, center_view, enlarge, lift, view_error
 from ue_bench.preview import LABELS, contact_sheet, row

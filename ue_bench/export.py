@@ -51,7 +51,8 @@ CHUNK = 256
 
 @dataclass(frozen=True)
 class Layout:
-    """How the copy is written: ``format`` csv or webdataset; CSV column names and separator."""
+    """How the copy is written: ``format`` csv, webdataset or folder (a full-resolution copy's
+    ``NAME.png`` + ``NAME.txt`` beside the csv index); CSV column names and separator."""
 
     format: str = "csv"
     img_key: str = "filepath"

@@ -127,3 +127,21 @@ def decode_rgb_array(source, *, name: str = "") -> np.ndarray:
 def read_image(path: str | Path, *, name: str = "") -> Image.Image:
     """:func:`decode_image` of a file by path."""
     return decode_image(Path(path), name=name or str(path))
+
+
+def shorter_side_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """``(h, w)`` after resizing the shorter side to ``resolution`` and the longer in proportion
+    (rounded, at least ``resolution``)."""
+    scale = resolution / min(height, width)
+    return max(resolution, round(height * scale)), max(resolution, round(width * scale))
+
+
+def fit(img: Image.Image, resolution: int) -> np.ndarray:
+    """``uint8 [resolution, resolution, 3]`` of an RGB image: bicubic resize of the shorter side to
+    ``resolution`` (the longer in proportion), then the central square: the geometry of CLIP's and
+    open_clip's evaluation transform, and what every dataset import and a trainer's view of a
+    full-size published file go through."""
+    nh, nw = shorter_side_size(img.height, img.width, resolution)
+    img = img.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - resolution) // 2, (nh - resolution) // 2
+    return np.asarray(img.crop((left, top, left + resolution, top + resolution)), dtype=np.uint8)

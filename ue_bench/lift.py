@@ -33,6 +33,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.transforms import RandomResizedCrop
 
+from .images import shorter_side_size
+
 
 @dataclass(frozen=True)
 class LiftSettings:
@@ -45,13 +47,6 @@ class LiftSettings:
     eot_views: int = 0
     eot_scale: float = 0.9
     seed: int = 0
-
-
-def shorter_side_size(height: int, width: int, resolution: int) -> tuple[int, int]:
-    """``(h, w)`` after resizing the shorter side to ``resolution``, the longer in proportion (rounded,
-    at least ``resolution``): the import's geometry (``datasets._imports.fit``)."""
-    scale = resolution / min(height, width)
-    return max(resolution, round(height * scale)), max(resolution, round(width * scale))
 
 
 def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -82,6 +77,11 @@ def enlarge(delta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     out = torch.zeros(1, 3, height, width, dtype=delta.dtype)
     out[..., top:top + h, left:left + w] = F.interpolate(delta, size=(h, w), mode="nearest")
     return out
+
+
+def _chw(a: np.ndarray) -> torch.Tensor:
+    """float32 ``[1, 3, H, W]`` of an ``[H, W, 3]`` array (copied: the array may be read-only)."""
+    return torch.tensor(np.asarray(a), dtype=torch.float32).permute(2, 0, 1)[None]
 
 
 def _project(d: torch.Tensor, x: torch.Tensor, eps: int) -> torch.Tensor:
@@ -116,8 +116,8 @@ def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings 
     resolution = delta.shape[0]
     if image.shape[:2] == (resolution, resolution):
         return np.clip(delta.astype(np.int16), -image.astype(np.int16), 255 - image.astype(np.int16))
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-    d_r = torch.from_numpy(np.ascontiguousarray(delta)).permute(2, 0, 1)[None].float()
+    x = _chw(image)
+    d_r = _chw(delta)
     with torch.no_grad():
         target = (center_view(x, resolution) + d_r).clamp(0, 255)
         start = _project(enlarge(d_r, *image.shape[:2]), x, eps)
@@ -148,7 +148,7 @@ def publish_original(pixels: np.ndarray, delta: np.ndarray | None, eps: int, set
     by ``settings.seed + index``, so each image's noise depends on that image alone."""
     if delta is None:
         return pixels
-    noise = lift(pixels, np.asarray(delta), eps, replace(settings, seed=settings.seed + index))
+    noise = lift(pixels, np.asarray(delta), eps, replace(settings, seed=int(settings.seed + index)))
     return (pixels.astype(np.int16) + noise).astype(np.uint8)
 
 
@@ -160,8 +160,8 @@ def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -
 
     def view(a: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
-            return center_view(torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].float(), resolution)
+            return center_view(_chw(a), resolution)
 
-    aim = (view(original) + torch.from_numpy(np.ascontiguousarray(delta)).permute(2, 0, 1)[None].float()).clamp(0, 255)
+    aim = (view(original) + _chw(delta)).clamp(0, 255)
     diff = (view(published) - aim).abs()
     return float(diff.mean()), float(diff.max())

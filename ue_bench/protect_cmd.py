@@ -120,12 +120,12 @@ def _full_resolution(args: argparse.Namespace, dataset, originals) -> bool:
     return full
 
 
-def _layout(dataset, fmt: str | None, shard_size: int) -> Layout:
+def _layout(dataset, fmt: str | None, shard_size: int, full: bool) -> Layout:
     """The input's own layout (``Dataset.export_layout()``), unless ``--format`` asks for another,
-    which then gets open_clip's defaults."""
+    which then gets open_clip's defaults; a folder input's import-resolution copy is written as csv."""
     own = dataset.export_layout()
-    if fmt is not None and fmt != own["format"]:
-        own = {"format": fmt}
+    if (fmt is not None and fmt != own["format"]) or (own["format"] == "folder" and not full):
+        own = {"format": fmt or "csv"}
     return Layout(**own, shard_size=shard_size)
 
 
@@ -197,9 +197,13 @@ def cmd_protect(args: argparse.Namespace) -> int:
     device = auto_device(args.device)
     originals = dataset.originals()
     full = _full_resolution(args, dataset, originals)
+    if full and getattr(dataset.params, "publish", "original") != "original":
+        # the attack sees the exact resize + crop of each original (no JPEG draft decoding), the view
+        # the lift reproduces on the full-size file; the same import as a run's publish=original
+        dataset = registry.create("datasets", dataset.name, {**asdict(dataset.params), "publish": "original"})
     if preview and not full:
         raise UsageError("--preview: needs a full-resolution copy (a dataset with image files)")
-    layout = _layout(dataset, args.format, shard_size)
+    layout = _layout(dataset, args.format, shard_size, full)
     # a real dataset's import goes under --cache, and is kept only once the command is accepted
     with import_cache.using_root(cache), import_cache.staged() as staging:
         data = dataset.load()

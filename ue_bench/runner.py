@@ -26,6 +26,7 @@ from .data import PairDataset
 from .dataset import Dataset
 from .device import auto_device
 from .errors import UsageError, disk_error
+from .lift import LiftSettings
 from .matrix import Cell, dataset_key
 from .provenance import environment
 from .results import cell_finished, cell_path
@@ -55,6 +56,16 @@ class Runner:
         return stages.protect(self.store, cell.attack, cell.surrogate, self.dataset(cell.dataset).train,
                               cell.seed, cell.poison_ratio, self.device)
 
+    @staticmethod
+    def publication(cell: Cell) -> dict[str, Any]:
+        """How the cell's protected images are published: with the dataset's ``publish=original``, as
+        the trainer's view of the full-size files ``ue-bench protect`` writes (the lift seeded by the
+        cell's seed, as ``protect --seed``); else the protected import."""
+        if getattr(cell.dataset.params, "publish", "import") != "original":
+            return {}
+        return {"originals": cell.dataset.originals()[0], "eps": cell.attack.budget(),
+                "lift": LiftSettings(seed=cell.seed)}
+
     def protect_only(self, cell: Cell) -> None:
         """Build (or find) the cell's protection; errors surface again, recorded, in :meth:`run_cell`."""
         if cell_finished(self.out_dir, cell.cell_id):
@@ -75,7 +86,7 @@ class Runner:
         try:
             data = self.dataset(cell.dataset)
             protection = self.protect(cell)
-            published = stages.publish_split(data.train, protection)
+            published = stages.publish_split(data.train, protection, **self.publication(cell))
             defended = stages.defend(self.store, cell.defense, cell.seed, protection.key, published)
             trained = stages.train(self.store, cell.victim, cell.defense, cell.seed, defended, self.device,
                                    desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}")

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
 from .attack import Attack
 from .cache import ArtifactStore, artifact_key
@@ -28,7 +29,9 @@ from .data import PairSplit, release, save_chunked
 from .defense import Defense
 from .errors import ProtectionRejected
 from .evaluate import evaluate_retrieval
+from .images import decode_image, fit
 from .imperceptibility import imperceptibility_of_chunks
+from .lift import LiftSettings, publish_original
 from .protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
 from .training import steps_per_epoch, train_clip
 from .victim import Victim
@@ -146,9 +149,17 @@ def _delta_norms(delta: np.ndarray) -> dict[str, float]:
     return {"linf_mean": float(linf.mean()), "l2_mean": float(np.concatenate(l2).mean()), "linf_max": int(linf.max())}
 
 
-def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
+def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: list | None = None, eps: int = 0,
+                  lift: LiftSettings | None = None) -> PairSplit:
     """The train split as published: the protected subset merged into the clean remainder (the input
     split is never modified).
+
+    With ``originals`` (the train split's original files, :meth:`Dataset.originals`; the dataset's
+    ``publish=original``) a protected image is what a trainer reads from the full-size copy
+    ``ue-bench protect`` writes: the original pixels plus the noise carried onto them by
+    :func:`ue_bench.lift.publish_original` (within ±``eps``, views seeded by ``lift.seed``), resized and
+    cropped by :func:`ue_bench.images.fit`; the import must then be exact (no JPEG draft decoding), so
+    that an unprotected image is the same resize + crop of its original.
 
     A protection without a delta publishes the train images themselves (no copy). With a delta, the
     published images are written once, chunk by chunk, to ``published/<key>/images.npy`` in the store
@@ -166,6 +177,12 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
     from .cache import ArtifactStore
     store = ArtifactStore(artifact.folder.parent.parent)
 
+    def full_size(i: int, j: int) -> np.ndarray:
+        r = originals[i]
+        pixels = np.asarray(decode_image(r.read(), name=r.where), dtype=np.uint8)
+        published = publish_original(pixels, prot.delta[j], eps, lift, i)
+        return fit(Image.fromarray(published), train.resolution)
+
     def blocks():
         j = 0  # idx is sorted: the protected rows of block [a, b) are idx[j:k]
         for a in range(0, len(train), CHUNK):
@@ -174,7 +191,11 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
             k = int(np.searchsorted(idx, b))
             if k > j:
                 rows = idx[j:k] - a
-                block[rows] = np.clip(block[rows].astype(np.int16) + prot.delta[j:k], 0, 255).astype(np.uint8)
+                if originals is None:
+                    block[rows] = np.clip(block[rows].astype(np.int16) + prot.delta[j:k], 0, 255).astype(np.uint8)
+                else:
+                    for jj, row in enumerate(rows, start=j):
+                        block[row] = full_size(int(a + row), jj)
                 release(prot.delta)
             release(train.images)
             j = k
@@ -184,7 +205,10 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact) -> PairSplit:
         save_chunked(tmp / "images.npy", train.images.shape, np.uint8, blocks())
         return {}
 
-    folder, _ = store.get_or_build("published", {"protection": artifact.key, "train": train.fingerprint()}, build)
+    deps = {"protection": artifact.key, "train": train.fingerprint()}
+    if originals is not None:
+        deps["original"] = {"eps": eps, "lift": asdict(lift)}
+    folder, _ = store.get_or_build("published", deps, build)
     return PairSplit(np.load(folder / "images.npy", mmap_mode="r"), captions, meta=meta)
 
 
