@@ -127,7 +127,7 @@ def test_run_killed_then_rerun_equals_uninterrupted_and_leaves_no_temp(run_refer
 
 def protect_argv(data: Path, out: Path, cache: Path, fmt: str) -> list[str]:
     return ["protect", "--attack", "random", "--dataset", f"csv:{data / 'pairs.csv'},test_fraction=0,resolution=32",
-            "--out", str(out), "--cache", str(cache), "--format", fmt, "--shard-size", "4"]
+            "--out", str(out), "--cache", str(cache), "--format", fmt, "--shard-size", "4", "--import-resolution"]
 
 
 KILL_PROTECT = {

@@ -79,7 +79,11 @@ def test_csv_input_is_exported_in_its_own_columns_and_never_modified(tmp_path):
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "in").iterdir()}
     spec = f"csv:{tmp_path / 'in' / 'pairs.csv'},img_key=img,caption_key=text,test_fraction=0,resolution=16"
     assert protect("--attack", "random", "--dataset", spec, "--out", str(tmp_path / "out")) == 0
-    assert (tmp_path / "out" / "train.csv").read_text().splitlines()[:2] == ["img;text", "images/00000000.png;a photo 0"]
+    assert (tmp_path / "out" / "train.csv").read_text().splitlines()[:2] == ["img;text", "train/0.png;a photo 0"]
+    assert Image.open(tmp_path / "out" / "train" / "0.png").size == (24, 20)  # full resolution, the input's name
+    assert protect("--attack", "random", "--dataset", spec, "--out", str(tmp_path / "small"), "--import-resolution") == 0
+    assert (tmp_path / "small" / "train.csv").read_text().splitlines()[:2] == ["img;text", "images/00000000.png;a photo 0"]
+    assert Image.open(tmp_path / "small" / "images" / "00000000.png").size == (16, 16)
     assert before == {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (tmp_path / "in").iterdir()}
 
 
