@@ -9,6 +9,9 @@ memory-mapped file pages a process has resident, not only its heap):
 * ``ue-bench run --attacks random --victims tiny-rn:epochs=1`` on the same cache (the import and the
   protection artifact are reused: publish, train one epoch, evaluate).
 
+With ``--photo-res P`` the PNGs are ``P`` px and imported at ``--res``, so ``protect`` writes its
+full-resolution copy through the lift (``--lift-steps``, default 40; memory does not depend on it).
+
 Prints one JSON line per measurement and a summary with the least-squares slope in MB per 1k images
 and the value at the largest size. Used by ``tests/benchmarks/test_bench_memory.py`` (slow)::
 
@@ -85,6 +88,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--work", default="/tmp/ue-bench-rss")
     ap.add_argument("--commands", default="protect,run")
     ap.add_argument("--run-sizes", default=None, help="sizes for `run` (default: --sizes)")
+    ap.add_argument("--photo-res", type=int, default=None, help="side of the generated PNGs (default: --res)")
+    ap.add_argument("--lift-steps", default="40", help="protect --lift-steps for full-size PNGs")
     a = ap.parse_args(argv)
     exe = str(Path(sys.executable).with_name("ue-bench"))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -92,19 +97,20 @@ def main(argv=None) -> dict:
     run_sizes = [int(s) for s in (a.run_sizes or a.sizes).split(",")]
     table: dict[str, dict[int, float]] = {"protect": {}, "run": {}}
     for n in sorted(set(sizes) | set(run_sizes)):
-        folder = Path(a.work) / f"n{n}-r{a.res}"
-        data = make_csv(folder, n, a.res)
+        photo = a.photo_res or a.res
+        folder = Path(a.work) / f"n{n}-r{photo}"
+        data = make_csv(folder, n, photo)
         cache = folder / "cache"
         ds = f"csv:{data},resolution={a.res}"
         if "protect" in a.commands and n in sizes:
             out = folder / "protected"
             subprocess.run(["rm", "-rf", str(out)])
             cmd = [exe, "protect", "--attack", "random", "--dataset", ds + ",test_fraction=0",
-                   "--out", str(out), "--cache", str(cache), "--device", "cpu"]
+                   "--out", str(out), "--cache", str(cache), "--device", "cpu", "--lift-steps", a.lift_steps]
             mb, secs, _ = peak_mb(cmd, env)
             table["protect"][n] = mb
-            print(json.dumps({"command": "protect", "images": n, "res": a.res, "peak_rss_mb": round(mb, 1),
-                              "seconds": round(secs, 1)}), flush=True)
+            print(json.dumps({"command": "protect", "images": n, "res": a.res, "photo_res": photo,
+                              "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
         if "run" in a.commands and n in run_sizes:
             runs = folder / "run"
             subprocess.run(["rm", "-rf", str(runs)])

@@ -87,6 +87,10 @@ def test_every_image_keeps_its_size_and_name_and_is_within_eps_after_decoding(ph
     assert sheet.size == (5 * 264, 18 + 3 * 264)
     assert (out / "train.csv").read_text().splitlines()[1].startswith(f"train/{originals[0].name}.png\t")
     assert not list(tmp_path.glob(".copy*"))                                  # no partial folder left
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (out / "manifest.json", out / "train" / f"{originals[0].name}.png", out / "train"):
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask, path  # publishable
 
 
 def test_exif_orientation_is_applied_the_icc_profile_kept_and_identifying_exif_dropped(tmp_path):

@@ -17,6 +17,17 @@ from pathlib import Path
 from typing import Any
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: Permissions of what ue-bench writes: those of any new file or folder under the process's umask
+#: (``mkstemp``/``mkdtemp`` alone would leave published copies readable by their owner only).
+FILE_MODE, DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+
+
 def _owner() -> str:
     """``<host>-<pid>-``: temporary names carry their writer, so a later writer can tell a killed one's."""
     return f"{socket.gethostname()}-{os.getpid()}-"
@@ -52,6 +63,7 @@ def write_file(path: Path, content: str | bytes) -> None:
     sweep(path.parent, f".{path.name}.")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{_owner()}", suffix=".tmp")
     try:
+        os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
             fh.flush()
@@ -76,6 +88,7 @@ def building(final: Path, prefix: str | None = None):
     prefix = prefix or f".{final.name}.tmp-"
     sweep(final.parent, prefix)  # a killed writer's folder is removed: temporary names carry their writer
     tmp = Path(tempfile.mkdtemp(prefix=prefix + _owner(), dir=final.parent))
+    tmp.chmod(DIR_MODE)
     try:
         yield tmp
         if final.is_dir() and not any(final.iterdir()):
