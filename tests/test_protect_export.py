@@ -174,9 +174,14 @@ def test_export_has_one_caption_per_clean_val_image_and_the_model_folder(tmp_pat
 
 @pytest.mark.skipif(importlib.util.find_spec("open_clip_train") is None,
                     reason="open_clip_train is not importable: pip install 'ue-bench[train]'")
-def test_open_clip_trainer_runs_the_printed_command_end_to_end(tmp_path, capsys):
+@pytest.mark.parametrize("full_size", [False, True], ids=["synthetic", "full-size-photos"])
+def test_open_clip_trainer_runs_the_printed_command_end_to_end(tmp_path, capsys, full_size):
     out = tmp_path / "copy"
     dataset = "synthetic:size=48,test_size=16,resolution=32,captions=2"
+    if full_size:  # 64 photos of 97-640 px, 48 train and 16 test: open_clip reads the full-size files
+        from test_protect_full import write_photos
+        write_photos(tmp_path / "photos", n=64, captions=2)
+        dataset = f"folder:{tmp_path / 'photos'},resolution=32,test_fraction=0.25"
     assert protect("--attack", "random", "--dataset", dataset, "--victim", "tiny-rn:epochs=1,batch_size=16",
                    "--out", str(out), "--device", "cpu") == 0
     printed = capsys.readouterr().err.strip().splitlines()[-1]

@@ -145,7 +145,8 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
         raise ProtectionRejected(f"{record.where}: the written file is {linf}/255 from the original, over eps {eps}")
     row = {"w": pixels.shape[1], "h": pixels.shape[0], "linf": linf, "bytes": len(data),
            "sha256": hashlib.sha256(data).hexdigest(), "psnr": _psnr(pixels, back)}
-    row["ssim"] = ssim_banded(pixels, back) if min(pixels.shape[:2]) > 1 else 1.0
+    unchanged = row["psnr"] is None or min(pixels.shape[:2]) < 2
+    row["ssim"] = 1.0 if unchanged else ssim_banded(pixels, back)
     if delta is not None:
         row["view_error_mean"], row["view_error_max"] = view_error(back, pixels, delta)
     return data, row
