@@ -169,7 +169,8 @@ def get(family: str, name: str) -> type[Plugin]:
         elsewhere = [f for f in FAMILIES if f != family and name in _entries(f)]
         if elsewhere:
             raise UsageError(
-                f"{name!r} is not one of the {family}: it is a {elsewhere[0][:-1]}; "
+                f"{name!r} is not one of the {family}: it is {'an' if elsewhere[0][0] in 'aeiou' else 'a'} "
+                f"{elsewhere[0][:-1]}; "
                 f"put it in --{elsewhere[0]} (e.g. --{elsewhere[0]} {name})")
         hint = difflib.get_close_matches(name, list(entries), n=1)
         extra = f" (did you mean {hint[0]!r}?)" if hint else ""

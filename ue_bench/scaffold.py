@@ -179,7 +179,7 @@ build-backend = "setuptools.build_meta"
 [project]
 name = "$dist"
 version = "0.1.0"
-description = "A $singular plugin for ue-bench"
+description = "$article $singular plugin for ue-bench"
 readme = "README.md"
 requires-python = ">=3.10"
 dependencies = ["ue-bench"]
@@ -254,7 +254,8 @@ def new_plugin(family: str, name: str, folder: Path) -> list[Path]:
     return the files written."""
     validate(family, name, folder)
     module = "ue_bench_" + re.sub(r"[.-]", "_", name)
-    values = {"family": family, "singular": family[:-1], "name": name, "module": module,
+    values = {"family": family, "singular": family[:-1], "article": "An" if family[0] in "aeiou" else "A",
+              "name": name, "module": module,
               "cls": _class_name(name), "dist": "ue-bench-" + name.replace("_", "-").replace(".", "-"),
               "title": f"ue-bench {family[:-1]} {name!r}"}
     values["run"] = Template(RUNS[family]).substitute(values)
