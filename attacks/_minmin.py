@@ -199,7 +199,10 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
     loss is the mean over these views of each batch (None: the batch as it is). Returns the int16 delta
     ``[N, H, W, 3]`` in pixel units (within ``fixed.delta`` ± ``fixed.free`` and the pixel range) and
-    one record per outer iteration.
+    one record per outer iteration: its losses and seconds: ``surrogate_s`` (the surrogate's steps with
+    their batches), ``noise_s`` (the pass over the data) and, within it, ``hotflip_s`` (the trigger
+    update, flip iterations only) and ``pgd_s`` (PGD with its text features); the rest of ``noise_s`` is
+    data movement. Each section ends in a host sync (``float`` of a loss), so the times hold on CUDA too.
     """
     model, device, t_p = trainer.model, trainer.device, p.trigger()
     loss_fn = open_clip.ClipLoss()
@@ -223,6 +226,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
         scale = model.logit_scale.exp().detach().float()
         flip = t_p is not None and it < t_p.hotflip_iters
         pgd_loss, flip_loss, nb = 0.0, 0.0, 0
+        flip_s = pgd_s = 0.0  # timing only: HotFlip, and PGD with its text features (the rest is data movement)
         for idx in batches(data.n, batch_size, gen, keep_all=True):
             caps = data.pick(idx, gen).to(device)
             if t_p is not None and t_p.shuffle:
@@ -231,26 +235,31 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
             d = delta[idx].to(device).permute(0, 3, 1, 2).float()
             t, words = trig[idx].to(device), fixed.words[idx].to(device)
             if flip:
+                tf = time.perf_counter()
                 with torch.no_grad(), autocast(device):
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
                 t, floss = hotflip(model, feats, with_trigger(caps, words, eot), t, vocab, t_p.candidates, eot)
                 trig[idx] = t.cpu()
                 fixed.respell(idx, trig[idx])
                 flip_loss += float(floss)
+                flip_s += time.perf_counter() - tf
+            tp = time.perf_counter()
             with torch.no_grad():
                 text = encode_text(model, with_trigger(caps, torch.cat([t, words], 1), eot))
             base = images + fixed.delta[idx].to(device).permute(0, 3, 1, 2).float()
             encode, loss_of = _pgd_objective(model, loss_fn, text, scale, views)
             rest, loss = pgd(encode, loss_of, base, project(images + d - base, base, free), eps=free, step=p.step,
                              steps=p.pgd_steps, maximise=False)
+            pgd_s += time.perf_counter() - tp
             delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
             pgd_loss += loss
             nb += 1
         t2 = time.perf_counter()
         record = {"iter": it, "surrogate_loss": float(sur_loss) / max(1, p.surrogate_steps),
-                  "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2)}
+                  "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2),
+                  "pgd_s": round(pgd_s, 2)}
         if flip:
-            record["hotflip_loss"] = flip_loss / nb
+            record.update(hotflip_loss=flip_loss / nb, hotflip_s=round(flip_s, 2))
         history.append(record)
         log.info("%s iter %d/%d %s", name, it + 1, p.outer_iters,
                  " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "iter"))
