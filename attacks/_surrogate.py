@@ -17,7 +17,7 @@ import torch
 from ue_bench.data import PairSplit
 from ue_bench.device import autocast
 from ue_bench.errors import UsageError
-from ue_bench.training import make_optimizer, normalize, tokenize_captions, train_clip
+from ue_bench.training import images_tensor, make_optimizer, normalize, tokenize_captions, train_clip
 
 
 def require(surrogate, attack: str):
@@ -47,7 +47,7 @@ class SplitTensors:
     """
 
     def __init__(self, split: PairSplit, tokenizer) -> None:
-        self.images = torch.from_numpy(np.ascontiguousarray(split.images))
+        self.images = images_tensor(np.ascontiguousarray(split.images))
         self.tokens, self.offsets, self.counts = tokenize_captions(tokenizer, split.captions)
         self.n = len(split)
 

@@ -83,14 +83,26 @@ def test_every_image_keeps_its_size_and_name_and_is_within_eps_after_decoding(ph
         data = (out / ("train" if row["split"] == "train" else "val") / f"{row['name']}.png").read_bytes()
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
     assert "max L∞ 6/255 (eps 6) measured on the written files" in err
+    assert "the 3 test images are copied UNPROTECTED" in err
     sheet = Image.open(out / "preview.png")
-    assert sheet.size == (5 * 264, 18 + 3 * 264)
+    assert sheet.size == (5 * 264, 18 + 3 * (264 + 14))
     assert (out / "train.csv").read_text().splitlines()[1].startswith(f"train/{originals[0].name}.png\t")
     assert not list(tmp_path.glob(".copy*"))                                  # no partial folder left
     umask = os.umask(0)
     os.umask(umask)
     for path in (out / "manifest.json", out / "train" / f"{originals[0].name}.png", out / "train"):
         assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask, path  # publishable
+
+
+def test_every_image_is_protected_unless_a_test_split_is_asked_for(photos, tmp_path, capsys):
+    """A data owner's photos are all protected: ``test_fraction`` (0.1 in a benchmark run) is 0 in
+    ``protect`` unless given, so nothing is left clean in ``val/``."""
+    out = tmp_path / "all"
+    assert protect("--attack", "random", "--dataset", f"folder:{photos},resolution=32", "--out", str(out),
+                   "--cache", str(tmp_path / "c"), "--victim", "tiny-rn:batch_size=4") == 0
+    assert "UNPROTECTED" not in capsys.readouterr().err
+    assert len(list((out / "train").rglob("*.png"))) == 12 and not (out / "val").exists()
+    assert json.loads((out / "manifest.json").read_text())["dataset"]["params"]["test_fraction"] == 0
 
 
 def test_exif_orientation_is_applied_the_icc_profile_kept_and_identifying_exif_dropped(tmp_path):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from .data import PairSplit
 from .device import autocast
 from .metrics import random_guess_levels, retrieval_metrics
-from .training import normalize, to_unit, tokenize_captions
+from .training import images_tensor, normalize, to_unit, tokenize_captions
 
 
 @torch.no_grad()
@@ -16,7 +16,7 @@ def embed_split(model: torch.nn.Module, tokenizer, split: PairSplit, device: tor
                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """L2-normalised image and caption embeddings (float32, CPU) and each caption's image index."""
     model.to(device).eval()
-    images = torch.from_numpy(split.images)
+    images = images_tensor(split.images)
     tokens, _, counts = tokenize_captions(tokenizer, split.captions)
     img, txt = [], []
     with autocast(device):

@@ -1,7 +1,7 @@
 """A before/after contact sheet of a protected copy, so a data owner can see that the change is
 imperceptible before publishing (``ue-bench protect --preview N``).
 
-One row per image, five panels: the original and the protected file scaled to fit a
+One row per image, named above it, five panels: the original and the protected file scaled to fit a
 :data:`THUMB`-pixel box (Lanczos), the noise ``protected - original`` amplified to the full grey range
 (``128 + noise * 127 / eps``, nearest-neighbour scaled so the amplification is not averaged away), and
 a 1:1 crop of :data:`CROP` pixels from the centre of the original and of the protected file, where
@@ -23,6 +23,7 @@ THUMB = 256
 CROP = 128
 LABELS = ("original", "protected", "noise x 127/eps", "original 1:1", "protected 1:1")
 _HEADER = 18
+_NAME = 14
 
 
 def _fit(img: Image.Image, resample) -> Image.Image:
@@ -46,16 +47,21 @@ def row(original: np.ndarray, protected: np.ndarray, eps: int) -> list[Image.Ima
             _fit(Image.fromarray(amplified), Image.Resampling.NEAREST), _crop(a), _crop(b)]
 
 
-def contact_sheet(rows: list[list[Image.Image]]) -> Image.Image:
-    """The panels of ``rows`` on a white grid with a header naming the columns."""
-    cell = THUMB + 8
-    sheet = Image.new("RGB", (cell * len(LABELS), _HEADER + cell * len(rows)), (255, 255, 255))
+def contact_sheet(rows: list[list[Image.Image]], names: list[str] | None = None) -> Image.Image:
+    """The panels of ``rows`` on a white grid with a header naming the columns and, with ``names``,
+    each row's image name above it."""
+    cell, high = THUMB + 8, THUMB + 8 + (_NAME if names else 0)
+    sheet = Image.new("RGB", (cell * len(LABELS), _HEADER + high * len(rows)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
     for c, label in enumerate(LABELS):
         draw.text((c * cell + 4, 3), label, fill=(0, 0, 0))
     for r, panels in enumerate(rows):
+        top = _HEADER + r * high
+        if names:
+            draw.text((4, top + 2), names[r], fill=(90, 90, 90))
+            top += _NAME
         for c, panel in enumerate(panels):
-            sheet.paste(panel, (c * cell + 4, _HEADER + r * cell + 4))
+            sheet.paste(panel, (c * cell + 4, top + 4))
     return sheet
 
 
@@ -63,12 +69,13 @@ def write_preview(path: Path, pairs: list[tuple[object, Path]], n: int, eps: int
     """Write the contact sheet of ``n`` of ``pairs`` (an original's record with ``read()``/``where``, the
     path of its protected file), evenly spaced, as a PNG at ``path``."""
     picks = np.unique(np.linspace(0, len(pairs) - 1, num=min(n, len(pairs))).round().astype(int))
-    rows = []
+    rows, names = [], []
     for i in picks:
         record, file = pairs[i]
         original = np.asarray(decode_image(record.read(), name=record.where), dtype=np.uint8)
         rows.append(row(original, np.asarray(read_image(file), dtype=np.uint8), eps))
-    sheet = contact_sheet(rows)
+        names.append(getattr(record, "name", "") or file.name)
+    sheet = contact_sheet(rows, names)
     buf = io.BytesIO()
     sheet.save(buf, format="PNG")
     write_file(path, buf.getvalue())

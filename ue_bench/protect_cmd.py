@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import asdict
+from dataclasses import fields as fields_of
 import shlex
 import sys
 from pathlib import Path
@@ -29,6 +30,7 @@ from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, export_protected, prepare_out
 from .export_full import export_full_resolution
 from .lift import LiftSettings
+from .params import parse_specs
 from .paths import default_cache, prepare_writable
 from .provenance import environment
 from .training import steps_per_epoch
@@ -38,7 +40,8 @@ def add_protect_parser(subparsers) -> None:
     p = subparsers.add_parser("protect", help="write a protected copy of a dataset that CLIP trainers read")
     p.add_argument("--attack", required=True, help="attack plugin[:k=v,...], e.g. mem:trigger_len=3,eps=8")
     p.add_argument("--dataset", default="synthetic",
-                   help="dataset plugin[:k=v,...], e.g. csv:pairs.csv,test_fraction=0 (its train split is protected)")
+                   help="dataset plugin[:k=v,...], e.g. folder:photos/,resolution=224: every image is protected "
+                        "(test_fraction=F or test_path=... also writes a clean, unprotected validation split)")
     p.add_argument("--surrogate", default="tiny-rn",
                    help="victim the attack optimises against; its tokenizer checks text triggers (default: tiny-rn)")
     p.add_argument("--victim", default="tiny-rn",
@@ -69,6 +72,17 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--preview", default="0", help="write preview.png: N originals, protected files and amplified "
                                                   "noise side by side (default: 0, none)")
     p.set_defaults(func=cmd_protect)
+
+
+def _everything_protected(dataset, text: str):
+    """The dataset as ``protect`` reads it: a data owner's images are all protected, so a held-out test
+    share (the file datasets' ``test_fraction``, 0.1 in a benchmark run) is 0 unless ``--dataset``
+    sets it or names a ``test_path``."""
+    fields = {f.name for f in fields_of(dataset.params)}
+    given = parse_specs(text, "--dataset")[0][1]
+    if "test_fraction" not in fields or "test_fraction" in given or getattr(dataset.params, "test_path", None):
+        return dataset
+    return registry.create("datasets", dataset.name, {**asdict(dataset.params), "test_fraction": 0.0})
 
 
 def _one(family: str, text: str, flag: str):
@@ -188,7 +202,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
     preview = _positive_int(args.preview, "--preview", 0)
     settings = _lift_settings(args, seed)
     attack = _one("attacks", args.attack, "--attack")
-    dataset = _one("datasets", args.dataset, "--dataset")
+    dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
     surrogate = _one("victims", args.surrogate, "--surrogate")
     victim = _one("victims", args.victim, "--victim")
     out = Path(args.out)
@@ -223,6 +237,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} clean test images are the validation data" if len(data.test) else ""),
           file=sys.stderr)
+    if len(data.test) and originals is not None:
+        print(f"ue-bench: warning: the {len(data.test)} test images are copied UNPROTECTED into {args.out}/val "
+              f"(validation data for a trainer); do not publish val/, or protect everything with test_fraction=0",
+              file=sys.stderr)
     try:
         artifact = stages.protect(ArtifactStore(cache), attack, surrogate if attack.uses_surrogate else None,
                                   train, seed, 1.0, device)

@@ -11,6 +11,7 @@ import logging
 import math
 import sys
 import time
+import warnings
 from collections.abc import Callable
 
 import open_clip
@@ -32,6 +33,15 @@ _STD = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
 def to_unit(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``uint8 [B,H,W,3]`` → float ``[B,3,H,W]`` in [0, 1] on ``device``."""
     return images_u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def images_tensor(images) -> torch.Tensor:
+    """A uint8 tensor viewing the ``[N, H, W, 3]`` images without copying them. A read-only memory-mapped
+    split makes torch warn that it cannot protect the array from writes; nothing writes through this
+    view, so that warning is silenced here rather than shown on every run."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(images)
 
 
 def normalize(unit: torch.Tensor) -> torch.Tensor:
