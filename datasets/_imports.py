@@ -146,6 +146,21 @@ def unique_names(records: list[Record]) -> list[Record]:
     return out
 
 
+def read_utf8(path: Path, dataset: str, kind: str) -> str:
+    """The text of ``path`` (UTF-8, a BOM accepted); UsageError naming the file when it cannot be read,
+    and its line and byte when it is not UTF-8 (``kind`` says what the file should be, e.g. "JSON files")."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"dataset {dataset!r}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise UsageError(f"{path} line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8; "
+                         f"{kind} must be UTF-8 text") from None
+
+
 def cache_root() -> Path:
     """The import cache folder (``<--cache or $UE_BENCH_CACHE or ~/.cache/ue-bench>/imports``)."""
     return import_cache.root()

@@ -32,7 +32,8 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import HeldOutParams, Record, load_cached, report_skipped, split_train_test, unique_names
+from ._imports import (HeldOutParams, Record, load_cached, read_utf8, report_skipped, split_train_test,
+                       unique_names)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 
@@ -71,16 +72,7 @@ def _files(folder: Path) -> list[PurePosixPath]:
 
 def read_captions(txt: Path) -> tuple[str, ...]:
     """The non-empty lines of ``txt``, stripped; UsageError naming the file when it is not UTF-8 or has none."""
-    try:
-        raw = txt.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"dataset 'folder': cannot read {txt}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise UsageError(f"{txt} line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8; "
-                         f"caption files must be UTF-8 text") from None
+    text = read_utf8(txt, "folder", "caption files")
     captions = tuple(s for s in (line.strip() for line in text.splitlines()) if s)
     if not captions:
         raise UsageError(f"{txt}: empty caption file; expected one caption per line")

@@ -25,7 +25,7 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import PUBLISH, PUBLISH_HELP, Record, load_cached, relative_name, unique_names
+from ._imports import PUBLISH, PUBLISH_HELP, Record, load_cached, read_utf8, relative_name, unique_names
 
 
 @dataclass(frozen=True)
@@ -109,15 +109,7 @@ class Karpathy(Dataset):
 
 def read_json(path: Path):
     """The parsed JSON of ``path``; UsageError naming the file, line and column of a syntax error."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"dataset 'karpathy': cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise UsageError(f"{path} line {line}: byte 0x{raw[exc.start]:02x} is not valid UTF-8 (JSON files are UTF-8)") from None
+    text = read_utf8(path, "karpathy", "JSON files")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
