@@ -15,6 +15,7 @@ from PIL import Image
 
 from ue_bench import registry
 from ue_bench.cli import main
+from ue_bench.images import decode_rgb_array
 from ue_bench.datasets import _imports
 from ue_bench.errors import UsageError
 from ue_bench.datasets._example import write_tar
@@ -115,10 +116,15 @@ def test_exif_orientation_is_applied_in_training_and_in_the_protected_copy(tmp_p
     train = load("csv", path=tmp_path / "p.csv", test_fraction=0, resolution=32).train
     assert np.abs(np.asarray(train.images[0], dtype=np.int16) - upright).mean() < 6
     spec = f"csv:{tmp_path / 'p.csv'},test_fraction=0,resolution=32"
-    assert protect("--attack", "random:eps=4", "--dataset", spec, "--out", str(tmp_path / "out")) == 0
+    assert protect("--attack", "random:eps=4", "--dataset", spec, "--out", str(tmp_path / "out"),
+                   "--import-resolution") == 0
     copy = np.asarray(Image.open(tmp_path / "out" / "images" / "00000000.png"), dtype=np.int16)
     assert np.abs(copy - upright).mean() < 8
     assert np.abs(copy - np.asarray(train.images[0], dtype=np.int16)).max() <= 4
+    assert protect("--attack", "random:eps=4", "--dataset", spec, "--out", str(tmp_path / "full")) == 0
+    full = np.asarray(Image.open(tmp_path / "full" / "train" / "0.png"), dtype=np.int16)  # the whole photo, upright
+    assert full.shape == (48, 32, 3) and np.abs(full - np.rot90(stored, -1)).mean() < 8
+    assert np.abs(full - decode_rgb_array(tmp_path / "0.jpg")).max() <= 4
 
 
 # --- row 4: a test split sharing images with the train split was accepted in silence -------------------
