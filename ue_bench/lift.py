@@ -88,7 +88,7 @@ def _project(d: torch.Tensor, x: torch.Tensor, eps: int) -> torch.Tensor:
     return torch.maximum(torch.minimum(d.clamp(-eps, eps), 255.0 - x), -x)
 
 
-def _random_views(x: torch.Tensor, resolution: int, settings: LiftSettings, gen: torch.Generator):
+def _random_views(x: torch.Tensor, settings: LiftSettings, gen: torch.Generator):
     """``settings.eot_views`` RandomResizedCrop boxes of the full-size image, drawn with torchvision's
     own ``get_params`` from a fork of the global generator seeded from ``gen``."""
     with torch.random.fork_rng(devices=[]):
@@ -121,13 +121,13 @@ def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings 
     with torch.no_grad():
         target = (center_view(x, resolution) + d_r).clamp(0, 255)
         start = _project(enlarge(d_r, *image.shape[:2]), x, eps)
-        follow = (x + start).clamp(0, 255)
+        follow = x + start  # within [0, 255]: start is projected
     gen = torch.Generator().manual_seed(settings.seed)
     d = start.clone().requires_grad_(True)
     opt = torch.optim.Adam([d], lr=settings.lr)
     for _ in range(settings.steps):
         loss = F.mse_loss(center_view(x + d, resolution), target)
-        for box in _random_views(x, resolution, settings, gen) if settings.eot_views else ():
+        for box in _random_views(x, settings, gen) if settings.eot_views else ():
             with torch.no_grad():
                 aim = _crop_view(follow, box, resolution)
             loss = loss + F.mse_loss(_crop_view(x + d, box, resolution), aim)

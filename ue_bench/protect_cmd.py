@@ -260,9 +260,9 @@ def cmd_protect(args: argparse.Namespace) -> int:
     }
     manifest["victim"] = victim.spec()
     if full:
+        # what the image files depend on (the preview and the model folder are written at the end)
         job = {"protection_key": artifact.key, "import_key": train.meta.get("import_key"), "lift": asdict(settings),
-               "names": [r.name for r in originals[0]], "victim": victim.spec(), "layout": asdict(layout),
-               "preview": preview}
+               "names": [r.name for r in originals[0]], "layout": asdict(layout)}
         try:
             manifest = export_full_resolution(out, originals[0], originals[1] if len(data.test) else [], protection,
                                               eps, layout, layout.format == "folder", settings, job, manifest, cfg,
