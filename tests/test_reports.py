@@ -188,6 +188,25 @@ def test_several_run_directories_report_as_one(tmp_path):
         load_run([tmp_path / "a", tmp_path / "b"])
 
 
+def test_cells_with_one_label_but_different_settings_are_refused(tmp_path):
+    """Two runs made before and after a default changed: ``tiny-rn`` names two victims; one row of a
+    table would average them, so the report refuses and names both files."""
+    paths = sorted((FIXTURE / "cells").glob("*.json"))
+    cell = json.loads(paths[0].read_text())
+    for name in ("a", "b"):
+        (tmp_path / name / "cells").mkdir(parents=True)
+    (tmp_path / "a" / "cells" / paths[0].name).write_text(json.dumps(cell))
+    cell["config"]["victim"]["params"]["lr"] = 0.5          # another victim, under the same label
+    cell["config"]["seed"] = cell["labels"]["seed"] = cell["labels"]["seed"] + 100
+    cell["cell_id"] = "f" * 16
+    (tmp_path / "b" / "cells" / ("f" * 16 + ".json")).write_text(json.dumps(cell))
+    with pytest.raises(UsageError, match="both labelled .* different victim settings"):
+        load_run([tmp_path / "a", tmp_path / "b"])
+    cell["config"]["victim"]["params"]["lr"] = json.loads(paths[0].read_text())["config"]["victim"]["params"]["lr"]
+    (tmp_path / "b" / "cells" / ("f" * 16 + ".json")).write_text(json.dumps(cell))
+    assert len(load_run([tmp_path / "a", tmp_path / "b"]).cells) == 2   # another seed of the same setting
+
+
 def test_render_text_still_prints_the_run_table(run):
     text = render_text(run.frame)
     assert text.startswith("retrieval on the clean test split") and "0.620 (0.026)" in text

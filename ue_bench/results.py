@@ -171,6 +171,27 @@ def load_run(run_dirs: Path | str | Sequence[Path | str]) -> RunResults:
                                  "report the two run directories separately")
             cells.setdefault(cid, cell)
             sources.setdefault(cid, p)
+    _check_labels(cells, sources)
     frame = pd.DataFrame([_row(c) for c in cells.values()])
     frame["source"] = [str(sources[c]) for c in frame["cell_id"]]
     return RunResults(dirs, cells, sources, frame)
+
+
+def _check_labels(cells: dict[str, dict[str, Any]], sources: dict[str, Path]) -> None:
+    """Refuse (UsageError) cells that every table would put in one row — the same labels but for the
+    seed — while their settings differ: e.g. runs made before and after a plugin's default changed, where
+    ``tiny-rn`` names two different victims. Seeds of one setting differ in ``seed`` alone."""
+    seen: dict[str, tuple[dict[str, Any], str]] = {}
+    for cid, cell in cells.items():
+        key = json.dumps({k: v for k, v in cell["labels"].items() if k != "seed"}, sort_keys=True, default=str)
+        config = {k: v for k, v in (cell.get("config") or {}).items() if k != "seed"}
+        if key not in seen:
+            seen[key] = (config, cid)
+            continue
+        other, first = seen[key]
+        differ = sorted(k for k in set(config) | set(other) if config.get(k) != other.get(k))
+        if differ:
+            labels = ", ".join(f"{k} {v}" for k, v in cell["labels"].items() if k != "seed")
+            raise UsageError(f"{sources[cid]} and {sources[first]} are both labelled {labels} but were made "
+                             f"with different {' and '.join(differ)} settings, which a report would mix in one "
+                             f"row: report them separately")
