@@ -93,11 +93,23 @@ def _write_csv(tmp: Path, parts, layout: Layout, image_format: str, split: str =
                 name = f"{folder}/{a + j:08d}.{image_format}"
                 (tmp / name).write_bytes(_encode(image, image_format))
                 writer.writerows([name, c] for c in caps)
+    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")}, "open_clip_args": csv_args(layout, split)}
+
+
+def csv_args(layout: Layout, split: str) -> list[str]:
+    """open_clip's arguments that read ``<split>.csv`` of a copy in ``layout`` (train, or val)."""
     data = [f"--{split}-data", f"{split}.csv"]
-    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")},
-            "open_clip_args": data if split != "train" else
-            ["--dataset-type", "csv", *data, "--csv-img-key", layout.img_key, "--csv-caption-key", layout.caption_key,
-             "--csv-separator", layout.sep]}
+    if split != "train":
+        return data
+    return ["--dataset-type", "csv", *data, "--csv-img-key", layout.img_key, "--csv-caption-key",
+            layout.caption_key, "--csv-separator", layout.sep]
+
+
+def write_model_config(folder: Path, model_cfg: dict) -> dict[str, str]:
+    """``model/open_clip_config.json`` (``{"model_cfg": …}``, what ``--model local-dir:model`` reads) in
+    ``folder``; returns ``{its relative path: its sha256}`` for a manifest's ``files``."""
+    write_json(folder / "model" / "open_clip_config.json", {"model_cfg": model_cfg})
+    return {"model/open_clip_config.json": file_sha256(folder / "model" / "open_clip_config.json")}
 
 
 def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str, split: str = "train") -> dict:
@@ -171,9 +183,7 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
                        "open_clip_args": written["open_clip_args"] + val_written["open_clip_args"],
                        "n_val_images": len(val)}
         if model_cfg is not None:
-            (tmp / "model").mkdir()
-            write_json(tmp / "model" / "open_clip_config.json", {"model_cfg": model_cfg})
-            written["files"]["model/open_clip_config.json"] = file_sha256(tmp / "model" / "open_clip_config.json")
+            written["files"].update(write_model_config(tmp, model_cfg))
         manifest = {**manifest, "format": layout.format, "image_format": image_format,
                     "n_images": len(split), "n_captions": sum(len(c) for c in split.captions),
                     "resolution": split.resolution, "published_sha256": hasher.hexdigest(), **written}

@@ -50,10 +50,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .atomic import write_file, write_json
+from .cache import file_sha256
 from .errors import ProtectionRejected
-from .images import decode_image
-from .imperceptibility import ssim_banded
+from .export import csv_args, write_model_config
+from .images import decode_image, decode_rgb_array
+from .imperceptibility import psnr, ssim_banded
 from .lift import LiftSettings, publish_original, view_error
+from .preview import write_preview
 from .protection import Protection, with_trigger_text
 
 PROGRESS = "progress.jsonl"
@@ -76,11 +79,6 @@ def _original(record) -> tuple[np.ndarray, dict]:
     raw = record.read()
     info = dict(Image.open(io.BytesIO(raw)).info)
     return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info
-
-
-def _psnr(a: np.ndarray, b: np.ndarray) -> float | None:
-    mse = float(((a.astype(np.float64) - b) ** 2).mean())
-    return None if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
 
 
 class Progress:
@@ -139,12 +137,12 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     delta = None if protection.delta is None else np.asarray(protection.delta[i])
     published = publish_original(pixels, delta, eps, settings, i)
     data = _encode_png(published, info)
-    back = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.uint8)
+    back = decode_rgb_array(data, name=f"{record.where} (as written)")
     linf = int(np.abs(back.astype(np.int16) - pixels).max())
     if linf > eps:
         raise ProtectionRejected(f"{record.where}: the written file is {linf}/255 from the original, over eps {eps}")
     row = {"w": pixels.shape[1], "h": pixels.shape[0], "linf": linf, "bytes": len(data),
-           "sha256": hashlib.sha256(data).hexdigest(), "psnr": _psnr(pixels, back)}
+           "sha256": hashlib.sha256(data).hexdigest(), "psnr": psnr(pixels, back)}
     unchanged = row["psnr"] is None or min(pixels.shape[:2]) < 2
     row["ssim"] = 1.0 if unchanged else ssim_banded(pixels, back)
     if delta is not None:
@@ -179,7 +177,7 @@ def _write_index(folder: Path, split: str, records, captions: Callable, layout) 
     for i, r in enumerate(records):
         writer.writerows([f"{split}/{r.name}.png", c] for c in captions(i, r))
     write_file(path, buf.getvalue())
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(path)
 
 
 def summary(rows: list[dict]) -> dict:
@@ -228,25 +226,19 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
         _write_images(folder, "val", test, progress, _copy_one, first_caption if sidecars else None)
         files["val.csv"] = _write_index(folder, "val", test, first_caption, layout)
     if model_cfg is not None:
-        write_json(folder / "model" / "open_clip_config.json", {"model_cfg": model_cfg})
-        files["model/open_clip_config.json"] = hashlib.sha256(
-            (folder / "model" / "open_clip_config.json").read_bytes()).hexdigest()
+        files.update(write_model_config(folder, model_cfg))
     rows = [progress.done[("train", i)] for i in range(len(train))]
     published = hashlib.sha256("".join(f"{r['name']}\t{r['sha256']}\n" for r in rows).encode()).hexdigest()
     if preview:
-        from .preview import write_preview
         write_preview(folder / "preview.png", [(r, folder / "train" / f"{r.name}.png") for r in train], preview, eps)
-    args = ["--dataset-type", "csv", "--train-data", "train.csv", "--csv-img-key", layout.img_key,
-            "--csv-caption-key", layout.caption_key, "--csv-separator", layout.sep]
-    if test:
-        args += ["--val-data", "val.csv"]
+    args = csv_args(layout, "train") + (csv_args(layout, "val") if test else [])
     manifest = {**manifest, "format": "folder" if sidecars else "csv", "full_resolution": True,
                 "image_format": "png", "lift": asdict(settings), "n_images": len(train),
                 "n_captions": sum(len(r.captions) for r in train), "n_val_images": len(test),
                 "published_sha256": published, "summary": summary(rows), "files": files, "open_clip_args": args}
     write_file(folder / "files.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in
                                                sorted(progress.done.values(), key=lambda r: (r["split"] != "train", r["i"]))))
-    files["files.jsonl"] = hashlib.sha256((folder / "files.jsonl").read_bytes()).hexdigest()
+    files["files.jsonl"] = file_sha256(folder / "files.jsonl")
     write_json(folder / "manifest.json", manifest)
     (folder / "job.json").unlink()
     (folder / PROGRESS).unlink()

@@ -71,6 +71,12 @@ def ssim_banded(clean: np.ndarray, protected: np.ndarray, band: int = 256) -> fl
     return total / count
 
 
+def psnr(clean: np.ndarray, protected: np.ndarray) -> float | None:
+    """PSNR in dB of one pair of uint8 images of one shape (any size), as above; None when identical."""
+    mse = float(((clean.astype(np.float64) - protected) ** 2).mean())
+    return None if mse == 0 else float(10 * np.log10(L * L / mse))
+
+
 def imperceptibility(clean_u8: np.ndarray, protected_u8: np.ndarray, chunk: int = 256) -> dict:
     """``psnr_mean`` (dB, over changed images; None if none changed), ``ssim_mean`` and ``n_unchanged``
     of [N, H, W, 3] uint8 clean and protected images, in chunks of ``chunk`` images to bound memory."""
@@ -95,6 +101,6 @@ def imperceptibility_of_chunks(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -
         return {"psnr_mean": None, "ssim_mean": None, "n_unchanged": 0}
     mse = np.concatenate(mse)
     changed = mse[mse > 0]
-    psnr = float(np.mean(10 * np.log10(L * L / changed))) if len(changed) else None
-    return {"psnr_mean": psnr, "ssim_mean": float(np.concatenate(ssims).mean()),
+    psnr_mean = float(np.mean(10 * np.log10(L * L / changed))) if len(changed) else None
+    return {"psnr_mean": psnr_mean, "ssim_mean": float(np.concatenate(ssims).mean()),
             "n_unchanged": int((mse == 0).sum())}
