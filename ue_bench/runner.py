@@ -60,10 +60,11 @@ class Runner:
     def publication(cell: Cell) -> dict[str, Any]:
         """How the cell's protected images are published: with the dataset's ``publish=original``, as
         the trainer's view of the full-size files ``ue-bench protect`` writes (the lift seeded by the
-        cell's seed, as ``protect --seed``); else the protected import."""
+        cell's seed, as ``protect --seed``; the originals listed only if that view must be built); else
+        the protected import."""
         if getattr(cell.dataset.params, "publish", "import") != "original":
             return {}
-        return {"originals": cell.dataset.originals()[0], "eps": cell.attack.budget(),
+        return {"originals": lambda: cell.dataset.originals()[0], "eps": cell.attack.budget(),
                 "lift": LiftSettings(seed=cell.seed)}
 
     def protect_only(self, cell: Cell) -> None:

@@ -17,6 +17,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -149,12 +150,13 @@ def _delta_norms(delta: np.ndarray) -> dict[str, float]:
     return {"linf_mean": float(linf.mean()), "l2_mean": float(np.concatenate(l2).mean()), "linf_max": int(linf.max())}
 
 
-def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: list | None = None, eps: int = 0,
-                  lift: LiftSettings | None = None) -> PairSplit:
+def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: Callable[[], Sequence] | None = None,
+                  eps: int = 0, lift: LiftSettings | None = None) -> PairSplit:
     """The train split as published: the protected subset merged into the clean remainder (the input
     split is never modified).
 
-    With ``originals`` (the train split's original files, :meth:`Dataset.originals`; the dataset's
+    With ``originals`` (a function returning the train split's original files, :meth:`Dataset.originals`,
+    called only when the published split is built rather than found in the store; the dataset's
     ``publish=original``) a protected image is what a trainer reads from the full-size copy
     ``ue-bench protect`` writes: the original pixels plus the noise carried onto them by
     :func:`ue_bench.lift.publish_original` (within ±``eps``, views seeded by ``lift.seed``), resized and
@@ -177,13 +179,13 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: lis
     from .cache import ArtifactStore
     store = ArtifactStore(artifact.folder.parent.parent)
 
-    def full_size(i: int, j: int) -> np.ndarray:
-        r = originals[i]
+    def full_size(r, i: int, j: int) -> np.ndarray:
         pixels = np.asarray(decode_image(r.read(), name=r.where), dtype=np.uint8)
         published = publish_original(pixels, prot.delta[j], eps, lift, i)
         return fit(Image.fromarray(published), train.resolution)
 
     def blocks():
+        files = None if originals is None else originals()
         j = 0  # idx is sorted: the protected rows of block [a, b) are idx[j:k]
         for a in range(0, len(train), CHUNK):
             b = min(len(train), a + CHUNK)
@@ -191,11 +193,11 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: lis
             k = int(np.searchsorted(idx, b))
             if k > j:
                 rows = idx[j:k] - a
-                if originals is None:
+                if files is None:
                     block[rows] = np.clip(block[rows].astype(np.int16) + prot.delta[j:k], 0, 255).astype(np.uint8)
                 else:
                     for jj, row in enumerate(rows, start=j):
-                        block[row] = full_size(int(a + row), jj)
+                        block[row] = full_size(files[a + row], int(a + row), jj)
                 release(prot.delta)
             release(train.images)
             j = k
