@@ -25,7 +25,8 @@ def _umask() -> int:
 
 #: Permissions of what ue-bench writes: those of any new file or folder under the process's umask
 #: (``mkstemp``/``mkdtemp`` alone would leave published copies readable by their owner only).
-FILE_MODE, DIR_MODE = 0o666 & ~_umask(), 0o777 & ~_umask()
+_MASK = _umask()
+FILE_MODE, DIR_MODE = 0o666 & ~_MASK, 0o777 & ~_MASK
 
 
 def _owner() -> str:
