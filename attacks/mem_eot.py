@@ -14,9 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torchvision.transforms import InterpolationMode, RandomResizedCrop
+from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ue_bench.augment import crop_boxes
 from ue_bench.params import param
 
 from ._minmin import PGD_STEP_COST, cost_steps
@@ -49,13 +50,10 @@ class ResizeCrops:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         h, w = images.shape[-2:]
-        ratio = (3 / 4, 4 / 3)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=self.gen)))
-            views = [TF.resized_crop(image, *RandomResizedCrop.get_params(image, self.scale, ratio), [h, w],
-                                     interpolation=InterpolationMode.BICUBIC, antialias=True)
-                     for _ in range(self.samples) for image in images]
-        return torch.stack(views)
+        order = [image for _ in range(self.samples) for image in images]
+        boxes = crop_boxes(images[0], len(order), self.scale, self.gen)
+        return torch.stack([TF.resized_crop(image, *box, [h, w], interpolation=InterpolationMode.BICUBIC,
+                                            antialias=True) for image, box in zip(order, boxes)])
 
 
 class MEMEOT(MEM):

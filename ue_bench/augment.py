@@ -22,7 +22,7 @@ import open_clip
 import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 from PIL import Image
-from torchvision.transforms import Compose, Normalize
+from torchvision.transforms import Compose, Normalize, RandomResizedCrop
 
 #: The recipe's choices of ``augment``.
 AUGMENTS = ("none", "openclip")
@@ -53,6 +53,16 @@ class OpenClipView:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(step_seed(seed, step))
             return torch.stack([self.transform(Image.fromarray(image)) for image in images.numpy()])
+
+
+def crop_boxes(image: torch.Tensor, count: int, scale: tuple[float, float], gen: torch.Generator) -> list:
+    """``count`` ``(top, left, height, width)`` crops of an image of ``image``'s size, drawn as open_clip's
+    ``RandomResizedCrop`` draws them (torchvision's own ``get_params``, area ``scale``, aspect 3/4–4/3),
+    from a fork of torch's global generator seeded from ``gen``: reproducible, and the caller's random
+    stream is untouched. Used by the attacks and the lift that take expectations over such crops."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        return [RandomResizedCrop.get_params(image, scale, (3 / 4, 4 / 3)) for _ in range(count)]
 
 
 def training_view(augment: str, image_size: int) -> OpenClipView | None:

@@ -31,8 +31,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.transforms import RandomResizedCrop
 
+from .augment import crop_boxes
 from .images import shorter_side_size
 
 
@@ -88,15 +88,6 @@ def _project(d: torch.Tensor, x: torch.Tensor, eps: int) -> torch.Tensor:
     return torch.maximum(torch.minimum(d.clamp(-eps, eps), 255.0 - x), -x)
 
 
-def _random_views(x: torch.Tensor, settings: LiftSettings, gen: torch.Generator):
-    """``settings.eot_views`` RandomResizedCrop boxes of the full-size image, drawn with torchvision's
-    own ``get_params`` from a fork of the global generator seeded from ``gen``."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
-        return [RandomResizedCrop.get_params(x, (settings.eot_scale, 1.0), (3 / 4, 4 / 3))
-                for _ in range(settings.eot_views)]
-
-
 def _crop_view(x: torch.Tensor, box, resolution: int) -> torch.Tensor:
     i, j, h, w = box
     return _resize(x[..., i:i + h, j:j + w], (resolution, resolution))
@@ -127,7 +118,7 @@ def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings 
     opt = torch.optim.Adam([d], lr=settings.lr)
     for _ in range(settings.steps):
         loss = F.mse_loss(center_view(x + d, resolution), target)
-        for box in _random_views(x, settings, gen) if settings.eot_views else ():
+        for box in crop_boxes(x, settings.eot_views, (settings.eot_scale, 1.0), gen) if settings.eot_views else ():
             with torch.no_grad():
                 aim = _crop_view(follow, box, resolution)
             loss = loss + F.mse_loss(_crop_view(x + d, box, resolution), aim)
