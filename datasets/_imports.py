@@ -146,6 +146,17 @@ def unique_names(records: list[Record]) -> list[Record]:
     return out
 
 
+def input_path(dataset: str, name: str, value: str | None, folder: bool, example: str) -> Path:
+    """The path of a dataset's file (or ``folder``) parameter ``name``; UsageError when it is missing
+    (naming ``example``, a ``--dataset`` value) or is not an existing file (folder)."""
+    if not value:
+        raise UsageError(f"dataset {dataset!r}: parameter {name!r} is required, e.g. --dataset {example}")
+    path = Path(value).expanduser()
+    if not (path.is_dir() if folder else path.is_file()):
+        raise UsageError(f"dataset {dataset!r}: {name} {value!r} is not a {'folder' if folder else 'file'}")
+    return path
+
+
 def read_utf8(path: Path, dataset: str, kind: str) -> str:
     """The text of ``path`` (UTF-8, a BOM accepted); UsageError naming the file when it cannot be read,
     and its line and byte when it is not UTF-8 (``kind`` says what the file should be, e.g. "JSON files")."""

@@ -42,7 +42,8 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import HeldOutParams, Record, load_cached, relative_name, report_skipped, split_train_test, unique_names
+from ._imports import (HeldOutParams, Record, input_path, load_cached, relative_name, report_skipped,
+                       split_train_test, unique_names)
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -172,12 +173,7 @@ class CsvPairs(Dataset):
 
     @staticmethod
     def _path(value: str | None, name: str) -> Path:
-        if not value:
-            raise UsageError(f"dataset 'csv': parameter {name!r} is required, e.g. --dataset csv:data/pairs.csv")
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise UsageError(f"dataset 'csv': {name} {value!r} is not a file")
-        return path
+        return input_path("csv", name, value, False, "csv:data/pairs.csv")
 
     def _splits(self) -> tuple[list[Record], list[Record], list[Path], list[list[str]]]:
         """The train and test records, the CSV files they come from (``path``, then ``test_path`` if

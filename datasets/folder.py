@@ -32,8 +32,8 @@ from ue_bench.errors import UsageError
 from ue_bench.params import param
 
 from . import _example
-from ._imports import (HeldOutParams, Record, load_cached, read_utf8, report_skipped, split_train_test,
-                       unique_names)
+from ._imports import (HeldOutParams, Record, input_path, load_cached, read_utf8, report_skipped,
+                       split_train_test, unique_names)
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff")
 
@@ -118,12 +118,7 @@ class Folder(Dataset):
 
     @staticmethod
     def _folder(value: str | None, name: str) -> Path:
-        if not value:
-            raise UsageError(f"dataset 'folder': parameter {name!r} is required, e.g. --dataset folder:path=photos/")
-        path = Path(value).expanduser()
-        if not path.is_dir():
-            raise UsageError(f"dataset 'folder': {name} {value!r} is not a folder")
-        return path
+        return input_path("folder", name, value, True, "folder:path=photos/")
 
     def _splits(self) -> tuple[list[Record], list[Record], list[tuple[Path, Scan]]]:
         """The train and test records and each folder read with its scan (``path``, then ``test_path``
