@@ -4,7 +4,8 @@ The gradient of the batch loss w.r.t. the token embeddings at the trigger positi
 allowed token by a first-order estimate of the loss change (−g·e); the best ``candidates`` per sample
 are then scored exactly. Unlike the reference, which re-runs the whole model once per candidate, the
 exact scoring computes the batch's image features once and runs the text tower on all candidates of a
-position in one batched pass: with image features fixed, swapping one text changes one column of the
+position in one batched pass, over the positions up to the end-of-text token only
+(:func:`encode_text_to_eot`): with image features fixed, swapping one text changes one column of the
 logit matrix, so the batch loss for every (sample, candidate) swap follows in closed form
 (:func:`swap_losses`).
 """
@@ -51,8 +52,31 @@ def token_embedding(model: torch.nn.Module) -> torch.nn.Embedding:
 
 
 def encode_text(model: torch.nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Normalised float text features ``[B, D]`` of token rows ``[B, L]`` (open_clip's ``encode_text``)."""
     with autocast(tokens.device):
         return F.normalize(model.encode_text(tokens).float(), dim=-1)
+
+
+def encode_text_to_eot(model: torch.nn.Module, tokens: torch.Tensor, length: int) -> torch.Tensor:
+    """:func:`encode_text` on the first ``length`` positions of the rows only (``length`` ≥ the last
+    end-of-text position + 1 in the batch), for open_clip's ``CLIP`` models; others get :func:`encode_text`.
+
+    CLIP's text transformer is causal and its features are pooled at the end-of-text token, so the
+    padding after it never reaches them: this is open_clip's ``CLIP.encode_text`` with the positional
+    embedding and the causal mask cut to ``length``. The features equal those of the whole rows up to
+    float rounding (≤ 3e-6 measured on tiny-rn, tiny-vit and ViT-B-32), at ``length``/context of the
+    text tower's cost (HotFlip's captions of ~15 tokens in a 77-token context: about 1/5).
+    """
+    if type(model) is not open_clip.CLIP or model.text_pool_type != "argmax" or model.attn_mask is None:
+        return encode_text(model, tokens)
+    text = tokens[:, :length]
+    with autocast(tokens.device):
+        cast = model.transformer.get_cast_dtype()
+        x = model.token_embedding(text).to(cast) + model.positional_embedding[:length].to(cast)
+        x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+        x = x[torch.arange(len(text), device=text.device), text.argmax(dim=-1)]
+        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+        return F.normalize(x.float(), dim=-1)
 
 
 def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor,
@@ -70,6 +94,11 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
     vocab = vocab.to(tokens.device)
     scale = model.logit_scale.exp().detach().float()
     rows = with_trigger(tokens, trigger, eot_id)
+    used = int(rows.argmax(-1).max()) + 1  # through the last end-of-text token: swapping words keeps it there
+
+    def encode(r: torch.Tensor) -> torch.Tensor:
+        return encode_text_to_eot(model, r, used)
+
     captured = {}
 
     def keep(_module, _inputs, output):
@@ -79,7 +108,7 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
     handle = emb_module.register_forward_hook(keep)
     try:
         with torch.enable_grad():
-            loss = loss_fn(image_feats, encode_text(model, rows), scale)
+            loss = loss_fn(image_feats, encode(rows), scale)
             (grad,) = torch.autograd.grad(loss, captured["emb"])
     finally:
         handle.remove()
@@ -90,13 +119,13 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
     trigger = trigger.clone()
     b, length = rows.shape
     with torch.no_grad():
-        current = encode_text(model, rows)
+        current = encode(rows)
         for p in range(t):
             options = torch.cat([trigger[:, p:p + 1], top[:, p]], dim=1)          # [B, K+1]
             k = options.shape[1]
             trial = rows.unsqueeze(1).repeat(1, k, 1)
             trial[:, :, 1 + p] = options
-            feats = encode_text(model, trial.view(b * k, length)).view(b, k, -1)
+            feats = encode(trial.view(b * k, length)).view(b, k, -1)
             losses = swap_losses(image_feats, current, feats, scale)
             best = losses.argmin(1)
             pick = torch.arange(b, device=rows.device)

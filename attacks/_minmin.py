@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+import numpy as np
 import open_clip
 import torch
 import torch.nn.functional as F
@@ -32,7 +33,7 @@ import torch.nn.functional as F
 from ue_bench.attack import Attack
 from ue_bench.device import autocast
 from ue_bench.params import param
-from ue_bench.protection import Protection
+from ue_bench.protection import Protection, delta_buffer
 from ue_bench.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip
@@ -84,19 +85,26 @@ class FixedNoise:
     """The part of a protection that the min–min loop holds fixed while PGD optimises the rest.
 
     ``delta``: int16 ``[N, H, W, 3]`` in pixel units, within the budget and the pixel range of the
-    images; ``free``: float, broadcastable to ``[B, 3, H, W]``: what PGD may add per element on top of
-    ``delta`` (pixel units out of 255); ``words``: long ``[N, K]`` fixed trigger token ids published
-    after each image's optimised trigger, never flipped (``K`` may be 0).
+    images, or None: no fixed noise (nothing is held in memory); ``free``: float, broadcastable to
+    ``[B, 3, H, W]``: what PGD may add per element on top of ``delta`` (pixel units out of 255);
+    ``words``: long ``[N, K]`` fixed trigger token ids published after each image's optimised trigger,
+    never flipped (``K`` may be 0).
     """
 
-    def __init__(self, delta: torch.Tensor, free: torch.Tensor, words: torch.Tensor) -> None:
+    def __init__(self, delta: torch.Tensor | None, free: torch.Tensor, words: torch.Tensor) -> None:
         self.delta, self.free, self.words = delta, free, words
 
     @classmethod
-    def none(cls, images: torch.Tensor, eps: int) -> FixedNoise:
-        """No fixed noise for uint8 ``images[N, H, W, 3]``: a zero delta, the whole ``eps`` free, no words."""
-        return cls(torch.zeros(images.shape, dtype=torch.int16), torch.tensor(float(eps)),
-                   torch.zeros(len(images), 0, dtype=torch.long))
+    def none(cls, n: int, eps: int) -> FixedNoise:
+        """No fixed noise for ``n`` images: a zero delta, the whole ``eps`` free, no words."""
+        return cls(None, torch.tensor(float(eps)), torch.zeros(n, 0, dtype=torch.long))
+
+    def at(self, idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The fixed delta of images ``idx`` as float ``[B, 3, H, W]`` pixel units, on the device of
+        ``like`` (the batch's pixels, whose shape it has)."""
+        if self.delta is None:
+            return torch.zeros_like(like)
+        return self.delta[idx].to(like.device).permute(0, 3, 1, 2).float()
 
     def respell(self, idx: torch.Tensor, trigger: torch.Tensor) -> None:
         """Called after HotFlip set the triggers of images ``idx`` to ``trigger[B, T]``; fixed noise that
@@ -124,7 +132,7 @@ class MinMinAttack(Attack):
                     gen: torch.Generator) -> FixedNoise:
         """The fixed part for the initial triggers ``trigger[N, T]`` (drawn from ``vocab``, a subset of
         ``allowed``; both sorted long ids): none (MEM, EM)."""
-        return FixedNoise.none(data.images, self.params.eps)
+        return FixedNoise.none(data.n, self.params.eps)
 
     def pgd_views(self, seed: int) -> Views | None:
         """What PGD averages its loss over, seeded by the protection's ``seed``: None, the images as
@@ -152,10 +160,10 @@ class MinMinAttack(Attack):
                 "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
                 "noise_s": round(sum(h["noise_s"] for h in history), 2)}
         if trig_p is None:
-            return Protection(delta=delta.numpy(), meta=meta)
+            return Protection(delta=delta, meta=meta)
         triggers = [trigger_text(tok, torch.cat([trig[i], fixed.words[i]])) for i in range(data.n)]
         meta.update(trigger_vocab=len(vocab), trigger_examples=triggers[:5], distinct_triggers=len(set(triggers)))
-        return Protection(delta=delta.numpy(), triggers=triggers, meta=meta)
+        return Protection(delta=delta, triggers=triggers, meta=meta)
 
 
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
@@ -192,21 +200,24 @@ def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text: to
 
 def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
             vocab: torch.Tensor, fixed: FixedNoise, gen: torch.Generator, eot: int,
-            views: Views | None = None) -> tuple[torch.Tensor, list[dict]]:
+            views: Views | None = None) -> tuple[np.memmap, list[dict]]:
     """Error-minimising noise on top of ``fixed`` (and, where ``p.trigger()`` is set, HotFlip triggers).
 
     ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
     ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
-    loss is the mean over these views of each batch (None: the batch as it is). Returns the int16 delta
-    ``[N, H, W, 3]`` in pixel units (within ``fixed.delta`` ± ``fixed.free`` and the pixel range) and
-    one record per outer iteration: its losses and seconds: ``surrogate_s`` (the surrogate's steps with
+    loss is the mean over these views of each batch (None: the batch as it is). Returns the delta
+    ``[N, H, W, 3]`` in pixel units (within ``fixed.delta`` ± ``fixed.free`` and the pixel range), in
+    :func:`~ue_bench.protection.delta_dtype` of ``p.eps`` and memory-mapped: it and the images are read
+    and written batch by batch, never held in memory whole; and one record per outer iteration: its losses and seconds: ``surrogate_s`` (the surrogate's steps with
     their batches), ``noise_s`` (the pass over the data) and, within it, ``hotflip_s`` (the trigger
     update, flip iterations only) and ``pgd_s`` (PGD with its text features); the rest of ``noise_s`` is
     data movement. Each section ends in a host sync (``float`` of a loss), so the times hold on CUDA too.
     """
     model, device, t_p = trainer.model, trainer.device, p.trigger()
     loss_fn = open_clip.ClipLoss()
-    delta = fixed.delta.clone()
+    delta = delta_buffer(data.images.shape, p.eps)
+    if fixed.delta is not None:
+        delta[:] = fixed.delta.numpy()
     free = fixed.free.to(device)
     batch_size = min(p.batch_size, data.n)
     stream = itertools.chain.from_iterable(
@@ -232,7 +243,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
             if t_p is not None and t_p.shuffle:
                 caps = caps[torch.randperm(len(idx), generator=gen).to(device)]
             images = data.pixels(idx, device)
-            d = delta[idx].to(device).permute(0, 3, 1, 2).float()
+            d = data.delta(delta, idx, device)
             t, words = trig[idx].to(device), fixed.words[idx].to(device)
             if flip:
                 tf = time.perf_counter()
@@ -246,12 +257,12 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
             tp = time.perf_counter()
             with torch.no_grad():
                 text = encode_text(model, with_trigger(caps, torch.cat([t, words], 1), eot))
-            base = images + fixed.delta[idx].to(device).permute(0, 3, 1, 2).float()
+            base = images + fixed.at(idx, images)
             encode, loss_of = _pgd_objective(model, loss_fn, text, scale, views)
             rest, loss = pgd(encode, loss_of, base, project(images + d - base, base, free), eps=free, step=p.step,
                              steps=p.pgd_steps, maximise=False)
             pgd_s += time.perf_counter() - tp
-            delta[idx] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu()
+            delta[idx.numpy()] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu().numpy()
             pgd_loss += loss
             nb += 1
         t2 = time.perf_counter()

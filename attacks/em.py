@@ -6,8 +6,8 @@ from ._minmin import MinMinAttack
 class EM(MinMinAttack):
     """EM: sample-wise error-minimising image noise, min–min against a surrogate, caption as the positive.
 
-    Returns an int16 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255) and no trigger.
-    Raises :class:`~ue_bench.errors.UsageError` without a surrogate.
+    Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255) and no
+    trigger. Raises :class:`~ue_bench.errors.UsageError` without a surrogate.
     """
 
     version = "1"

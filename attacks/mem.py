@@ -29,8 +29,8 @@ class MEMParams(MinMinParams):
 class MEM(MinMinAttack):
     """MEM: per-image error-minimising noise bound to a HotFlip-optimised text trigger (the seed paper).
 
-    Returns an int16 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255) and one trigger of
-    ``trigger_len`` whole words per image, prefixed to its captions when published. Raises
+    Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255) and one
+    trigger of ``trigger_len`` whole words per image, prefixed to its captions when published. Raises
     :class:`~ue_bench.errors.UsageError` without a surrogate.
     """
 

@@ -59,7 +59,7 @@ class ResizeCrops:
 class MEMEOT(MEM):
     """MEM whose PGD minimises the expected loss over random resize-crops (EOT, Athalye et al. 2018).
 
-    Returns what ``mem`` returns: an int16 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of
+    Returns what ``mem`` returns: a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of
     255) and one trigger of ``trigger_len`` words per image. Each PGD step costs about ``eot_samples``
     of ``mem``'s. Raises :class:`~ue_bench.errors.UsageError` without a surrogate.
     """

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from ue_bench.errors import UsageError
 from ue_bench.params import param
+from ue_bench.training import images_tensor
 
 from ._minmin import FixedNoise
 from ._surrogate import SplitTensors
@@ -112,8 +113,9 @@ class MEMPatterns(MEM):
     ``patterns`` pixel units (out of 255) of the ``eps`` budget are fixed ±tiles per trigger word
     (:class:`WordPatterns`); PGD optimises the rest. The patterns spell MEM's own words (re-spelled after
     each HotFlip update), or with ``pattern_words`` > 0 extra words appended to each trigger, drawn from
-    ``pattern_vocab`` tokens and never flipped. Returns an int16 delta ``[N, H, W, 3]`` within ±``eps``
-    and one trigger of ``trigger_len + pattern_words`` words per image. Raises
+    ``pattern_vocab`` tokens and never flipped. Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within
+    ±``eps`` and one trigger of ``trigger_len + pattern_words`` words per image; its patterns, an int16
+    array the size of the split, are held in memory. Raises
     :class:`~ue_bench.errors.UsageError` when ``patterns`` > ``eps`` (at creation) or without a surrogate.
     """
 
@@ -134,9 +136,9 @@ class MEMPatterns(MEM):
         if not p.pattern_words:
             spell = WordPatterns(vocab, trigger.shape[1], p.patterns, p.pattern_patch, gen, p.pattern_layout,
                                  p.pattern_share)
-            return OwnWordPatterns(spell, trigger, data.images, spell.free_budget(p.eps, h, w))
+            return OwnWordPatterns(spell, trigger, images_tensor(data.images), spell.free_budget(p.eps, h, w))
         vocab = allowed[torch.randperm(len(allowed), generator=gen)[:p.pattern_vocab]].sort().values
         words = vocab[torch.randint(len(vocab), (data.n, p.pattern_words), generator=gen)]
         spell = WordPatterns(vocab, p.pattern_words, p.patterns, p.pattern_patch, gen, p.pattern_layout,
                              p.pattern_share)
-        return FixedNoise(spell(words, data.images), spell.free_budget(p.eps, h, w), words)
+        return FixedNoise(spell(words, images_tensor(data.images)), spell.free_budget(p.eps, h, w), words)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import tempfile
-
 import numpy as np
 
 from ue_bench.attack import Attack
 from ue_bench.data import release
 from ue_bench.params import param
-from ue_bench.protection import Protection, delta_dtype
+from ue_bench.protection import Protection, delta_buffer
 
 #: Values drawn per step of :func:`uniform_int16_stream` (bounds its working memory to a few MB).
 DRAW_CHUNK = 1 << 20
@@ -81,9 +79,7 @@ class RandomNoise(Attack):
     def protect(self, split, surrogate, seed, device):
         rng = np.random.default_rng(np.random.SeedSequence([seed, 0x52414E44]))
         eps = self.params.eps
-        # int8 (half of int16) in a memory-mapped temporary file, filled a chunk at a time and released
-        # as it goes, so the noise of a large split is never held in memory; the stage copies it out
-        with tempfile.TemporaryFile(prefix="ue-bench-random-") as fh:
-            delta = np.memmap(fh, dtype=delta_dtype(eps), mode="w+", shape=split.images.shape)
+        # filled a chunk at a time and released as it goes: the noise of a large split is never in memory
+        delta = delta_buffer(split.images.shape, eps)
         uniform_int16_stream(rng, eps, delta.size, delta.reshape(-1))
         return Protection(delta=delta, meta={"distribution": f"uniform integers in [-{eps}, {eps}]"})

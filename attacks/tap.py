@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from ue_bench.attack import Attack
 from ue_bench.params import param
-from ue_bench.protection import Protection
+from ue_bench.protection import Protection, delta_buffer
 from ue_bench.training import batches
 
 from ._hotflip import encode_text
@@ -38,7 +38,7 @@ class TAP(Attack):
         model, meta = trained_on_clean(surrogate, split, p.surrogate_epochs, seed, device, self.name)
         data = SplitTensors(split, surrogate.tokenizer())
         gen = torch.Generator().manual_seed(seed)
-        delta = torch.zeros(split.images.shape, dtype=torch.int16)
+        delta = delta_buffer(split.images.shape, p.eps)
         freeze(model, True)
         scale = model.logit_scale.exp().detach().float()
         loss_fn = open_clip.ClipLoss()
@@ -50,7 +50,7 @@ class TAP(Attack):
             d, loss = pgd(model.encode_image,
                           lambda f, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
                           images, torch.zeros_like(images), eps=p.eps, step=p.step, steps=p.pgd_steps, maximise=True)
-            delta[idx] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu()
+            delta[idx.numpy()] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu().numpy()
             losses.append(loss)
         meta["pgd_loss"] = sum(losses) / len(losses)
-        return Protection(delta=delta.numpy(), meta=meta)
+        return Protection(delta=delta, meta=meta)

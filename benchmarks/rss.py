@@ -87,6 +87,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--res", type=int, default=64)
     ap.add_argument("--work", default="/tmp/ue-bench-rss")
     ap.add_argument("--commands", default="protect,run")
+    ap.add_argument("--attack", default="random", help="protect's and run's --attack(s), e.g. "
+                    "'mem:outer_iters=1,surrogate_steps=4,pgd_steps=1,hotflip_iters=0' (with --surrogate)")
+    ap.add_argument("--surrogate", default=None, help="--surrogate(s) for an attack that needs one")
     ap.add_argument("--run-sizes", default=None, help="sizes for `run` (default: --sizes)")
     ap.add_argument("--photo-res", type=int, default=None, help="side of the generated PNGs (default: --res)")
     ap.add_argument("--lift-steps", default="40", help="protect --lift-steps for full-size PNGs")
@@ -105,20 +108,22 @@ def main(argv=None) -> dict:
         if "protect" in a.commands and n in sizes:
             out = folder / "protected"
             subprocess.run(["rm", "-rf", str(out)])
-            cmd = [exe, "protect", "--attack", "random", "--dataset", ds + ",test_fraction=0",
+            cmd = [exe, "protect", "--attack", a.attack, "--dataset", ds + ",test_fraction=0",
                    "--out", str(out), "--cache", str(cache), "--device", "cpu", "--lift-steps", a.lift_steps]
+            cmd += ["--surrogate", a.surrogate] if a.surrogate else []
             mb, secs, _ = peak_mb(cmd, env)
             table["protect"][n] = mb
-            print(json.dumps({"command": "protect", "images": n, "res": a.res, "photo_res": photo,
+            print(json.dumps({"command": "protect", "attack": a.attack, "images": n, "res": a.res, "photo_res": photo,
                               "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
         if "run" in a.commands and n in run_sizes:
             runs = folder / "run"
             subprocess.run(["rm", "-rf", str(runs)])
-            cmd = [exe, "run", "--dataset", ds, "--attacks", "random", "--victims", "tiny-rn:epochs=1",
+            cmd = [exe, "run", "--dataset", ds, "--attacks", a.attack, "--victims", "tiny-rn:epochs=1",
                    "--out", str(runs), "--cache", str(cache), "--device", "cpu", "--threads", "1"]
+            cmd += ["--surrogates", a.surrogate] if a.surrogate else []
             mb, secs, _ = peak_mb(cmd, env)
             table["run"][n] = mb
-            print(json.dumps({"command": "run", "images": n, "res": a.res, "peak_rss_mb": round(mb, 1),
+            print(json.dumps({"command": "run", "attack": a.attack, "images": n, "res": a.res, "peak_rss_mb": round(mb, 1),
                               "seconds": round(secs, 1)}), flush=True)
     summary = {}
     for name, vals in table.items():

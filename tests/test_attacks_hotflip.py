@@ -83,3 +83,24 @@ def test_hotflip_only_proposes_allowed_tokens_and_never_raises_single_swaps():
     trig = vocab[torch.randint(len(vocab), (b, 3))]
     new, _ = hotflip(model, img, caps, trig, vocab, candidates=2, eot_id=eot)
     assert torch.isin(new, vocab).all()
+
+
+def test_text_up_to_the_end_of_text_token_is_the_whole_rows_text():
+    from ue_bench import registry
+    from ue_bench.attacks._hotflip import encode_text, encode_text_to_eot
+    from ue_bench.attacks._trigger import with_trigger
+
+    torch.manual_seed(0)
+    victim = registry.create("victims", "tiny-rn", {})
+    model, tok = victim.create_model(32, torch.device("cpu")).eval(), victim.tokenizer()
+    rows = with_trigger(tok(["a red circle on a blue background", "two squares", "a small yellow triangle"]),
+                        torch.tensor([[400, 401], [402, 403], [404, 405]]), tok.eot_token_id)
+    used = int(rows.argmax(-1).max()) + 1
+    assert used < rows.shape[1]  # the test cuts something
+    with torch.no_grad():
+        whole, cut = encode_text(model, rows), encode_text_to_eot(model, rows, used)
+    assert cut.shape == whole.shape and torch.allclose(cut, whole, atol=1e-5)
+    assert not torch.allclose(encode_text_to_eot(model, rows, used - 1), whole, atol=1e-3)  # the EOT matters
+    toy = ToyText()  # not an open_clip CLIP: its own encode_text, the rows as they are
+    toy_rows = torch.tensor([[1, 5, 6, 0, 0]])
+    assert torch.equal(encode_text_to_eot(toy, toy_rows, 2), encode_text(toy, toy_rows))

@@ -77,3 +77,44 @@ def test_release_drops_mapped_pages_from_the_resident_set(tmp_path):
     release(m[3:5])  # a view finds its mapping
     assert _rss_mb() - base < 16
     release(np.ones(3))  # in-memory arrays: a no-op
+
+
+def _mapped_split(tmp_path, n=4096, res=64):
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).integers(0, 256, (n, res, res, 3), dtype=np.uint8))
+    return PairSplit(np.load(tmp_path / "images.npy", mmap_mode="r"), [[f"pair {i}"] for i in range(n)])
+
+
+def test_attack_loops_read_a_mapped_split_batch_by_batch_and_release_it(tmp_path):
+    from ue_bench.attacks._surrogate import SplitTensors
+
+    split = _mapped_split(tmp_path)  # 48 MiB
+    data = SplitTensors(split, lambda texts: torch.zeros(len(texts), 4, dtype=torch.long))
+    assert data.images is split.images  # no copy of the split
+    order = torch.randperm(len(split), generator=torch.Generator().manual_seed(0)).split(16)
+    release(split.images)
+    base, peak = _rss_mb(), 0.0
+    for idx in order:
+        got = data.read(split.images, idx)
+        peak = max(peak, _rss_mb() - base)
+        assert torch.equal(got, torch.from_numpy(np.asarray(split.images[idx.numpy()])))  # released by the next read
+    plain = 0.0
+    for idx in order[:64]:  # the same reads without releases: the kernel maps pages around each one
+        np.asarray(split.images[idx.numpy()])
+        plain = max(plain, _rss_mb() - base)
+    assert plain > 24 and peak < plain / 2
+
+
+def test_min_min_on_a_mapped_split_publishes_what_it_does_in_memory_as_a_mapped_int8_delta(tmp_path):
+    from ue_bench import registry
+
+    split = _mapped_split(tmp_path, n=24, res=32)
+    copy = PairSplit(np.array(split.images), split.captions)
+    surrogate = registry.create("victims", "tiny-rn", {"epochs": 1, "batch_size": 8})
+    attack = registry.create("attacks", "mem", {"outer_iters": 1, "surrogate_steps": 2, "pgd_steps": 2,
+                                                "batch_size": 8, "candidates": 2, "trigger_len": 1})
+    torch.set_num_threads(1)
+    mapped = attack.protect(split, surrogate, 0, torch.device("cpu"))
+    held = attack.protect(copy, surrogate, 0, torch.device("cpu"))
+    assert isinstance(mapped.delta, np.memmap) and mapped.delta.dtype == np.int8
+    assert np.abs(mapped.delta).max() > 0
+    assert mapped.fingerprint() == held.fingerprint()

@@ -8,6 +8,7 @@ plugin, checks it, so a buggy or over-budget attack cannot produce a number on t
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,15 @@ def delta_dtype(eps: int) -> np.dtype:
     """The dtype a delta within ±``eps`` pixel units is stored in: int8 up to 127 (half the bytes of
     int16, the same values), int16 above."""
     return np.dtype(np.int8) if eps <= 127 else np.dtype(np.int16)
+
+
+def delta_buffer(shape: tuple[int, ...], eps: int) -> np.memmap:
+    """A zero delta of ``shape`` (``[N, H, W, 3]``) in :func:`delta_dtype` of ``eps``, memory-mapped in an
+    unlinked temporary file, so that an attack building the noise of a large split batch by batch never
+    holds it in memory (release its pages with :func:`ue_bench.data.release` as it goes; the stage copies
+    it out). The file is gone once the array is."""
+    with tempfile.TemporaryFile(prefix="ue-bench-delta-") as fh:
+        return np.memmap(fh, dtype=delta_dtype(eps), mode="w+", shape=shape)
 
 
 @dataclass(frozen=True)

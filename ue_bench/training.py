@@ -138,10 +138,6 @@ def steps_per_epoch(n: int, batch_size: int) -> int:
     return n // batch_size + (1 if n % batch_size >= 2 else 0)
 
 
-#: Training steps between two releases of the pages of a memory-mapped split (:func:`ue_bench.data.release`).
-RELEASE_EVERY = 64
-
-
 def train_clip(
     model: torch.nn.Module,
     tokenizer,
@@ -192,8 +188,7 @@ def train_clip(
         for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
             batch = torch.from_numpy(images[idx.numpy()])
             unit = to_unit(batch, device) if view is None else view(batch, seed, step).to(device, non_blocking=True)
-            if step % RELEASE_EVERY == RELEASE_EVERY - 1:
-                release(images)
+            release(images)  # every step: the kernel maps whole large folios (up to 2 MiB) per image read
             tok = tokens[picks[idx]].to(device, non_blocking=True)
             with autocast(device):
                 loss = compute(model, unit, tok, step)
