@@ -4,10 +4,12 @@ Generates a CSV of distinct PNG images (``--res`` px) per size, then runs, each 
 process whose peak RSS is read back with ``resource.getrusage(RUSAGE_CHILDREN)`` (it counts the
 memory-mapped file pages a process has resident, not only its heap):
 
-* ``ue-bench protect --attack random`` (import of the CSV into the memory-mapped cache, the protection,
-  the export of the protected PNG copy);
-* ``ue-bench run --attacks random --victims tiny-rn:epochs=1`` on the same cache (the import and the
-  protection artifact are reused: publish, train one epoch, evaluate).
+* ``ue-bench protect --attack random`` (import of the CSV into a fresh memory-mapped cache, the
+  protection, the export of the protected PNG copy);
+* ``ue-bench run --attacks random --victims tiny-rn:epochs=1`` on a fresh cache of its own (import,
+  protect, publish, train one epoch, evaluate: nothing is reused).
+
+``--attack`` (with ``--surrogate``) measures another attack the same way, e.g. a one-pass ``mem``.
 
 With ``--photo-res P`` the PNGs are ``P`` px and imported at ``--res``, so ``protect`` writes its
 full-resolution copy through the lift (``--lift-steps``, default 40; memory does not depend on it).
@@ -103,11 +105,10 @@ def main(argv=None) -> dict:
         photo = a.photo_res or a.res
         folder = Path(a.work) / f"n{n}-r{photo}"
         data = make_csv(folder, n, photo)
-        cache = folder / "cache"
         ds = f"csv:{data},resolution={a.res}"
         if "protect" in a.commands and n in sizes:
-            out = folder / "protected"
-            subprocess.run(["rm", "-rf", str(out)])
+            out, cache = folder / "protected", folder / "cache-protect"
+            subprocess.run(["rm", "-rf", str(out), str(cache)])  # from scratch: the import is measured too
             cmd = [exe, "protect", "--attack", a.attack, "--dataset", ds + ",test_fraction=0",
                    "--out", str(out), "--cache", str(cache), "--device", "cpu", "--lift-steps", a.lift_steps]
             cmd += ["--surrogate", a.surrogate] if a.surrogate else []
@@ -116,8 +117,8 @@ def main(argv=None) -> dict:
             print(json.dumps({"command": "protect", "attack": a.attack, "images": n, "res": a.res, "photo_res": photo,
                               "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
         if "run" in a.commands and n in run_sizes:
-            runs = folder / "run"
-            subprocess.run(["rm", "-rf", str(runs)])
+            runs, cache = folder / "run", folder / "cache-run"
+            subprocess.run(["rm", "-rf", str(runs), str(cache)])  # nothing cached: import, protect, train, evaluate
             cmd = [exe, "run", "--dataset", ds, "--attacks", a.attack, "--victims", "tiny-rn:epochs=1",
                    "--out", str(runs), "--cache", str(cache), "--device", "cpu", "--threads", "1"]
             cmd += ["--surrogates", a.surrogate] if a.surrogate else []

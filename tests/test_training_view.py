@@ -91,3 +91,34 @@ def test_open_clips_crop_at_scale_one_leaves_square_images_unchanged(data):
     images = data.train.images[:32]
     out = torch.stack([transform(Image.fromarray(im)) for im in images])
     torch.testing.assert_close(out, normalize(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255))
+
+
+def test_the_multi_tensor_adamw_updates_what_the_per_parameter_loop_does():
+    import copy
+
+    import open_clip
+
+    from ue_bench import registry
+    from ue_bench.training import make_optimizer, normalize
+
+    torch.set_num_threads(1)
+    victim = registry.get("victims", "tiny-rn")()
+    model = victim.create_model(32, "cpu")
+    x, t = torch.rand(8, 3, 32, 32), victim.tokenizer()([f"a picture number {i}" for i in range(8)])
+    params = {}
+    for foreach in (True, False):
+        m = copy.deepcopy(model)
+        opt = make_optimizer(m, 1e-3, 0.1)
+        assert opt.defaults["foreach"] is True
+        if not foreach:
+            groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in opt.param_groups]
+            opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.98), eps=1e-6, foreach=False)
+        for _ in range(3):
+            out = m(normalize(x), t)
+            loss = open_clip.ClipLoss()(out["image_features"], out["text_features"], out["logit_scale"])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        params[foreach] = torch.cat([p.detach().flatten() for p in m.parameters()])
+    assert not torch.equal(params[True], torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.equal(params[True], params[False])

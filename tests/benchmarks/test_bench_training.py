@@ -72,7 +72,8 @@ def _open_clip_train(model, float_images, tokens):
         grad_clip_norm=None, log_every_n_steps=10 ** 9, batch_size=BATCH, world_size=1, rank=0, local_rank=0,
         wandb=False, save_logs=False, distributed=False, grad_checkpointing=False)
     info = types.SimpleNamespace(dataloader=_Loader(float_images, tokens), set_epoch=lambda e: None)
-    opt = make_optimizer(model, 1e-4, 0.1)
+    groups = [{"params": g["params"], "weight_decay": g["weight_decay"]} for g in make_optimizer(model, 1e-4, 0.1).param_groups]
+    opt = torch.optim.AdamW(groups, lr=1e-4, betas=(0.9, 0.98), eps=1e-6)  # as open_clip_train.main builds it
     train_one_epoch(model, {"train": info}, open_clip.ClipLoss(), 0, opt, None, lambda step: None, None, args)
 
 
