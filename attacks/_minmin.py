@@ -226,11 +226,12 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     for it in range(p.outer_iters):
         t0 = time.perf_counter()
         freeze(model, False)
-        sur_loss = torch.zeros(())
+        sur_loss = torch.zeros((), device=device)
         for _ in range(p.surrogate_steps):
             idx = next(stream)
             rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], fixed.words[idx]], 1), eot)
-            sur_loss += trainer.step(data.unit(idx, delta, device), rows).cpu()
+            sur_loss += trainer.step(data.unit(idx, delta, device), rows)
+        sur_loss = float(sur_loss)  # the section's one host sync (its time holds on CUDA too)
         t1 = time.perf_counter()
         model.eval()
         freeze(model, True)
@@ -266,7 +267,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
             pgd_loss += loss
             nb += 1
         t2 = time.perf_counter()
-        record = {"iter": it, "surrogate_loss": float(sur_loss) / max(1, p.surrogate_steps),
+        record = {"iter": it, "surrogate_loss": sur_loss / max(1, p.surrogate_steps),
                   "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2),
                   "pgd_s": round(pgd_s, 2)}
         if flip:

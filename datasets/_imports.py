@@ -38,13 +38,16 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
+import multiprocessing
 import posixpath
 import shutil
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 
@@ -215,18 +218,43 @@ def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict
     return h.hexdigest()[:24]
 
 
+#: Imports smaller than this decode in this process: starting workers would cost more than it saves.
+POOL_FROM = 64
+
+
+def _decode_record(r: Record, resolution: int, exact: bool) -> tuple[bytes, str]:
+    """One record's pixels (:func:`decode`) as bytes, and its content hash; run in a worker process."""
+    hashes: list[str] = []
+    return decode(r.read(), resolution, r.where, hashes, exact).tobytes(), hashes[0]
+
+
+def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tuple[bytes, str]]:
+    """:func:`_decode_record` of each record, in order: in :func:`ue_bench.import_cache.workers`
+    processes (a pool whose results come back in order; the first error is raised here, as it would be
+    in this process), or in this process for one worker or fewer than :data:`POOL_FROM` records."""
+    job = functools.partial(_decode_record, resolution=resolution, exact=exact)
+    n = min(import_cache.workers(), len(records))
+    if n < 2 or len(records) < POOL_FROM:
+        yield from map(job, records)
+        return
+    with multiprocessing.get_context().Pool(n) as pool:
+        yield from pool.imap(job, records, chunksize=8)
+
+
 def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str, exact: bool) -> list[str]:
-    """Decode ``records`` into ``<split>.u8`` one image at a time, appended with plain writes: unlike
-    writing through a memmap, no dirty mapped pages pile up in the process, so its resident memory
-    stays flat however many images are imported. Returns the images' content hashes."""
+    """Decode ``records`` (:func:`_decoded`) into ``<split>.u8``, appended in order with plain writes:
+    unlike writing through a memmap, no dirty mapped pages pile up in the process, so its resident
+    memory stays flat however many images are imported. Returns the images' content hashes."""
     hashes: list[str] = []
     if not records:
         return hashes
     log.info("importing %d %s images of %s into %s", len(records), split, label, folder.parent)
     with open(folder / f"{split}.u8", "wb") as fh:
-        for r in tqdm(records, desc=f"import {label} {split}", unit="img", file=sys.stderr, mininterval=1.0,
-                      disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
-            fh.write(decode(r.read(), resolution, r.where, hashes, exact).tobytes())
+        for pixels, h in tqdm(_decoded(records, resolution, exact), total=len(records), unit="img",
+                              desc=f"import {label} {split}", file=sys.stderr, mininterval=1.0,
+                              disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
+            fh.write(pixels)
+            hashes.append(h)
     return hashes
 
 

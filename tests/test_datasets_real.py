@@ -280,3 +280,33 @@ def test_names_keep_the_extension_only_where_dropping_it_collides(tmp_path):
     assert [r.name for r in train] == ["a.jpg", "c", "d", "a.png"]  # outside the CSV's folder: base names
     same = [_imports.Record("x", tmp_path, ("c",), name=n) for n in ("k.png", "k.png", "k.jpg", "k.png-2.png")]
     assert [r.name for r in _imports.unique_names(same)] == ["k.png", "k.png-2", "k.jpg", "k.png-2-2"]
+
+
+def _many_images_csv(tmp_path, n):
+    names = write_images(tmp_path / "img", n)
+    (tmp_path / "p.csv").write_text("filepath,title\n" + "".join(f"img/{m},picture {i}\n" for i, m in enumerate(names)))
+    return tmp_path / "p.csv"
+
+
+def test_an_import_decoded_by_worker_processes_is_the_one_decoded_here(tmp_path, monkeypatch):
+    from ue_bench import import_cache
+
+    path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
+    got = {}
+    for workers in (1, 2):
+        monkeypatch.setenv("UE_BENCH_CACHE", str(tmp_path / f"cache{workers}"))
+        with import_cache.decoding_with(workers):
+            data = load("csv", path=path, test_fraction=0, resolution=16)
+        manifest = json.loads(next((tmp_path / f"cache{workers}" / "imports").glob("*/manifest.json")).read_text())
+        got[workers] = (data.train.fingerprint(), manifest["content_hashes"])
+    assert got[1] == got[2] and len(got[2][1]["train"]) == _imports.POOL_FROM + 6
+
+
+def test_a_worker_process_that_cannot_decode_names_the_row(tmp_path):
+    from ue_bench import import_cache
+
+    path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
+    (tmp_path / "img" / "img40.png").write_bytes(b"not an image")
+    with import_cache.decoding_with(2), pytest.raises(UsageError, match=r"p.csv line 42 \(img/img40.png\): cannot decode"):
+        load("csv", path=path, test_fraction=0, resolution=16)
+    assert not list((tmp_path / "cache" / "imports").iterdir())  # no half-built cache left

@@ -139,6 +139,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
     # imports of real datasets go under --cache, and are published only once the run is accepted
     stack.enter_context(import_cache.using_root(cache))
+    stack.enter_context(import_cache.decoding_with(threads))
     staging = stack.enter_context(import_cache.staged())
     loaded = {dataset_key(ds): ds.load() for ds in datasets}
     for ds in datasets:
@@ -204,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--executor", help="local (default) or ray")
     p.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
-    p.add_argument("--threads", help="CPU threads per cell (default: all for local, 1 per Ray task)")
+    p.add_argument("--threads", help="CPU threads per cell, and processes that decode an import "
+                   "(default: all for local, at most 8 decoding; 1 per Ray task)")
     p.add_argument("--out", help="run directory (default: runs/<timestamp>); rerun with it to resume")
     p.add_argument("--cache", help="artifact store (default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
     p.add_argument("--dry-run", action="store_true", help="print the planned cells, what is cached and the estimated cost")

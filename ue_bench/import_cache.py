@@ -1,7 +1,7 @@
 """Where decoded datasets are cached, and when they are written there.
 
 The real-data plugins (``csv``, ``karpathy``, ``webdataset``) decode their images once into an import
-cache (see ``ue_bench.datasets._imports``). This module holds the two settings the command line gives
+cache (see ``ue_bench.datasets._imports``). This module holds the three settings the command line gives
 them, as process-wide state, so that ``Plugin.load()`` keeps its signature:
 
 * **The root.** :func:`root` is ``<cache>/imports`` where ``<cache>`` is the run's ``--cache`` (set with
@@ -13,6 +13,8 @@ them, as process-wide state, so that ``Plugin.load()`` keeps its signature:
   ``--dry-run``, a run refused with exit 2 after loading its data) deletes it again, together with
   any folder it had to create. So checking a command's input never leaves a decoded dataset behind.
   Outside :func:`staged` (the harness, a plugin used as a library) an import is published at once.
+* **Decoding processes.** :func:`workers` is how many processes decode an import: the number set with
+  :func:`decoding_with` (``ue-bench run --threads N``), else the CPUs this process may use, at most 8.
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 _root: Path | None = None
 _stage: Stage | None = None
+_workers: int | None = None
+
+#: Most processes an import decodes with by default (past that, reading the files is the limit).
+MAX_WORKERS = 8
 
 
 def base() -> Path:
@@ -43,6 +49,28 @@ def base() -> Path:
 def root() -> Path:
     """The import cache: ``<cache>/imports``."""
     return base() / "imports"
+
+
+def workers() -> int:
+    """Processes that decode an import: the number set by :func:`decoding_with`, else the CPUs this
+    process may use, at most :data:`MAX_WORKERS`. 1: decode in this process."""
+    if _workers is not None:
+        return _workers
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(MAX_WORKERS, cpus))
+
+
+@contextmanager
+def decoding_with(n: int | None) -> Iterator[None]:
+    """Within the block, imports decode with ``n`` processes (``None``: keep the current setting)."""
+    global _workers
+    previous = _workers
+    if n is not None:
+        _workers = n
+    try:
+        yield
+    finally:
+        _workers = previous
 
 
 @contextmanager

@@ -11,6 +11,7 @@ it)`` of them update the triggers):
   flip), one text-tower forward and backward to the token embeddings (the gradient that ranks tokens),
   and per trigger position one text-tower forward of the ``batch × candidates`` new rows (the current
   token's features are already known: the gradient pass's forward, then the previous position's pick);
+  HotFlip's text passes cover the positions up to the end-of-text token, as the implementation's do;
 - PGD, per batch: ``pgd_steps`` image-tower forward+backward steps w.r.t. the input against fixed text
   features, plus, in an iteration without HotFlip, one text-tower forward for those features (after a
   flip, HotFlip's last features are them).
@@ -44,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 from ue_bench import registry
-from ue_bench.attacks._hotflip import hotflip, token_embedding
+from ue_bench.attacks._hotflip import encode_text, encode_text_to_eot, hotflip, token_embedding
 from ue_bench.attacks._trigger import trigger_vocab
 from ue_bench.training import make_optimizer, normalize
 
@@ -97,9 +98,12 @@ def pass_timers(surrogate, p, tokens: torch.Tensor) -> dict:
         (grad,) = torch.autograd.grad(loss, delta)
         (delta.detach() - grad.sign()).clamp(-8, 8)
 
-    def text_forward(t):
+    # HotFlip's text passes stop at the end-of-text token of the trigger-prefixed captions
+    used = min(int(rows.argmax(-1).max()) + 1 + p.trigger_len, rows.shape[1])
+
+    def text_forward(t, length=None):
         with torch.no_grad():
-            F.normalize(model.encode_text(t), dim=-1)
+            encode_text(model, t) if length is None else encode_text_to_eot(model, t, length)
 
     def image_forward():
         with torch.no_grad():
@@ -127,7 +131,7 @@ def pass_timers(surrogate, p, tokens: torch.Tensor) -> dict:
 
         h = token_embedding(model).register_forward_hook(keep)
         try:
-            loss = loss_fn(img_feats, F.normalize(model.encode_text(rows), dim=-1), scale)
+            loss = loss_fn(img_feats, encode_text_to_eot(model, rows, used), scale)
             torch.autograd.grad(loss, captured["e"])
         finally:
             h.remove()
@@ -141,7 +145,7 @@ def pass_timers(surrogate, p, tokens: torch.Tensor) -> dict:
 
     return {"train": run(train_step, True, 4), "pgd": run(pgd_step, False, p.pgd_steps),
             "text_b": run(lambda: text_forward(rows), False, 4),
-            "text_bk": run(lambda: text_forward(cand_rows), False, p.trigger_len),
+            "text_bk": run(lambda: text_forward(cand_rows, used), False, p.trigger_len),
             "image": run(image_forward, False, 4), "text_grad": run(text_gradient, False, 4),
             "ranking": run(ranking, False, 4), "hotflip_call": run(hotflip_call, False, 1)}
 
