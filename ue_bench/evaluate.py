@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .data import PairSplit
+from .data import PairSplit, release
 from .device import autocast
 from .metrics import random_guess_levels, retrieval_metrics
 from .training import images_tensor, normalize, to_unit, tokenize_captions
@@ -14,7 +14,8 @@ from .training import images_tensor, normalize, to_unit, tokenize_captions
 @torch.no_grad()
 def embed_split(model: torch.nn.Module, tokenizer, split: PairSplit, device: torch.device,
                 batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """L2-normalised image and caption embeddings (float32, CPU) and each caption's image index."""
+    """L2-normalised image and caption embeddings (float32, CPU) and each caption's image index; the
+    images are read ``batch_size`` at a time."""
     model.to(device).eval()
     images = images_tensor(split.images)
     tokens, _, counts = tokenize_captions(tokenizer, split.captions)
@@ -22,6 +23,7 @@ def embed_split(model: torch.nn.Module, tokenizer, split: PairSplit, device: tor
     with autocast(device):
         for i in range(0, len(images), batch_size):
             img.append(model.encode_image(normalize(to_unit(images[i:i + batch_size], device))).float())
+            release(split.images)  # a memory-mapped test split stays on disk
         for i in range(0, len(tokens), batch_size):
             txt.append(model.encode_text(tokens[i:i + batch_size].to(device)).float())
     owner = torch.repeat_interleave(torch.arange(len(split)), counts)
