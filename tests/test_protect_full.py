@@ -79,6 +79,10 @@ def test_every_image_keeps_its_size_and_name_and_is_within_eps_after_decoding(ph
     assert s["width_range"] == [min(widths), max(widths)] and s["view_error_mean"] < 1.0
     rows = [json.loads(line) for line in (out / "files.jsonl").read_text().splitlines()]
     assert [r["name"] for r in rows if r["split"] == "train"] == [r.name for r in originals]
+    assert [(r["split"], r["i"]) for r in rows] == [("train", i) for i in range(9)] + [("val", i) for i in range(3)]
+    train_rows = [r for r in rows if r["split"] == "train"]                  # the summary is these rows'
+    assert s["bytes"] == sum(r["bytes"] for r in train_rows) and s["psnr_min"] == min(r["psnr"] for r in train_rows)
+    assert s["view_error_mean"] == pytest.approx(np.mean([r["view_error_mean"] for r in train_rows]))
     for row in rows:
         data = (out / ("train" if row["split"] == "train" else "val") / f"{row['name']}.png").read_bytes()
         assert hashlib.sha256(data).hexdigest() == row["sha256"]

@@ -1,7 +1,7 @@
 """Writing so that a reader (or a rerun after SIGKILL) never sees half a file or half a folder.
 
-Every file ue-bench writes for others to read goes through :func:`write_file` (a temporary sibling,
-fsync, rename); every folder that must appear whole (an artifact, an exported copy) is built in
+Every file ue-bench writes for others to read goes through :func:`write_file` or :func:`writing` (a
+temporary sibling, fsync, rename); every folder that must appear whole (an artifact, an exported copy) is built in
 :func:`building` and renamed into place at the end.
 """
 
@@ -56,9 +56,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def write_file(path: Path, content: str | bytes) -> None:
-    """Write ``content`` to ``path`` via a temporary file in the same folder and a rename (a temporary
-    file of ``path`` left by a killed writer is removed first)."""
+@contextlib.contextmanager
+def writing(path: Path):
+    """A binary file handle whose content becomes ``path`` when the block completes: written to a
+    temporary file in the same folder, fsynced and renamed (a temporary file of ``path`` left by a
+    killed writer is removed first); nothing is left when the block raises."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep(path.parent, f".{path.name}.")
@@ -66,13 +68,19 @@ def write_file(path: Path, content: str | bytes) -> None:
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_file(path: Path, content: str | bytes) -> None:
+    """Write ``content`` to ``path`` atomically (:func:`writing`)."""
+    with writing(path) as fh:
+        fh.write(content if isinstance(content, bytes) else content.encode("utf-8"))
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -41,7 +41,7 @@ import json
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,8 +49,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .atomic import write_file, write_json
+from .atomic import write_file, write_json, writing
 from .cache import file_sha256
+from .data import release
 from .errors import ProtectionRejected
 from .export import csv_args, write_model_config
 from .images import decode_image, decode_rgb_array
@@ -82,29 +83,38 @@ def _original(record) -> tuple[np.ndarray, dict]:
 
 
 class Progress:
-    """``progress.jsonl`` of a partial folder: one JSON line per finished file, appended and fsynced."""
+    """``progress.jsonl`` of a partial folder: one JSON line per finished file, appended and fsynced.
+
+    Only the finished files' keys are held in memory; their rows stay on disk and are read back in
+    order by :meth:`rows`, so memory does not grow with the number of images."""
 
     def __init__(self, folder: Path) -> None:
         self.path = folder / PROGRESS
-        self.done: dict[tuple[str, int], dict] = {}
+        self.done: set[tuple[str, int]] = set()
         if self.path.exists():
-            lines = self.path.read_bytes().split(b"\n")
             good = []
-            for line in lines:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # the last line of a killed writer may be cut short
-                self.done[(row["split"], row["i"])] = row
-                good.append(line)
-            self.path.write_bytes(b"".join(g + b"\n" for g in good))
+            with open(self.path, "rb") as fh:
+                for line in fh:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue  # the last line of a killed writer may be cut short
+                    self.done.add((row["split"], row["i"]))
+                    good.append(line.rstrip(b"\n") + b"\n")
+            write_file(self.path, b"".join(good))
 
     def add(self, row: dict) -> None:
         with open(self.path, "ab") as fh:
             fh.write(json.dumps(row, sort_keys=True).encode() + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
-        self.done[(row["split"], row["i"])] = row
+        self.done.add((row["split"], row["i"]))
+
+    def rows(self) -> Iterator[dict]:
+        """Every finished file's row: train images in order, then validation images in order (the order
+        they are written in, a resumed copy continuing where the killed one stopped)."""
+        with open(self.path, "rb") as fh:
+            yield from map(json.loads, fh)
 
 
 def _start(out: Path, job: dict) -> Path:
@@ -134,7 +144,8 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     """The published PNG of train image ``i`` and its figures; ProtectionRejected if the decoded file
     is over budget (which :func:`lift`'s projection rules out, so it would be a bug)."""
     pixels, info = _original(record)
-    delta = None if protection.delta is None else np.asarray(protection.delta[i])
+    delta = None if protection.delta is None else np.array(protection.delta[i])
+    release(protection.delta)  # one image at a time: a memory-mapped delta stays on disk
     published = publish_original(pixels, delta, eps, settings, i)
     data = _encode_png(published, info)
     back = decode_rgb_array(data, name=f"{record.where} (as written)")
@@ -180,21 +191,45 @@ def _write_index(folder: Path, split: str, records, captions: Callable, layout) 
     return file_sha256(path)
 
 
-def summary(rows: list[dict]) -> dict:
-    """Counts and ranges over the train images' figures (``progress.jsonl`` rows)."""
-    psnr = [r["psnr"] for r in rows if r["psnr"] is not None]
-    out = {"n_images": len(rows), "bytes": sum(r["bytes"] for r in rows),
-           "linf_max": max((r["linf"] for r in rows), default=0),
-           "psnr_min": min(psnr, default=None), "psnr_max": max(psnr, default=None),
-           "ssim_min": min((r["ssim"] for r in rows), default=None),
-           "ssim_max": max((r["ssim"] for r in rows), default=None),
-           "n_unchanged": sum(r["psnr"] is None for r in rows),
-           "width_range": [min(r["w"] for r in rows), max(r["w"] for r in rows)] if rows else None,
-           "height_range": [min(r["h"] for r in rows), max(r["h"] for r in rows)] if rows else None}
-    if rows and "view_error_mean" in rows[0]:
-        out["view_error_mean"] = float(np.mean([r["view_error_mean"] for r in rows]))
-        out["view_error_max"] = max(r["view_error_max"] for r in rows)
-    return out
+class Summary:
+    """Counts and ranges over the train images' figures (``progress.jsonl`` rows), added one at a time."""
+
+    def __init__(self) -> None:
+        self.n = self.bytes = self.linf_max = self.n_unchanged = 0
+        self.psnr: list[float] = []  # [min, max]
+        self.ssim: list[float] = []
+        self.w: list[int] = []
+        self.h: list[int] = []
+        self.view_sum, self.view_max, self.view_n = 0.0, 0.0, 0
+
+    @staticmethod
+    def _range(bounds: list, value) -> None:
+        bounds[:] = [value, value] if not bounds else [min(bounds[0], value), max(bounds[1], value)]
+
+    def add(self, r: dict) -> None:
+        self.n += 1
+        self.bytes += r["bytes"]
+        self.linf_max = max(self.linf_max, r["linf"])
+        if r["psnr"] is None:
+            self.n_unchanged += 1
+        else:
+            self._range(self.psnr, r["psnr"])
+        for bounds, key in ((self.ssim, "ssim"), (self.w, "w"), (self.h, "h")):
+            self._range(bounds, r[key])
+        if "view_error_mean" in r:
+            self.view_sum += r["view_error_mean"]
+            self.view_max = max(self.view_max, r["view_error_max"])
+            self.view_n += 1
+
+    def figures(self) -> dict:
+        out = {"n_images": self.n, "bytes": self.bytes, "linf_max": self.linf_max,
+               "psnr_min": self.psnr[0] if self.psnr else None, "psnr_max": self.psnr[1] if self.psnr else None,
+               "ssim_min": self.ssim[0] if self.ssim else None, "ssim_max": self.ssim[1] if self.ssim else None,
+               "n_unchanged": self.n_unchanged, "width_range": self.w or None, "height_range": self.h or None}
+        if self.view_n:
+            out["view_error_mean"] = self.view_sum / self.view_n
+            out["view_error_max"] = self.view_max
+        return out
 
 
 def export_full_resolution(out: Path, train, test, protection: Protection, eps: int, layout, sidecars: bool,
@@ -227,17 +262,21 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
         files["val.csv"] = _write_index(folder, "val", test, first_caption, layout)
     if model_cfg is not None:
         files.update(write_model_config(folder, model_cfg))
-    rows = [progress.done[("train", i)] for i in range(len(train))]
-    published = hashlib.sha256("".join(f"{r['name']}\t{r['sha256']}\n" for r in rows).encode()).hexdigest()
+    stats, published = Summary(), hashlib.sha256()
+    with writing(folder / "files.jsonl") as fh:
+        for r in progress.rows():  # one pass, one row at a time: files.jsonl, the summary, the copy's hash
+            fh.write(json.dumps(r, sort_keys=True).encode() + b"\n")
+            if r["split"] == "train":
+                stats.add(r)
+                published.update(f"{r['name']}\t{r['sha256']}\n".encode())
     if preview:
         write_preview(folder / "preview.png", [(r, folder / "train" / f"{r.name}.png") for r in train], preview, eps)
     args = csv_args(layout, "train") + (csv_args(layout, "val") if test else [])
     manifest = {**manifest, "format": "folder" if sidecars else "csv", "full_resolution": True,
                 "image_format": "png", "lift": asdict(settings), "n_images": len(train),
                 "n_captions": sum(len(r.captions) for r in train), "n_val_images": len(test),
-                "published_sha256": published, "summary": summary(rows), "files": files, "open_clip_args": args}
-    write_file(folder / "files.jsonl", "".join(json.dumps(r, sort_keys=True) + "\n" for r in
-                                               sorted(progress.done.values(), key=lambda r: (r["split"] != "train", r["i"]))))
+                "published_sha256": published.hexdigest(), "summary": stats.figures(), "files": files,
+                "open_clip_args": args}
     files["files.jsonl"] = file_sha256(folder / "files.jsonl")
     write_json(folder / "manifest.json", manifest)
     (folder / "job.json").unlink()
