@@ -75,7 +75,8 @@ def encode_text_to_eot(model: torch.nn.Module, tokens: torch.Tensor, length: int
         x = model.token_embedding(text).to(cast) + model.positional_embedding[:length].to(cast)
         x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
         x = x[torch.arange(len(text), device=text.device), text.argmax(dim=-1)]
-        x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+        proj = model.text_projection
+        x = proj(x) if isinstance(proj, torch.nn.Linear) else x @ proj
         return F.normalize(x.float(), dim=-1)
 
 

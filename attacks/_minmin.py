@@ -207,11 +207,12 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
     loss is the mean over these views of each batch (None: the batch as it is). Returns the delta
     ``[N, H, W, 3]`` in pixel units (within ``fixed.delta`` ± ``fixed.free`` and the pixel range), in
-    :func:`~ue_bench.protection.delta_dtype` of ``p.eps`` and memory-mapped: it and the images are read
-    and written batch by batch, never held in memory whole; and one record per outer iteration: its losses and seconds: ``surrogate_s`` (the surrogate's steps with
-    their batches), ``noise_s`` (the pass over the data) and, within it, ``hotflip_s`` (the trigger
-    update, flip iterations only) and ``pgd_s`` (PGD with its text features); the rest of ``noise_s`` is
-    data movement. Each section ends in a host sync (``float`` of a loss), so the times hold on CUDA too.
+    :func:`~ue_bench.protection.delta_dtype` of ``p.eps`` and memory-mapped (it and the images are read
+    and written batch by batch, never held in memory whole), and one record per outer iteration: its
+    losses and seconds: ``surrogate_s`` (the surrogate's steps with their batches), ``noise_s`` (the
+    pass over the data) and, within it, ``hotflip_s`` (the trigger update, flip iterations only) and
+    ``pgd_s`` (PGD with its text features); the rest of ``noise_s`` is data movement. Each section ends
+    in a host sync (``float`` of a loss), so the times hold on CUDA too.
     """
     model, device, t_p = trainer.model, trainer.device, p.trigger()
     loss_fn = open_clip.ClipLoss()

@@ -92,16 +92,14 @@ class Progress:
         self.path = folder / PROGRESS
         self.done: set[tuple[str, int]] = set()
         if self.path.exists():
-            good = []
-            with open(self.path, "rb") as fh:
-                for line in fh:
+            with open(self.path, "rb") as src, writing(self.path) as dst:  # rewritten without a cut line
+                for line in src:
                     try:
                         row = json.loads(line)
                     except ValueError:
                         continue  # the last line of a killed writer may be cut short
                     self.done.add((row["split"], row["i"]))
-                    good.append(line.rstrip(b"\n") + b"\n")
-            write_file(self.path, b"".join(good))
+                    dst.write(line.rstrip(b"\n") + b"\n")
 
     def add(self, row: dict) -> None:
         with open(self.path, "ab") as fh:
