@@ -85,3 +85,34 @@ def test_dry_run_reports_cached_stages_and_writes_nothing(reference, tmp_path):
     fresh = subprocess.run(command(tmp_path / "new", reference / "cache", "--dry-run"), capture_output=True, text=True)
     assert fresh.returncode == 0 and "estimated total" in fresh.stdout and "cached" in fresh.stdout
     assert not (tmp_path / "new").exists()
+
+
+def test_a_finished_cell_on_data_that_changed_since_is_run_again(tmp_path):
+    """The cell id names the configuration, not the data: resuming into the same ``--out`` after a
+    photo changed must not keep the result computed on the old photos."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "img").mkdir()
+    for i in range(24):
+        Image.fromarray(np.full((8, 8, 3), i * 10, np.uint8)).save(tmp_path / "img" / f"{i}.png")
+    (tmp_path / "p.csv").write_text("filepath,title\n" + "".join(f"img/{i}.png,picture {i}\n" for i in range(24)))
+    args = [sys.executable, "-m", "ue_bench.cli", "run", "--dataset",
+            f"csv:{tmp_path / 'p.csv'},resolution=32,test_fraction=0.25", "--victims", "tiny-rn:epochs=1,batch_size=8",
+            "--surrogates", "tiny-rn:batch_size=8",
+            "--threads", "1", "--out", str(tmp_path / "run"), "--cache", str(tmp_path / "cache")]
+
+    def run():
+        done = subprocess.run(args, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-3000:]
+        cell = next((tmp_path / "run" / "cells").glob("*.json"))
+        return done.stderr, json.loads(cell.read_text())["hashes"]["dataset"]
+
+    _, first = run()
+    err, resumed = run()
+    assert resumed == first and "computed on other data" not in err  # unchanged data: the cell is kept
+    Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(tmp_path / "img" / "3.png")  # a photo replaced
+    err, changed = run()
+    assert changed != first and "was computed on other data" in err

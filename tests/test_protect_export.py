@@ -112,6 +112,7 @@ def test_lossy_format_is_refused_unless_forced(tmp_path, capsys):
     (["--attack", "nope"], "unknown attack"),
     (["--attack", "random", "--dataset", "csv"], "parameter 'path' is required"),
     (["--attack", "random", "--seed", "-1"], "--seed"),
+    (["--attack", "random", "--threads", "0"], "--threads: expected an integer >= 1"),
 ])
 def test_bad_flags_are_one_line_and_write_nothing(tmp_path, capsys, argv, message):
     assert protect(*argv, "--out", str(tmp_path / "o")) == 2

@@ -43,7 +43,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
         data = loaded[dataset_key(cell.dataset)]
         keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
                                  cell.poison_ratio)
-        done = cell_finished(out, cell.cell_id)
+        done = cell_finished(out, cell.cell_id, data.fingerprint())
         prot_state = store.status("protection", keys["protection"])
         vic_state = store.status("victim", keys["victim"])
         n_poisoned = len(stages.poisoned_indices(len(data.train), cell.poison_ratio, cell.seed))

@@ -114,7 +114,10 @@ def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = ""
         raise UsageError(f"{where}: refused as a decompression bomb ({exc})") from None
     except FileNotFoundError:
         raise UsageError(f"{where}: image file does not exist") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
+    except UnidentifiedImageError:  # PIL's message names only its in-memory buffer
+        raise UsageError(f"{where}: cannot decode the image (not a format PIL recognises); expected a "
+                         "complete JPEG, PNG, WebP or other PIL-readable file") from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise UsageError(f"{where}: cannot decode the image ({type(exc).__name__}: {exc}); expected a "
                          f"complete JPEG, PNG, WebP or other PIL-readable file") from None
 

@@ -49,6 +49,8 @@ def add_protect_parser(subparsers) -> None:
                         "(default: tiny-rn)")
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
+    p.add_argument("--threads", help="CPU threads, and processes that decode the import (default: all; "
+                   "decoding at most 8; 1 decodes in this process)")
     p.add_argument("--out", required=True, help="new folder for the protected copy (must not exist or be empty)")
     p.add_argument("--cache", help="artifact store for the protection and the decoded dataset, under imports/ "
                                    "(default: $UE_BENCH_CACHE or ~/.cache/ue-bench)")
@@ -200,6 +202,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         raise UsageError(f"--seed: must be at most {2**32 - 1} (2**32 - 1), got {seed}")
     shard_size = _positive_int(args.shard_size, "--shard-size", 1)
     preview = _positive_int(args.preview, "--preview", 0)
+    threads = _positive_int(args.threads, "--threads", 1) if args.threads is not None else None
     settings = _lift_settings(args, seed)
     attack = _one("attacks", args.attack, "--attack")
     dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
@@ -209,6 +212,8 @@ def cmd_protect(args: argparse.Namespace) -> int:
     prepare_out(out)
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
+    if threads:
+        torch.set_num_threads(threads)
     originals = dataset.originals()
     full = _full_resolution(args, dataset, originals)
     if full and getattr(dataset.params, "publish", "original") != "original":
@@ -219,7 +224,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         raise UsageError("--preview: needs a full-resolution copy (a dataset with image files)")
     layout = _layout(dataset, args.format, shard_size, full)
     # a real dataset's import goes under --cache, and is kept only once the command is accepted
-    with import_cache.using_root(cache), import_cache.staged() as staging:
+    with import_cache.using_root(cache), import_cache.decoding_with(threads), import_cache.staged() as staging:
         data = dataset.load()
         train = data.train
         if attack.uses_surrogate and surrogate.params.batch_size > len(train):

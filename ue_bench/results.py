@@ -9,6 +9,7 @@ together without copying their cells into a new folder. Column names come from :
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,8 @@ from .atomic import write_file
 from .errors import UsageError
 from .schema import BASELINE_FLAGS, LABELS, METRIC_KEYS, PROTECTION_FIELDS, RESULT_COLUMNS
 
+log = logging.getLogger("ue_bench.results")
+
 #: Keys every cell record has (written by ``ue_bench.runner``).
 CELL_KEYS = ("cell_id", "config", "labels", "status")
 
@@ -29,12 +32,24 @@ def cell_path(run_dir: Path, cell_id: str) -> Path:
     return Path(run_dir) / "cells" / f"{cell_id}.json"
 
 
-def cell_finished(run_dir: Path, cell_id: str) -> bool:
-    """A cell is finished when its result JSON exists and says ``ok`` (failed cells are retried)."""
+def cell_finished(run_dir: Path, cell_id: str, dataset: str) -> bool:
+    """A cell is finished when its result JSON exists, says ``ok`` (failed cells are retried) and was
+    computed on ``dataset``, the fingerprint of the data the cell would use now
+    (:meth:`~ue_bench.data.PairDataset.fingerprint`): the cell id names the configuration, not the data, so a cell of the same id computed on data that
+    has changed since is run again, with a warning."""
+    path = cell_path(run_dir, cell_id)
     try:
-        return json.loads(cell_path(run_dir, cell_id).read_text()).get("status") == "ok"
+        record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    if record.get("status") != "ok":
+        return False
+    was = record.get("hashes", {}).get("dataset")
+    if was != dataset:
+        log.warning("%s was computed on other data (dataset %s, now %s): it is run again", path,
+                    (was or "not recorded")[:12], dataset[:12])
+        return False
+    return True
 
 
 def baseline_flags(cell: dict[str, Any]) -> dict[str, bool]:

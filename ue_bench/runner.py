@@ -69,9 +69,9 @@ class Runner:
 
     def protect_only(self, cell: Cell) -> None:
         """Build (or find) the cell's protection; errors surface again, recorded, in :meth:`run_cell`."""
-        if cell_finished(self.out_dir, cell.cell_id):
-            return
         try:
+            if cell_finished(self.out_dir, cell.cell_id, self.dataset(cell.dataset).fingerprint()):
+                return
             self.protect(cell)
         except Exception as exc:
             log.error("protection for cell %s failed: %s", cell.cell_id, exc)
@@ -79,7 +79,7 @@ class Runner:
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """The cell's result record (see the README's *Run directory*), written to ``cells/<id>.json``."""
         path = cell_path(self.out_dir, cell.cell_id)
-        if cell_finished(self.out_dir, cell.cell_id):
+        if cell_finished(self.out_dir, cell.cell_id, self.dataset(cell.dataset).fingerprint()):
             return json.loads(path.read_text())
         start = time.perf_counter()
         result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config(), "labels": cell.labels(),
