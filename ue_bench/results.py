@@ -35,8 +35,9 @@ def cell_path(run_dir: Path, cell_id: str) -> Path:
 def cell_finished(run_dir: Path, cell_id: str, dataset: str) -> bool:
     """A cell is finished when its result JSON exists, says ``ok`` (failed cells are retried) and was
     computed on ``dataset``, the fingerprint of the data the cell would use now
-    (:meth:`~ue_bench.data.PairDataset.fingerprint`): the cell id names the configuration, not the data, so a cell of the same id computed on data that
-    has changed since is run again, with a warning."""
+    (:meth:`~ue_bench.data.PairDataset.fingerprint`). The cell id names the configuration, not the
+    data, so a cell of the same id computed on data that has changed since is run again, with a
+    warning."""
     path = cell_path(run_dir, cell_id)
     try:
         record = json.loads(path.read_text())
