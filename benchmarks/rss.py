@@ -114,8 +114,8 @@ def main(argv=None) -> dict:
             cmd += ["--surrogate", a.surrogate] if a.surrogate else []
             mb, secs, _ = peak_mb(cmd, env)
             table["protect"][n] = mb
-            print(json.dumps({"command": "protect", "attack": a.attack, "images": n, "res": a.res, "photo_res": photo,
-                              "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
+            print(json.dumps({"command": "protect", "attack": a.attack, "images": n, "res": a.res,
+                              "photo_res": photo, "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
         if "run" in a.commands and n in run_sizes:
             runs, cache = folder / "run", folder / "cache-run"
             subprocess.run(["rm", "-rf", str(runs), str(cache)])  # nothing cached: import, protect, train, evaluate
@@ -124,8 +124,8 @@ def main(argv=None) -> dict:
             cmd += ["--surrogates", a.surrogate] if a.surrogate else []
             mb, secs, _ = peak_mb(cmd, env)
             table["run"][n] = mb
-            print(json.dumps({"command": "run", "attack": a.attack, "images": n, "res": a.res, "peak_rss_mb": round(mb, 1),
-                              "seconds": round(secs, 1)}), flush=True)
+            print(json.dumps({"command": "run", "attack": a.attack, "images": n, "res": a.res,
+                              "peak_rss_mb": round(mb, 1), "seconds": round(secs, 1)}), flush=True)
     summary = {}
     for name, vals in table.items():
         if len(vals) >= 2:

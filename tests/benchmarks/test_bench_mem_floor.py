@@ -26,9 +26,10 @@ ranking of the whole vocabulary, its re-encoding of the current rows and of the 
 each position's options, PGD's text features re-encoded after a flip), and the share of wall time the
 process was on a CPU during the pass timings and during MEM (the load on a shared machine, in figures).
 
-The allocator matters on CPU: with glibc's default mmap threshold the text tower's large activations
-are fresh pages on every call (HotFlip ~0.7 of its floor); see docs/results/2026-11-30/performance for
-the figures with ``MALLOC_MMAP_THRESHOLD_``/``MALLOC_TRIM_THRESHOLD_`` raised.
+The allocator matters on CPU: with glibc's default mmap threshold, activations above it are fresh
+pages on every call. Before HotFlip stopped at the end-of-text token its candidate activations were,
+and it ran at ~0.7 of its floor (docs/results/2026-11-30/performance); since, they fit the heap
+(docs/results/2026-12-01/performance).
 
 Bar (the performance issue): ≥ 0.85 of the floor; printed, not asserted (one shared CPU core is noisy
 and this is a measurement, not a timed test). Slow: ``pytest tests/benchmarks/test_bench_mem_floor.py
