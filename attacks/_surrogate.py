@@ -14,10 +14,10 @@ import numpy as np
 import open_clip
 import torch
 
-from ue_bench.data import PairSplit, release
+from ue_bench.data import PairSplit
 from ue_bench.device import autocast
 from ue_bench.errors import UsageError
-from ue_bench.training import make_optimizer, normalize, tokenize_captions, train_clip
+from ue_bench.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
 
 
 def require(surrogate, attack: str):
@@ -43,8 +43,8 @@ class SplitTensors:
     """A split for attack loops: its uint8 images ``[N, H, W, 3]`` as they are, caption token rows and
     their owners.
 
-    Images (and a delta over them) are read batch by batch (:meth:`read`), so a memory-mapped split stays
-    on disk. Captions are tokenised once; a batch picks one caption per image at random (seeded), as the
+    Images (and a delta over them) are read batch by batch
+    (:func:`~ue_bench.training.read_batch`), so a memory-mapped split stays on disk. Captions are tokenised once; a batch picks one caption per image at random (seeded), as the
     victim's training loop does.
     """
 
@@ -53,14 +53,6 @@ class SplitTensors:
         self.tokens, self.offsets, self.counts = tokenize_captions(tokenizer, split.captions)
         self.n = len(split)
 
-    def read(self, array: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
-        """Rows ``idx`` of ``array`` (the images, or a delta ``[N, H, W, 3]`` over them) as a CPU tensor
-        copy. The pages of a memory-mapped ``array`` are released (:func:`~ue_bench.data.release`) right
-        after, so a pass over a large split never stays resident."""
-        out = torch.from_numpy(np.asarray(array[idx.numpy()]))
-        release(array)
-        return out
-
     def pick(self, idx: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """One random caption row per image of ``idx``."""
         rows = self.offsets[idx] + (torch.rand(len(idx), generator=gen) * self.counts[idx]).long()
@@ -68,11 +60,11 @@ class SplitTensors:
 
     def pixels(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Clean images of ``idx`` as float ``[B, 3, H, W]`` in pixel units (0–255), as PGD takes them."""
-        return self.read(self.images, idx).to(device).permute(0, 3, 1, 2).float()
+        return read_batch(self.images, idx).to(device).permute(0, 3, 1, 2).float()
 
     def delta(self, delta: np.ndarray, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
         """Rows ``idx`` of an integer ``delta[N, H, W, 3]`` as float ``[B, 3, H, W]`` pixel units."""
-        return self.read(delta, idx).to(device).permute(0, 3, 1, 2).float()
+        return read_batch(delta, idx).to(device).permute(0, 3, 1, 2).float()
 
     def unit(self, idx: torch.Tensor, delta: np.ndarray | None, device: torch.device) -> torch.Tensor:
         """Published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1] (``delta``: integer

@@ -86,6 +86,7 @@ def _mapped_split(tmp_path, n=4096, res=64):
 
 def test_attack_loops_read_a_mapped_split_batch_by_batch_and_release_it(tmp_path):
     from ue_bench.attacks._surrogate import SplitTensors
+    from ue_bench.training import read_batch
 
     split = _mapped_split(tmp_path)  # 48 MiB
     data = SplitTensors(split, lambda texts: torch.zeros(len(texts), 4, dtype=torch.long))
@@ -94,7 +95,7 @@ def test_attack_loops_read_a_mapped_split_batch_by_batch_and_release_it(tmp_path
     release(split.images)
     base, peak = _rss_mb(), 0.0
     for idx in order:
-        got = data.read(split.images, idx)
+        got = read_batch(split.images, idx)
         peak = max(peak, _rss_mb() - base)
         assert torch.equal(got, torch.from_numpy(np.asarray(split.images[idx.numpy()])))  # released by the next read
     plain = 0.0

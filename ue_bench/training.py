@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+import numpy as np
 import open_clip
 import torch
 from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
@@ -42,6 +43,16 @@ def images_tensor(images) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
         return torch.from_numpy(images)
+
+
+def read_batch(array: np.ndarray, idx: torch.Tensor) -> torch.Tensor:
+    """Rows ``idx`` of ``array`` (``[N, ...]``: a split's images or a delta over them) as a CPU tensor
+    copy. The pages of a memory-mapped ``array`` are released (:func:`ue_bench.data.release`) right
+    after: the kernel maps whole large folios (up to 2 MiB) per row read, so without it a pass over a
+    large split would leave the split resident."""
+    out = torch.from_numpy(np.asarray(array[idx.numpy()]))
+    release(array)
+    return out
 
 
 def normalize(unit: torch.Tensor) -> torch.Tensor:
@@ -190,9 +201,8 @@ def train_clip(
         order = batches(len(split), batch_size, gen)
         picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
         for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
-            batch = torch.from_numpy(images[idx.numpy()])
+            batch = read_batch(images, idx)
             unit = to_unit(batch, device) if view is None else view(batch, seed, step).to(device, non_blocking=True)
-            release(images)  # every step: the kernel maps whole large folios (up to 2 MiB) per image read
             tok = tokens[picks[idx]].to(device, non_blocking=True)
             with autocast(device):
                 loss = compute(model, unit, tok, step)
