@@ -152,11 +152,11 @@ class MinMinAttack(Attack):
             vocab = self.trigger_words(allowed, data, gen)
             trig = vocab[torch.randint(len(vocab), (data.n, trig_p.trigger_len), generator=gen)]
         fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
-        model = fresh_model(surrogate, split.resolution, seed, device)
+        model, init_sha256 = fresh_model(surrogate, split.resolution, seed, device)
         trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
         delta, history = min_min(self.name, self.params, trainer, data, trig, vocab, fixed, gen, tok.eot_token_id,
                                  self.pgd_views(seed))
-        meta = {"history": history, "iterations": len(history),
+        meta = {"surrogate_init_sha256": init_sha256, "history": history, "iterations": len(history),
                 "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
                 "noise_s": round(sum(h["noise_s"] for h in history), 2)}
         if trig_p is None:

@@ -17,6 +17,7 @@ import torch
 from ue_bench.data import PairSplit
 from ue_bench.device import autocast
 from ue_bench.errors import UsageError
+from ue_bench.seeds import role_seed, state_sha256
 from ue_bench.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
 
 
@@ -26,11 +27,17 @@ def require(surrogate, attack: str):
     return surrogate
 
 
-def fresh_model(surrogate, resolution: int, seed: int, device: torch.device) -> torch.nn.Module:
-    """A surrogate initialised from ``seed`` without touching the global RNG state of the caller."""
+def fresh_model(surrogate, resolution: int, seed: int, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """A fresh surrogate for protection ``seed`` and the sha256 of its initial state dict
+    (:func:`~ue_bench.seeds.state_sha256`), without touching the global RNG state of the caller.
+
+    Its weights are drawn from the ``surrogate-init`` role seed (:func:`~ue_bench.seeds.role_seed`), never
+    from ``seed`` itself: a victim (``victim-init``) or a trainer run with a plain ``--seed N`` does not
+    start from them."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return surrogate.create_model(resolution, device)
+        torch.manual_seed(role_seed(seed, "surrogate-init"))
+        model = surrogate.create_model(resolution, device)
+    return model, state_sha256(model)
 
 
 def freeze(model: torch.nn.Module, frozen: bool) -> None:
@@ -82,7 +89,8 @@ class SurrogateTrainer:
     def __init__(self, model: torch.nn.Module, recipe, device: torch.device, lr: float | None = None) -> None:
         self.model = model
         self.device = device
-        self.optimizer = make_optimizer(model, recipe.lr if lr is None else lr, recipe.weight_decay)
+        self.optimizer = make_optimizer(model, recipe.lr if lr is None else lr, recipe.weight_decay,
+                                        (recipe.beta1, recipe.beta2), recipe.adam_eps, recipe.decay_embeddings)
         self.loss_fn = open_clip.ClipLoss()
 
     def step(self, unit: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -102,13 +110,12 @@ class SurrogateTrainer:
 def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device: torch.device,
                      name: str) -> tuple[torch.nn.Module, dict]:
     """A surrogate trained on the clean split with its own recipe (for TAP and feature clustering)."""
-    recipe = surrogate.params
-    model = fresh_model(surrogate, split.resolution, seed, device)
+    model, init_sha256 = fresh_model(surrogate, split.resolution, seed, device)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
-        losses = train_clip(model, surrogate.tokenizer(), split, epochs=epochs,
-                            batch_size=min(recipe.batch_size, len(split)), lr=recipe.lr,
-                            weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
-                            desc=f"{name} surrogate", augment=recipe.augment)
+        losses = train_clip(model, surrogate.tokenizer(), split, **surrogate.train_settings(
+            epochs=epochs, batch_size=min(surrogate.params.batch_size, len(split))),
+            seed=role_seed(seed, "surrogate-train"), device=device, desc=f"{name} surrogate")
     model.eval()
-    return model, {"surrogate_loss": losses[-1], "surrogate_s": round(time.perf_counter() - start, 2)}
+    return model, {"surrogate_loss": losses[-1], "surrogate_s": round(time.perf_counter() - start, 2),
+                   "surrogate_init_sha256": init_sha256}

@@ -33,6 +33,7 @@ from .lift import LiftSettings
 from .params import parse_specs
 from .paths import default_cache, prepare_writable
 from .provenance import environment
+from .seeds import trainer_seed
 from .training import steps_per_epoch
 
 
@@ -163,18 +164,29 @@ def model_config(victim, resolution: int) -> dict:
 def trainer_args(manifest: dict, victim, device: torch.device, seed: int) -> list[str]:
     """``open_clip_train.main`` arguments that train ``victim`` with its recipe on the copy described by
     ``manifest`` (whose ``n_captions`` is at least the victim's batch size): as many optimiser steps as
-    ue-bench's training (open_clip's epoch is one pass over caption rows, ue-bench's one over images),
-    warm-up in steps (open_clip's default is 10,000), AdamW betas and epsilon as ue-bench's, and its
-    training view (``augment=none``: a RandomResizedCrop of scale 1, which on square images returns
-    them unchanged). The victim's ``init`` is not passed on: the command trains from scratch."""
+    ue-bench's training (open_clip's epoch is one pass over caption rows; ue-bench's, with the default
+    ``epoch_unit=images``, one over images), warm-up in steps (open_clip's default is 10,000), the
+    recipe's AdamW betas and epsilon, and its training view (``augment=none``: a RandomResizedCrop of
+    scale 1, which on square images returns them unchanged). The trainer's ``--seed`` is
+    :func:`~ue_bench.seeds.trainer_seed` of the protection ``seed``: it shares nothing with the
+    surrogate the protection was made with (a plain ``--seed`` equal to it would not either, but a
+    trainer seeded apart by role is what the threat model asks for). The victim's ``init`` is not passed
+    on: the command trains from scratch."""
     r = victim.params
-    steps = r.epochs * steps_per_epoch(manifest["n_images"], r.batch_size)
     per_epoch = manifest["n_captions"] // r.batch_size
-    epochs = max(1, round(steps / per_epoch))
-    warmup = max(1, round(epochs * per_epoch * r.warmup)) if r.warmup > 0 else 0
+    if r.epoch_unit == "captions":
+        epochs = r.epochs
+    else:
+        steps = r.epochs * steps_per_epoch(manifest["n_images"], r.batch_size)
+        epochs = max(1, round(steps / per_epoch))
+    if r.warmup_steps is not None:
+        warmup = r.warmup_steps
+    else:
+        warmup = max(1, round(epochs * per_epoch * r.warmup)) if r.warmup > 0 else 0
     args = [*manifest["open_clip_args"], "--model", "local-dir:model", "--epochs", str(epochs),
             "--batch-size", str(r.batch_size), "--lr", str(r.lr), "--wd", str(r.weight_decay),
-            "--warmup", str(warmup), "--beta1", "0.9", "--beta2", "0.98", "--eps", "1e-06", "--seed", str(seed)]
+            "--warmup", str(warmup), "--beta1", str(r.beta1), "--beta2", str(r.beta2), "--eps", str(r.adam_eps),
+            "--seed", str(trainer_seed(seed))]
     if r.augment == "none":
         args += ["--aug-cfg", "scale=(1.0,1.0)"]
     if device.type == "cuda":

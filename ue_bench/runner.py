@@ -99,7 +99,9 @@ class Runner:
                 train={"key": trained.key, **trained.info, "eval_s": eval_s},
                 hashes={"dataset": data.fingerprint(), "published_train": published.fingerprint(),
                         "trained_on": defended.split.fingerprint(), "protection": protection.key,
-                        "defended": defended.key, "victim": trained.key},
+                        "defended": defended.key, "victim": trained.key,
+                        "victim_init_sha256": trained.info.get("victim_init_sha256"),
+                        "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get("surrogate_init_sha256")},
             )
         except Exception as exc:  # a failing cell is recorded and the matrix goes on
             if disk_error(exc):  # ... unless the disk is full: every later cell would fail the same way

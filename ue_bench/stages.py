@@ -34,12 +34,18 @@ from .images import decode_image, fit
 from .imperceptibility import imperceptibility_of_chunks
 from .lift import LiftSettings, publish_original
 from .protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
-from .training import steps_per_epoch, train_clip
+from .seeds import role_seed, state_sha256
+from .training import epoch_items, steps_per_epoch, train_clip
 from .victim import Victim
 
 #: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
-#: victims trained by an older loop are not reused (2: initial weights seeded per cell).
-TRAINING_VERSION = 2
+#: victims trained by an older loop are not reused (2: initial weights seeded per cell; 3: the victim's
+#: weights, batch order and views drawn from its own role seeds, apart from the surrogate's).
+TRAINING_VERSION = 3
+
+#: Enters the key of every protection made with a surrogate: bumped when the surrogate's seeding changes
+#: (1: its initial weights and clean training drawn from their own role seeds, :mod:`ue_bench.seeds`).
+SURROGATE_SEEDING = 1
 
 #: Images per step of the imperceptibility measures (per-image values, so the chunk changes no result).
 SSIM_CHUNK = 128
@@ -57,8 +63,11 @@ def protection_key(train: PairSplit, attack: Attack, surrogate: Victim | None, s
 
 
 def _protection_deps(train, attack, surrogate, seed, ratio) -> dict[str, Any]:
-    return {"dataset": train.fingerprint(), "attack": attack.spec(),
+    deps = {"dataset": train.fingerprint(), "attack": attack.spec(),
             "surrogate": surrogate.spec() if surrogate else None, "seed": seed, "poison_ratio": ratio}
+    if surrogate is not None:
+        deps["surrogate_seeding"] = SURROGATE_SEEDING
+    return deps
 
 
 def _defended_deps(protection: str, defense: Defense, seed: int) -> dict[str, Any]:
@@ -257,19 +266,16 @@ def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, dat
     recipe = victim.params
 
     def build(tmp: Path) -> dict:
-        with torch.random.fork_rng(devices=[]):  # the initial weights depend on the seed alone,
-            torch.manual_seed(seed)               # not on what ran earlier in this process
-            model = victim.create_model(split.resolution, device)
+        model, init_sha256 = initial_victim(victim, seed, split.resolution, device)
+        settings = victim.train_settings()
+        total = recipe.epochs * steps_per_epoch(epoch_items(split, recipe.epoch_unit), recipe.batch_size)
         start = time.perf_counter()
-        losses = train_clip(
-            model, victim.tokenizer(), split, epochs=recipe.epochs, batch_size=recipe.batch_size,
-            lr=recipe.lr, weight_decay=recipe.weight_decay, warmup=recipe.warmup, seed=seed, device=device,
-            desc=desc, augment=recipe.augment, batch_loss=defense.batch_loss(
-                seed, recipe.epochs * steps_per_epoch(len(split), recipe.batch_size)))
+        losses = train_clip(model, victim.tokenizer(), split, **settings, seed=role_seed(seed, "victim-train"),
+                            device=device, desc=desc, batch_loss=defense.batch_loss(seed, total))
         torch.save(model.state_dict(), tmp / "model.pt")
         (tmp / "train.json").write_text(json.dumps({
             "loss_per_epoch": losses, "train_s": time.perf_counter() - start, "device": str(device),
-            "trained_on_sha256": split.fingerprint()}))
+            "trained_on_sha256": split.fingerprint(), "victim_init_sha256": init_sha256}))
         return {}
 
     folder, _ = store.get_or_build("victim", _victim_deps(data.key, victim, seed, split.resolution), build)
@@ -277,6 +283,21 @@ def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, dat
     model.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
     model.eval()
     return TrainedVictim(folder.name, model, json.loads((folder / "train.json").read_text()))
+
+
+def initial_victim(victim: Victim, seed: int, resolution: int, device: torch.device) -> tuple[torch.nn.Module, str]:
+    """The victim's initial model for cell ``seed`` and the sha256 of its state dict
+    (:func:`~ue_bench.seeds.state_sha256`), without touching the caller's global RNG state.
+
+    Its weights are drawn from the ``victim-init`` role seed, apart from the surrogate's
+    (``surrogate-init``, :func:`ue_bench.attacks._surrogate.fresh_model`): a victim of the surrogate's
+    architecture is a fresh model, as a trainer would have it. ``surrogate_init=true`` (an explicit
+    upper bound) draws them from the surrogate's role seed instead; ``init`` loads a checkpoint over them."""
+    role = "surrogate-init" if victim.params.surrogate_init else "victim-init"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(role_seed(seed, role))
+        model = victim.create_model(resolution, device)
+    return model, state_sha256(model)
 
 
 def evaluate(victim: Victim, model: torch.nn.Module, test: PairSplit, device: torch.device) -> tuple[dict, float]:

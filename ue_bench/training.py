@@ -102,9 +102,16 @@ def clip_loss(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, images: torch
     return loss_fn(out["image_features"], out["text_features"], out["logit_scale"])
 
 
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up then cosine decay to zero, per step (open_clip's ``cosine`` schedule)."""
-    warmup = max(1, round(total_steps * warmup_frac)) if warmup_frac > 0 else 0
+def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmup_frac: float,
+                       warmup_steps: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up then cosine decay to zero, per step (open_clip's ``cosine`` schedule; the MEM
+    reference's ``cosine_scheduler``). The warm-up lasts ``warmup_steps`` steps, else the fraction
+    ``warmup_frac`` of ``total_steps``; a warm-up longer than the run never reaches the peak rate, as in
+    the reference on Flickr8K (10,000 warm-up steps, about 7,500 in all)."""
+    if warmup_steps is not None:
+        warmup = warmup_steps
+    else:
+        warmup = max(1, round(total_steps * warmup_frac)) if warmup_frac > 0 else 0
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -115,8 +122,11 @@ def cosine_with_warmup(optimizer: torch.optim.Optimizer, total_steps: int, warmu
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    """AdamW with no decay on gains, biases, embeddings and the logit scale, as open_clip's trainer.
+def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.98),
+                   eps: float = 1e-6, decay_embeddings: bool = False) -> torch.optim.AdamW:
+    """AdamW with no decay on gains, biases and the logit scale (as open_clip's trainer and the MEM
+    reference), nor on the token and positional embeddings unless ``decay_embeddings``. Defaults:
+    open_clip's betas (0.9, 0.98) and eps 1e-6 (the MEM reference: (0.9, 0.999), 1e-8).
 
     Its multi-tensor (``foreach``) implementation, which torch picks by default on CUDA only: on CPU it
     updates exactly the same values as the per-parameter loop (bit for bit, tested) in about 0.8 of its
@@ -125,10 +135,12 @@ def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> to
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        exclude = p.ndim < 2 or "bn" in name or "ln" in name or "bias" in name or "logit_scale" in name or "embedding" in name
+        embedding = "embedding" in name
+        exclude = ((p.ndim < 2 and not embedding) or "bn" in name or "ln" in name or "bias" in name
+                   or "logit_scale" in name or (embedding and not decay_embeddings))
         (no_decay if exclude else decay).append(p)
     groups = [{"params": no_decay, "weight_decay": 0.0}, {"params": decay, "weight_decay": weight_decay}]
-    return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.98), eps=1e-6, foreach=True)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=eps, foreach=True)
 
 
 def batches(n: int, batch_size: int, generator: torch.Generator, *, keep_all: bool = False) -> list[torch.Tensor]:
@@ -149,8 +161,14 @@ def batches(n: int, batch_size: int, generator: torch.Generator, *, keep_all: bo
 
 
 def steps_per_epoch(n: int, batch_size: int) -> int:
-    """Optimiser steps per epoch of :func:`train_clip` (a trailing batch of one pair is dropped)."""
+    """Optimiser steps per epoch of :func:`train_clip` over ``n`` items (images or caption rows, see its
+    ``epoch_unit``; a trailing batch of one pair is dropped)."""
     return n // batch_size + (1 if n % batch_size >= 2 else 0)
+
+
+def epoch_items(split: PairSplit, epoch_unit: str) -> int:
+    """What one epoch of :func:`train_clip` visits: the split's images, or its caption rows."""
+    return len(split) if epoch_unit == "images" else sum(len(c) for c in split.captions)
 
 
 def train_clip(
@@ -168,14 +186,24 @@ def train_clip(
     desc: str = "train",
     augment: str = "none",
     batch_loss: Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor] | None = None,
+    epoch_unit: str = "images",
+    warmup_steps: int | None = None,
+    betas: tuple[float, float] = (0.9, 0.98),
+    adam_eps: float = 1e-6,
+    decay_embeddings: bool = False,
 ) -> list[float]:
     """Train ``model`` in place on ``split``; returns the mean loss of each epoch.
 
-    Each epoch visits every image once, paired with one of its captions drawn at random (seeded), as
-    CLIP trainers do with multi-caption datasets. ``augment`` is the training-time view of the images
+    With ``epoch_unit="images"`` each epoch visits every image once, paired with one of its captions
+    drawn at random (seeded), as CLIP trainers do with multi-caption datasets; with ``"captions"`` it
+    visits every caption row once with its image (open_clip's CSV trainer, the MEM reference), so one
+    batch may hold two captions of an image. ``augment`` is the training-time view of the images
     (:mod:`ue_bench.augment`: ``none``, the pixels as published; ``openclip``, open_clip's default
     training transform, redrawn every step). ``batch_loss(model, unit_images, tokens, step)`` lets a
-    training-time defense replace the plain loss on those [0, 1] images.
+    training-time defense replace the plain loss on those [0, 1] images. ``seed`` draws the batch order,
+    the caption picks and the views; the initial weights are the caller's. AdamW and the warm-up follow
+    :func:`make_optimizer` and :func:`cosine_with_warmup`. Raises :class:`UsageError` when
+    ``batch_size`` exceeds the split.
     """
     if batch_size > len(split):
         raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
@@ -184,9 +212,11 @@ def train_clip(
     images = split.images  # read batch by batch: a memory-mapped split stays on disk
     view = training_view(augment, split.resolution)
     tokens, offsets, counts = tokenize_captions(tokenizer, split.captions, desc)
+    owners = torch.repeat_interleave(torch.arange(len(split)), counts)
+    n_items = epoch_items(split, epoch_unit)
     model.to(device).train()
-    optimizer = make_optimizer(model, lr, weight_decay)
-    scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch(len(split), batch_size), warmup)
+    optimizer = make_optimizer(model, lr, weight_decay, betas, adam_eps, decay_embeddings)
+    scheduler = cosine_with_warmup(optimizer, epochs * steps_per_epoch(n_items, batch_size), warmup, warmup_steps)
     loss_fn = open_clip.ClipLoss()
 
     def default_loss(m, unit, tok, _step):
@@ -198,12 +228,17 @@ def train_clip(
     for epoch in range(epochs):
         start = time.perf_counter()
         total = torch.zeros((), device=device)
-        order = batches(len(split), batch_size, gen)
-        picks = offsets + (torch.rand(len(split), generator=gen) * counts).long()
+        order = batches(n_items, batch_size, gen)
+        if epoch_unit == "images":
+            rows = offsets + (torch.rand(len(split), generator=gen) * counts).long()
         for idx in tqdm(order, desc=f"{desc} {epoch + 1}/{epochs}", leave=False, disable=not show):
+            if epoch_unit == "images":
+                row = rows[idx]
+            else:
+                row, idx = idx, owners[idx]
             batch = read_batch(images, idx)
             unit = to_unit(batch, device) if view is None else view(batch, seed, step).to(device, non_blocking=True)
-            tok = tokens[picks[idx]].to(device, non_blocking=True)
+            tok = tokens[row].to(device, non_blocking=True)
             with autocast(device):
                 loss = compute(model, unit, tok, step)
             optimizer.zero_grad(set_to_none=True)

@@ -34,15 +34,31 @@ class Recipe:
     open_clip's trainer trains on (``docs/results/2026-11-30/trainer-view``); ``none`` is the view of
     every result before that date."""
 
-    epochs: int = param(40, lo=1, hi=10000, help="passes over the training images")
+    epochs: int = param(40, lo=1, hi=10000, help="passes over the training data (see epoch_unit)")
+    epoch_unit: str = param("images", choices=("images", "captions"),
+                            help="what an epoch passes over: images (each once, with one of its captions drawn "
+                                 "at random) or captions (every caption row once, as open_clip's CSV trainer and "
+                                 "the MEM reference do: 5 steps' worth per image on Flickr/COCO)")
     batch_size: int = param(64, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(1e-3, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.1, lo=0.0, hi=10.0, help="AdamW weight decay")
+    beta1: float = param(0.9, lo=0.0, hi=0.999999, help="AdamW beta1")
+    beta2: float = param(0.98, lo=0.0, hi=0.999999, help="AdamW beta2 (open_clip's 0.98; the MEM reference 0.999)")
+    adam_eps: float = param(1e-6, lo=0.0, hi=1.0, help="AdamW epsilon (open_clip's 1e-6; the MEM reference 1e-8)")
+    decay_embeddings: bool = param(False, help="apply weight decay to the token and positional embeddings too "
+                                               "(the MEM reference and open_clip's trainer do)")
     warmup: float = param(0.05, lo=0.0, hi=0.9, help="fraction of steps with linear warm-up before cosine decay")
+    warmup_steps: int | None = param(None, lo=0, hi=10_000_000,
+                                     help="linear warm-up in optimiser steps, instead of the warmup fraction "
+                                          "(the MEM reference: 10000, which may be longer than the whole run)")
     augment: str = param("openclip", choices=AUGMENTS,
                          help="training-time view of the images: none (as published) or openclip (open_clip's "
                               "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step)")
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
+    surrogate_init: bool = param(False, help="UPPER BOUND, not a threat model: start from the initial weights of "
+                                             "the cell's surrogate (as if the data owner knew the trainer's "
+                                             "initialisation); only a victim of the surrogate's architecture "
+                                             "then shares them")
 
 
 class Victim(Plugin):
@@ -71,6 +87,17 @@ class Victim(Plugin):
     def _init_sha256(self) -> str:
         """Hashed once per plugin instance: ``spec()`` is asked for by every cell and stage key."""
         return file_sha256(Path(self.params.init))
+
+    def train_settings(self, **overrides) -> dict:
+        """The keyword arguments of :func:`~ue_bench.training.train_clip` that this recipe sets (epochs,
+        epoch unit, batch size, AdamW values, warm-up, view), with ``overrides`` applied."""
+        r = self.params
+        settings = {"epochs": r.epochs, "epoch_unit": r.epoch_unit, "batch_size": r.batch_size, "lr": r.lr,
+                    "weight_decay": r.weight_decay, "betas": (r.beta1, r.beta2), "adam_eps": r.adam_eps,
+                    "decay_embeddings": r.decay_embeddings, "warmup": r.warmup, "warmup_steps": r.warmup_steps,
+                    "augment": r.augment}
+        settings.update(overrides)
+        return settings
 
     def resolution_problem(self, resolution: int) -> str | None:
         """Why this architecture cannot take ``resolution`` px images as they are (None: it can): a ViT
