@@ -2,12 +2,19 @@
 
 The gradient of the batch loss w.r.t. the token embeddings at the trigger positions ranks every
 allowed token by a first-order estimate of the loss change (−g·e); the best ``candidates`` per sample
-are then scored exactly. Unlike the reference, which re-runs the whole model once per candidate, the
-exact scoring computes the batch's image features once and runs the text tower on all candidates of a
-position in one batched pass, over the positions up to the end-of-text token only
-(:func:`encode_text_to_eot`): with image features fixed, swapping one text changes one column of the
-logit matrix, so the batch loss for every (sample, candidate) swap follows in closed form
-(:func:`swap_losses`).
+are then scored exactly, greedily left to right over the trigger positions. Two selections:
+
+- ``batch`` (the MEM reference's ``utils.get_best_candidates``): for each candidate rank ``r`` every
+  sample takes its own ``r``-th candidate at once, the batch loss of that whole trial is computed, and
+  the best rank is kept (rank 0, the current tokens, on ties), so a position's update never raises the
+  batch loss;
+- ``sample`` (ue-bench's earlier choice, not the reference's): each sample keeps the candidate that
+  minimises the batch loss when its text alone changes (:func:`swap_losses`); the chosen swaps are
+  then applied together, which can raise the batch loss.
+
+Unlike the reference, which re-runs the whole model once per candidate, the exact scoring computes the
+batch's image features once and runs the text tower on all candidates of a position in one batched
+pass, over the positions up to the end-of-text token only (:func:`encode_text_to_eot`).
 """
 
 from __future__ import annotations
@@ -81,14 +88,19 @@ def encode_text_to_eot(model: torch.nn.Module, tokens: torch.Tensor, length: int
         return F.normalize(x.float(), dim=-1)
 
 
+#: HotFlip's selections (module docstring): the reference's batch-shared rank, or per sample.
+SELECTIONS = ("batch", "sample")
+
+
 def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Tensor, trigger: torch.Tensor,
-            vocab: torch.Tensor, candidates: int, eot_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+            vocab: torch.Tensor, candidates: int, eot_id: int, select: str = "batch") -> tuple[torch.Tensor, torch.Tensor]:
     """One greedy left-to-right HotFlip pass over the trigger positions of a batch.
 
     ``image_feats``: normalised image features ``[B, D]`` (fixed); ``tokens``: caption rows ``[B, L]``
-    the triggers are prefixed to; ``trigger``: ids ``[B, T]``; ``vocab``: allowed ids. Per sample and
-    position, the current token competes with the top ``candidates`` tokens by gradient score, and the
-    exact batch-loss minimiser is kept (the current token on ties). Returns the new trigger ids and the
+    the triggers are prefixed to; ``trigger``: ids ``[B, T]``; ``vocab``: allowed ids. Per position,
+    the current tokens compete with each sample's top ``candidates`` tokens by gradient score, chosen by
+    ``select`` (:data:`SELECTIONS`: ``batch``, the best candidate rank for the whole batch; ``sample``,
+    each sample's best single swap), the current token winning ties. Returns the new trigger ids and the
     batch loss with them.
     """
     loss_fn = open_clip.ClipLoss()
@@ -128,9 +140,12 @@ def hotflip(model: torch.nn.Module, image_feats: torch.Tensor, tokens: torch.Ten
             trial = rows.unsqueeze(1).repeat(1, k, 1)
             trial[:, :, 1 + p] = options
             feats = encode(trial.view(b * k, length)).view(b, k, -1)
-            losses = swap_losses(image_feats, current, feats, scale)
-            best = losses.argmin(1)
             pick = torch.arange(b, device=rows.device)
+            if select == "batch":
+                rank = torch.stack([loss_fn(image_feats, feats[:, r], scale) for r in range(k)]).argmin()
+                best = rank.expand(b)
+            else:
+                best = swap_losses(image_feats, current, feats, scale).argmin(1)
             trigger[:, p] = options[pick, best]
             rows[:, 1 + p] = trigger[:, p]
             current = feats[pick, best]

@@ -3,9 +3,11 @@
 Per outer iteration: ``surrogate_steps`` AdamW steps of the surrogate on the *published* form of the
 current protection (noised images, trigger-prefixed captions), then one pass over the data in which
 each batch gets a HotFlip trigger update (first ``hotflip_iters`` iterations only) and PGD on the image
-noise. With ``shuffle`` each image is paired, during PGD and HotFlip, with a random caption of the batch
-carrying that image's own trigger, so the noise binds to the trigger rather than to the caption
-content. EM is the same loop with no trigger and no shuffling (the caption is the positive).
+noise. HotFlip scores each image against its own caption carrying its trigger; with ``shuffle``, PGD
+pairs each image with a random caption of the batch carrying that image's own trigger, drawn again at
+every PGD step, so the noise binds to the trigger rather than to the caption content (both as the
+reference's ``src/poison_train.py``). EM is the same loop with no trigger and no shuffling (the
+caption is the positive).
 
 PGD optimises the noise on top of a :class:`FixedNoise`: none for MEM and EM (zero delta, the whole
 ``eps`` free); a variant such as ``mem-patterns`` fixes part of the budget (and may append fixed
@@ -50,6 +52,7 @@ class TriggerParams(Protocol):
     trigger_len: int
     hotflip_iters: int
     candidates: int
+    hotflip_select: str
     shuffle: bool
 
 
@@ -184,18 +187,36 @@ def cost_steps(p: MinMinParams, n: int) -> float:
     return work + min(t.hotflip_iters, p.outer_iters) * nb * per_flip
 
 
-def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text: torch.Tensor, scale: torch.Tensor,
-                   views: Views | None) -> tuple[Callable, Callable]:
-    """PGD's image encoder and loss of its features against ``text`` (normalised ``[B, D]``): the CLIP
-    loss of the batch, or with ``views`` the mean of the CLIP losses of its views."""
+def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text_at: Callable[[int], torch.Tensor],
+                   scale: torch.Tensor, views: Views | None) -> tuple[Callable, Callable]:
+    """PGD's image encoder and loss of its features against ``text_at(step)`` (normalised ``[B, D]``):
+    the CLIP loss of the batch, or with ``views`` the mean of the CLIP losses of its views."""
 
-    def clip(f: torch.Tensor) -> torch.Tensor:
-        return loss_fn(F.normalize(f.float(), dim=-1), text, scale)
+    def clip(f: torch.Tensor, step: int) -> torch.Tensor:
+        return loss_fn(F.normalize(f.float(), dim=-1), text_at(step), scale)
 
     if views is None:
         return model.encode_image, clip
     return (lambda x: model.encode_image(views(x)),
-            lambda f: torch.stack([clip(part) for part in f.chunk(views.samples)]).mean())
+            lambda f, step: torch.stack([clip(part, step) for part in f.chunk(views.samples)]).mean())
+
+
+def _pgd_texts(model: torch.nn.Module, caps: torch.Tensor, trigger: torch.Tensor, eot: int, shuffle: bool,
+               gen: torch.Generator) -> Callable[[int], torch.Tensor]:
+    """PGD's text features per step for a batch: its own captions ``caps[B, L]`` with ``trigger[B, T]``
+    prefixed, or with ``shuffle`` (MEM) each image's trigger on a caption of the batch drawn again every
+    step (the reference's ``min_min_attack`` re-permutes the batch's captions at each of its steps)."""
+    if not shuffle:
+        with torch.no_grad():
+            fixed = encode_text(model, with_trigger(caps, trigger, eot))
+        return lambda _step: fixed
+
+    def text_at(_step: int) -> torch.Tensor:
+        perm = torch.randperm(len(caps), generator=gen).to(caps.device)
+        with torch.no_grad():
+            return encode_text(model, with_trigger(caps[perm], trigger, eot))
+
+    return text_at
 
 
 def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
@@ -242,8 +263,6 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
         flip_s = pgd_s = 0.0  # timing only: HotFlip, and PGD with its text features (the rest is data movement)
         for idx in batches(data.n, batch_size, gen, keep_all=True):
             caps = data.pick(idx, gen).to(device)
-            if t_p is not None and t_p.shuffle:
-                caps = caps[torch.randperm(len(idx), generator=gen).to(device)]
             images = data.pixels(idx, device)
             d = data.delta(delta, idx, device)
             t, words = trig[idx].to(device), fixed.words[idx].to(device)
@@ -251,16 +270,16 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
                 tf = time.perf_counter()
                 with torch.no_grad(), autocast(device):
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
-                t, floss = hotflip(model, feats, with_trigger(caps, words, eot), t, vocab, t_p.candidates, eot)
+                t, floss = hotflip(model, feats, with_trigger(caps, words, eot), t, vocab, t_p.candidates, eot,
+                                   t_p.hotflip_select)
                 trig[idx] = t.cpu()
                 fixed.respell(idx, trig[idx])
                 flip_loss += float(floss)
                 flip_s += time.perf_counter() - tf
             tp = time.perf_counter()
-            with torch.no_grad():
-                text = encode_text(model, with_trigger(caps, torch.cat([t, words], 1), eot))
+            text_at = _pgd_texts(model, caps, torch.cat([t, words], 1), eot, t_p is not None and t_p.shuffle, gen)
             base = images + fixed.at(idx, images)
-            encode, loss_of = _pgd_objective(model, loss_fn, text, scale, views)
+            encode, loss_of = _pgd_objective(model, loss_fn, text_at, scale, views)
             rest, loss = pgd(encode, loss_of, base, project(images + d - base, base, free), eps=free, step=p.step,
                              steps=p.pgd_steps, maximise=False)
             pgd_s += time.perf_counter() - tp

@@ -34,7 +34,7 @@ def project(delta: torch.Tensor, images: torch.Tensor, eps: int | torch.Tensor) 
 
 def pgd(
     encode_image: Callable[[torch.Tensor], torch.Tensor],
-    loss_of_features: Callable[[torch.Tensor], torch.Tensor],
+    loss_of_features: Callable[[torch.Tensor, int], torch.Tensor],
     images: torch.Tensor,
     delta: torch.Tensor,
     *,
@@ -45,15 +45,17 @@ def pgd(
 ) -> tuple[torch.Tensor, float]:
     """``steps`` sign-gradient steps on ``delta`` for a loss of the image features.
 
+    ``loss_of_features(features, step)`` is called once per step (``step`` from 0), so an objective
+    may change between steps (MEM redraws its caption shuffle every step, as the reference does).
     ``images``/``delta``: float ``[B, 3, H, W]`` in pixel units (0..255 and integers within ±eps).
     ``maximise`` picks error-maximising (TAP) over error-minimising (EM, MEM) noise. Returns the new
     delta and the loss at the last evaluated point.
     """
     loss = torch.full((), float("nan"))
-    for _ in range(steps):
+    for i in range(steps):
         delta = delta.detach().requires_grad_(True)
         with autocast(images.device):
-            loss = loss_of_features(encode_image(normalize((images + delta) / 255.0)))
+            loss = loss_of_features(encode_image(normalize((images + delta) / 255.0)), i)
         (grad,) = torch.autograd.grad(loss, delta)
         direction = grad.sign() if maximise else -grad.sign()
         delta = project(delta.detach() + step * direction, images, eps)

@@ -65,7 +65,7 @@ class MEMEOT(MEM):
     """
 
     Params = MEMEOTParams
-    version = "1"
+    version = "2"  # 2: MEM's loop as the reference's (batch-shared HotFlip rank, own-caption scoring, per-step shuffle)
 
     def pgd_views(self, seed: int) -> ResizeCrops:
         return ResizeCrops(self.params.eot_samples, self.params.eot_scale, seed)

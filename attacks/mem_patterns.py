@@ -120,7 +120,7 @@ class MEMPatterns(MEM):
     """
 
     Params = MEMPatternsParams
-    version = "1"
+    version = "2"  # 2: MEM's loop as the reference's (batch-shared HotFlip rank, own-caption scoring, per-step shuffle)
 
     def trigger_words(self, allowed: torch.Tensor, data: SplitTensors, gen: torch.Generator) -> torch.Tensor:
         p = self.params

@@ -51,7 +51,7 @@ class TAP(Attack):
                 text = encode_text(model, data.pick(idx, gen).to(device))
             images = data.pixels(idx, device)
             d, loss = pgd(model.encode_image,
-                          lambda f, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
+                          lambda f, _step, text=text: loss_fn(F.normalize(f.float(), dim=-1), text, scale),
                           images, torch.zeros_like(images), eps=p.eps, step=p.step, steps=p.pgd_steps, maximise=True)
             delta[idx.numpy()] = d.round().to(torch.int16).permute(0, 2, 3, 1).cpu().numpy()
             losses.append(loss)

@@ -15,7 +15,7 @@ def test_pgd_never_leaves_the_eps_ball(maximise):
     weight = torch.randn(3 * 8 * 8, 5, generator=g)
     delta = torch.zeros_like(images)
     for _ in range(3):
-        delta, _ = pgd(lambda x: x.flatten(1) @ weight, lambda f: (f ** 2).sum(), images, delta,
+        delta, _ = pgd(lambda x: x.flatten(1) @ weight, lambda f, _step: (f ** 2).sum(), images, delta,
                        eps=4, step=3, steps=5, maximise=maximise)
         assert delta.abs().max() <= 4
         assert torch.equal(delta, delta.round())

@@ -1,4 +1,5 @@
-"""HotFlip scoring: the closed-form swap losses and the greedy choice on a toy text tower."""
+"""HotFlip scoring: the closed-form swap losses and the greedy choices (the reference's batch-shared
+candidate rank, and the per-sample swap) on a toy text tower."""
 
 import open_clip
 import torch
@@ -36,19 +37,55 @@ def test_swap_losses_match_recomputing_the_batch_loss():
             assert torch.allclose(got[i, j], open_clip.ClipLoss()(img, swapped, scale), atol=1e-5)
 
 
-def test_hotflip_picks_the_loss_minimising_candidate():
-    torch.manual_seed(0)
+def toy_batch(seed: int, b: int = 6):
+    torch.manual_seed(seed)
     model = ToyText().eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    b, eot = 6, 39
-    vocab = torch.arange(1, 30)
+    eot = 39
     img = F.normalize(torch.randn(b, 8), dim=-1)
     caps = torch.zeros(b, 10, dtype=torch.long)
     caps[:, 0], caps[:, 1:4], caps[:, 4] = 38, torch.randint(1, 30, (b, 3)), eot
+    return model, img, caps, eot
+
+
+def gradient_ranked(model, img, rows, vocab, k):
+    """Each sample's top-k tokens at position 1 by HotFlip's first-order score, computed independently."""
+    emb = model.token_embedding(rows).detach().requires_grad_(True)
+    mask = (rows != 0).unsqueeze(-1).float()
+    feats = F.normalize(model.proj(torch.tanh(emb) * mask).sum(1), dim=-1)
+    (grad,) = torch.autograd.grad(open_clip.ClipLoss()(img, feats, model.logit_scale.exp()), emb)
+    scores = -grad[:, 1] @ model.token_embedding.weight[vocab].T
+    return vocab[scores.topk(k, dim=-1).indices]
+
+
+def test_hotflip_batch_selection_keeps_the_best_candidate_rank_for_the_whole_batch():
+    vocab = torch.arange(1, 30)
+    for seed in range(4):
+        model, img, caps, eot = toy_batch(seed)
+        trig = torch.randint(1, 30, (len(img), 1))
+        new, loss = hotflip(model, img, caps, trig, vocab, candidates=5, eot_id=eot, select="batch")
+        scale = model.logit_scale.exp()
+
+        def batch_loss(t):
+            return open_clip.ClipLoss()(img, F.normalize(model.encode_text(torch.cat([caps[:, :1], t, caps[:, 1:-1]], 1)),
+                                                         dim=-1), scale)
+
+        rows = torch.cat([caps[:, :1], trig, caps[:, 1:-1]], 1)
+        ranked = gradient_ranked(model, img, rows, vocab, 5)
+        trials = [trig] + [ranked[:, r:r + 1] for r in range(5)]
+        losses = torch.stack([batch_loss(t) for t in trials])
+        assert torch.equal(new, trials[int(losses.argmin())])  # one rank for every sample, the best one
+        assert loss <= batch_loss(trig) + 1e-6  # never raises the batch loss
+        assert torch.isclose(loss, batch_loss(new), atol=1e-5)
+
+
+def test_hotflip_sample_selection_picks_each_samples_loss_minimising_swap():
+    model, img, caps, eot = toy_batch(0)
+    b, vocab = len(img), torch.arange(1, 30)
     trig = torch.randint(1, 30, (b, 1))
     # with every allowed token as a candidate, the choice must be the exact per-sample minimiser
-    new, loss = hotflip(model, img, caps, trig, vocab, candidates=len(vocab), eot_id=eot)
+    new, loss = hotflip(model, img, caps, trig, vocab, candidates=len(vocab), eot_id=eot, select="sample")
     scale = model.logit_scale.exp()
 
     def feats(t):
@@ -81,8 +118,9 @@ def test_hotflip_only_proposes_allowed_tokens_and_never_raises_single_swaps():
     caps = torch.zeros(b, 12, dtype=torch.long)
     caps[:, 0], caps[:, 1:3], caps[:, 3] = 38, torch.randint(20, 30, (b, 2)), eot
     trig = vocab[torch.randint(len(vocab), (b, 3))]
-    new, _ = hotflip(model, img, caps, trig, vocab, candidates=2, eot_id=eot)
-    assert torch.isin(new, vocab).all()
+    for select in ("batch", "sample"):
+        new, _ = hotflip(model, img, caps, trig, vocab, candidates=2, eot_id=eot, select=select)
+        assert torch.isin(new, vocab).all()
 
 
 def test_text_up_to_the_end_of_text_token_is_the_whole_rows_text():

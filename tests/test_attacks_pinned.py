@@ -1,9 +1,13 @@
-"""Regression pins: min–min protections on the tiny preset are bit-identical to those of commit 17d5e42.
+"""Regression pins: min–min protections on the tiny preset are bit-identical to those of the commit that
+re-pinned them (2026-12-03, the threat-model issue).
 
-The fingerprints below were computed at 17d5e42 (before ``mem-patterns`` was split from ``mem``, where
-the pattern settings were spelled ``mem:patterns=…``) on CPU with one thread, torch 2.x; a different
-BLAS or torch build may round differently, so a mismatch on another platform means "check", not
-"broken". On this platform a mismatch means the refactoring changed what the attacks publish.
+Re-pinned, with the reasons, on 2026-12-03: the surrogate's initial weights are drawn from its own role
+seed (``ue_bench.seeds``) instead of the cell seed a victim also used (every pin), and MEM's loop follows
+the reference (batch-shared HotFlip rank, HotFlip scored on each image's own caption, PGD's caption
+shuffle redrawn every step, 5 trigger iterations; the MEM pins). The pins before (17d5e42) are in git.
+Computed on CPU with one thread, torch 2.x; a different BLAS or torch build may round differently, so a
+mismatch on another platform means "check", not "broken". On this platform a mismatch means a change
+altered what the attacks publish.
 """
 
 import pytest
@@ -14,13 +18,13 @@ from ue_bench import registry
 TINY_MEM = registry.get("attacks", "mem").presets["tiny"]  # the tiny preset's MEM values
 
 PINNED = [
-    ("mem", TINY_MEM, "91e4f7018f024eb17b2341d4a412f1d96660ce885d31368a51b6ce949719c9b9"),
+    ("mem", TINY_MEM, "6162f8abf9a74bef973723482cbe2d3dbb0f1bed1932a431d47f3c73f40195f8"),
     ("em", registry.get("attacks", "em").presets["tiny"],
-     "07900fa96bcda6a6f2b836150faef12c5e527a40d00fcbc95c223a5ca8f50db9"),
+     "5c78816dbb6337865c93685dead2466a7c98c9a6477ed48c7df1a932ff8b5469"),
     ("mem-patterns", {**TINY_MEM, "patterns": 8, "pattern_words": 3, "pattern_layout": "split",
                       "pattern_share": 0.75, "pattern_vocab": 8},
-     "fbb3a8620100954dbd37fcd1d35f141df5635e8dd4a86263583c72eb85bf088f"),
-    ("mem-patterns", {**TINY_MEM, "patterns": 6}, "f420002d9541ef98beb4d23b1c9f5953790c6a3c9393a059735945c912385aee"),
+     "52dbfd4a60451283c8c86199e7e32e5808a748dde9d65a7a868c7a3211264b0b"),
+    ("mem-patterns", {**TINY_MEM, "patterns": 6}, "23f2320f7788fe37d50744fdcb0fd6d475a71912de02792007c8c6deaa5f1142"),
 ]
 
 
