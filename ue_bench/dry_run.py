@@ -14,7 +14,6 @@ from .cost import step_seconds
 from .data import PairDataset
 from .matrix import dataset_key
 from .results import cell_finished
-from .training import steps_per_epoch
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
 EVAL_STEP_FRACTION = 0.35
@@ -54,8 +53,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
             seen_prot.add(keys["protection"])
         train_s = 0.0
         if not done and vic_state != "cached" and keys["victim"] not in seen_victim:
-            r = cell.victim.params
-            train_s = r.epochs * steps_per_epoch(len(data.train), r.batch_size) * timing(cell.victim, data)
+            train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data)
             seen_victim.add(keys["victim"])
         eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
         rows.append({**cell.labels(), "cell": cell.cell_id, "result": "done" if done else "todo",

@@ -35,7 +35,7 @@ from .imperceptibility import imperceptibility_of_chunks
 from .lift import LiftSettings, publish_original
 from .protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
 from .seeds import role_seed, state_sha256
-from .training import epoch_items, steps_per_epoch, train_clip
+from .training import train_clip
 from .victim import Victim
 
 #: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
@@ -263,12 +263,11 @@ def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, dat
     """Train the victim from scratch (or its ``init``) on the defended data with its recipe and the
     defense's training-time loss; store its weights."""
     split = data.split
-    recipe = victim.params
 
     def build(tmp: Path) -> dict:
         model, init_sha256 = initial_victim(victim, seed, split.resolution, device)
         settings = victim.train_settings()
-        total = recipe.epochs * steps_per_epoch(epoch_items(split, recipe.epoch_unit), recipe.batch_size)
+        total = victim.training_steps(split)
         start = time.perf_counter()
         losses = train_clip(model, victim.tokenizer(), split, **settings, seed=role_seed(seed, "victim-train"),
                             device=device, desc=desc, batch_loss=defense.batch_loss(seed, total))

@@ -25,6 +25,7 @@ from .cache import file_sha256
 from .errors import UsageError
 from .params import param
 from .plugin import Plugin
+from .training import epoch_items, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,12 @@ class Victim(Plugin):
                     "augment": r.augment}
         settings.update(overrides)
         return settings
+
+    def training_steps(self, split) -> int:
+        """Optimiser steps of this recipe on ``split`` (a :class:`~ue_bench.data.PairSplit`): epochs × the
+        batches of an epoch over its images or caption rows (``epoch_unit``)."""
+        r = self.params
+        return r.epochs * steps_per_epoch(epoch_items(split, r.epoch_unit), r.batch_size)
 
     def resolution_problem(self, resolution: int) -> str | None:
         """Why this architecture cannot take ``resolution`` px images as they are (None: it can): a ViT
