@@ -1,9 +1,20 @@
 """Synthetic-noise shortcuts (Yu et al., "Availability attacks create shortcuts", KDD 2022) for pairs.
 
-Yu et al. show that a simple group-wise pattern, linearly separable by group, is as unlearnable as
-optimised noise for classifiers. Image–caption pairs have no labels, so the groups are pseudo-groups:
-k-means clusters of a clean-trained surrogate's image features (so a pattern is shared by similar
-images, as a class-wise pattern is in the original), or uniformly random groups.
+Yu et al. show that simple noise, linearly separable by class, is as unlearnable as optimised noise for
+classifiers. Their construction (reference: dayu11/Availability-Attacks-Create-Shortcuts,
+``synthetic_perturbations/cifar_train.py``), followed here: one point per image in a low-dimensional
+space, drawn around its class's centre (Gaussian clusters at the vertices of a hypercube, ``class_sep``
+apart, as scikit-learn's ``make_classification`` places them, with unit within-class spread), one value
+per ``patch``×``patch`` block and channel, so the noise is constant over each block (low-frequency);
+each image's noise is then scaled to the L2 norm ``eps·√(H·W·3)`` of an ε-everywhere noise, as Yu et
+al. project it. ue-bench's budget is L∞, so the values beyond ±``eps`` after that scaling and rounding
+to whole pixel units are cut to it (about a quarter of the values at the defaults; Yu et al. bound only
+the L2 norm).
+
+Image–caption pairs have no labels, so the classes are pseudo-classes: k-means clusters of a
+clean-trained surrogate's image features (so similar images share a cluster, as a class does), or
+uniformly random groups. Before 2026-12-03 (version 1) this plugin published one ±ε sign tile per
+group, the same for every image of a group: neither low-frequency nor sample-wise.
 """
 
 from __future__ import annotations
@@ -17,21 +28,45 @@ import torch.nn.functional as F
 from ue_bench.attack import Attack
 from ue_bench.device import autocast
 from ue_bench.params import param
-from ue_bench.protection import Protection
+from ue_bench.data import release
+from ue_bench.protection import Protection, delta_buffer
 from ue_bench.training import batches, normalize
 
 from ._surrogate import SplitTensors, require, trained_on_clean
-from ._tiles import sign_tiles, tile_over
 
 
 @dataclass(frozen=True)
 class SyntheticParams:
-    eps: int = param(8, lo=0, hi=32, help="L∞ budget, pixel units out of 255: pattern values are ±eps")
-    groups: int = param(10, lo=1, hi=100000, help="number of pseudo-groups, one pattern each")
+    eps: int = param(8, lo=0, hi=32, help="L∞ budget, pixel units out of 255; the noise's L2 norm is eps·√(H·W·3)")
+    groups: int = param(10, lo=1, hi=100000, help="number of pseudo-classes, one cluster of noises each")
     grouping: str = param("kmeans", choices=("kmeans", "random"), help="kmeans on surrogate image features, or random groups")
-    patch: int = param(8, lo=1, hi=4096, help="side in pixels of the random ±eps patch tiled over the image")
+    patch: int = param(8, lo=1, hi=4096, help="side in pixels of the blocks the noise is constant over (Yu et al.: 8)")
+    class_sep: float = param(10.0, lo=0.0, hi=1000.0,
+                             help="half the side of the hypercube whose vertices are the cluster centres, in units "
+                                  "of the within-cluster spread (Yu et al.: 10)")
     surrogate_epochs: int = param(5, lo=1, hi=10000, help="clean-training epochs of the surrogate whose features are clustered")
     kmeans_iters: int = param(30, lo=1, hi=10000, help="Lloyd iterations (upper bound; stops when assignments settle)")
+
+
+def synthetic_noise(group: torch.Tensor, k: int, shape: tuple[int, int], p: SyntheticParams,
+                    gen: torch.Generator) -> np.memmap:
+    """Yu et al.'s synthetic noise for images of pseudo-class ``group`` (long ``[N]`` in ``range(k)``) of
+    ``shape`` (H, W): a memory-mapped integer delta ``[N, H, W, 3]`` within ±``p.eps`` pixel units,
+    constant over ``p.patch``-pixel blocks (module docstring), built 256 images at a time."""
+    h, w = shape
+    rows, cols = -(-h // p.patch), -(-w // p.patch)
+    dim = rows * cols * 3
+    centres = (torch.randint(0, 2, (k, dim), generator=gen) * 2 - 1).float() * p.class_sep
+    points = centres[group] + torch.randn(len(group), dim, generator=gen)
+    radius = p.eps * (h * w * 3) ** 0.5
+    delta = delta_buffer((len(group), h, w, 3), p.eps)
+    for a in range(0, len(group), 256):
+        blocks = points[a:a + 256].view(-1, rows, cols, 3)
+        noise = blocks.repeat_interleave(p.patch, 1).repeat_interleave(p.patch, 2)[:, :h, :w]
+        norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+        delta[a:a + len(noise)] = (noise * (radius / norms)).round().clamp(-p.eps, p.eps).to(torch.int16).numpy()
+        release(delta)
+    return delta
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.Tensor:
@@ -56,10 +91,14 @@ def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.T
 
 
 class SyntheticNoise(Attack):
-    """Synthetic-noise shortcuts: a tiled random ±ε patch per pseudo-group (k-means or random groups)."""
+    """Synthetic-noise shortcuts (Yu et al.): low-frequency noise clustered by pseudo-class (k-means or random groups).
+
+    Returns a memory-mapped integer delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255), no
+    trigger. Raises :class:`~ue_bench.errors.UsageError` without a surrogate under ``grouping=kmeans``.
+    """
 
     Params = SyntheticParams
-    version = "1"
+    version = "2"  # 2: Yu et al.'s construction (version 1: one ±eps sign tile per group)
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
     def protect(self, split, surrogate, seed, device):
@@ -83,7 +122,6 @@ class SyntheticNoise(Attack):
             group = kmeans(feats, k, p.kmeans_iters, gen)
         else:
             group = torch.randint(k, (n,), generator=gen)
-        patterns = tile_over(sign_tiles(k, p.patch, gen), h, w) * p.eps
-        delta = patterns[group].numpy()
+        delta = synthetic_noise(group, k, (h, w), p, gen)
         meta["group_sizes"] = np.bincount(group.numpy(), minlength=k).tolist()
         return Protection(delta=delta, meta=meta)

@@ -8,13 +8,15 @@ first 50 of 200 epochs, then a single view per step (the reference's ``--mode fa
 for the rest. ``adversarial_frac`` is that first share of training; 1.0 is the reference's ``em`` mode
 (worst of K throughout).
 
-Contrastive adaptation. The reference takes the maximum over views *per sample* of a cross-entropy.
-The CLIP loss of a sample depends on the whole batch (its negatives come from the same view), so a
-per-sample maximum is not defined; here each view is a whole batch and the step descends on the view
-with the largest batch loss. The K candidate losses are computed without gradients and only the
-chosen view is run again with gradients: the same gradient as back-propagating through a max over K
-graphs, at one backward pass and one graph's memory (batch-norm running statistics see K + 1 batches
-per step instead of K).
+Contrastive adaptation. The reference takes, per sample, the maximum over its K views of the sample's
+cross-entropy, and descends on the mean of those maxima. Here each view is a whole augmented batch
+(the negatives of a sample come from the same view), a sample's loss in a view is its share of the CLIP
+loss, half the cross-entropy of its image against the batch's texts plus half that of its text against
+the view's images (:func:`per_sample_clip_loss`; their mean is open_clip's ``ClipLoss``), and the step
+descends on the mean over samples of each sample's worst view, as Qin et al. do. Every view is run with
+gradients (K forward and backward passes through the model, K graphs' memory); batch-norm statistics
+see each view as its own batch. Before 2026-12-03 (version 1) the step took the one view with the
+largest batch loss instead.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 
 from ue_bench.defense import Defense
 from ue_bench.errors import UsageError
@@ -31,6 +34,14 @@ from ue_bench.params import param
 from ue_bench.training import clip_loss, normalize
 
 from ._augment import ViewParams, ueraser_view
+
+
+def per_sample_clip_loss(image_features: torch.Tensor, text_features: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """``[B]``: each pair's share of open_clip's ``ClipLoss`` on normalised ``[B, D]`` features (their mean
+    is that loss): half the cross-entropy of image i over the texts plus half that of text i over the images."""
+    logits = scale * image_features @ text_features.T
+    target = torch.arange(len(logits), device=logits.device)
+    return (F.cross_entropy(logits, target, reduction="none") + F.cross_entropy(logits.T, target, reduction="none")) / 2
 
 
 def step_generator(seed: int, step: int) -> torch.Generator:
@@ -48,10 +59,10 @@ class UEraserParams(ViewParams):
 
 
 class UEraser(Defense):
-    """UEraser: descend on the worst of K strong augmentations (plasma maps, channel shuffle, TrivialAugment ops)."""
+    """UEraser: descend on each sample's worst of K strong augmentations (plasma maps, channel shuffle, TrivialAugment ops)."""
 
     Params = UEraserParams
-    version = "1"
+    version = "2"  # 2: the per-sample worst view (Qin et al.), where 1 took the worst whole-batch view
 
     def batch_loss(self, seed: int, total_steps: int | None = None):
         p = self.params
@@ -65,11 +76,13 @@ class UEraser(Defense):
         def loss(model, unit, tokens, step):
             gen = step_generator(seed, step)
             views = [ueraser_view(unit, gen, p) for _ in range(p.repeats if step < adversarial_steps else 1)]
-            if len(views) > 1:
-                with torch.no_grad():
-                    worst = int(torch.stack([clip_loss(model, loss_fn, normalize(v), tokens) for v in views]).argmax())
-                views = [views[worst]]
-            return clip_loss(model, loss_fn, normalize(views[0]), tokens)
+            if len(views) == 1:
+                return clip_loss(model, loss_fn, normalize(views[0]), tokens)
+            per_view = []
+            for v in views:
+                out = model(normalize(v), tokens)
+                per_view.append(per_sample_clip_loss(out["image_features"], out["text_features"], out["logit_scale"]))
+            return torch.stack(per_view).amax(0).mean()
 
         return loss
 

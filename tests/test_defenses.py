@@ -14,7 +14,7 @@ from PIL import Image
 from ue_bench import registry
 from ue_bench.data import PairSplit
 from ue_bench.defenses._augment import ViewParams, ueraser_view
-from ue_bench.defenses.ueraser import step_generator
+from ue_bench.defenses.ueraser import per_sample_clip_loss, step_generator
 from ue_bench.errors import UsageError
 from ue_bench.training import clip_loss, normalize
 
@@ -37,7 +37,7 @@ def noisy(split: PairSplit, seed: int = 0) -> PairSplit:
 def test_every_defense_is_registered_with_a_summary_and_version():
     for name in DATA_DEFENSES + LOSS_DEFENSES:
         cls = registry.get("defenses", name)
-        assert cls.summary() and cls.version == "1"
+        assert cls.summary() and isinstance(cls.version, str) and cls.version
         assert cls.transforms_data == (name in DATA_DEFENSES)
 
 
@@ -166,16 +166,22 @@ def test_training_losses_are_deterministic_per_seed(name):
     assert not torch.equal(first, defense.batch_loss(1, total_steps=10)(model, x, tok, 2))
 
 
-def test_ueraser_takes_the_worst_of_k_views_then_one_view():
+def test_ueraser_descends_on_each_samples_worst_view_then_one_view():
     torch.manual_seed(0)
     model, x, tok = Stub(), torch.rand(8, 3, 8, 8), torch.randint(64, (8, 5))
     loss = registry.create("defenses", "ueraser", {"repeats": 4, "adversarial_frac": 0.5}).batch_loss(0, total_steps=10)
     value = loss(model, x, tok, 4)
-    assert model.calls == 4 + 1                               # K scored without grad, the worst again with it
+    assert model.calls == 4                                   # K views, each with gradients
     gen = step_generator(0, 4)
     with torch.no_grad():
-        candidates = [clip_loss(model, ClipLoss(), normalize(ueraser_view(x, gen)), tok).item() for _ in range(4)]
-    assert value.item() == pytest.approx(max(candidates)) and len(set(candidates)) == 4
+        views = [model(normalize(ueraser_view(x, gen)), tok) for _ in range(4)]
+        per_sample = torch.stack([per_sample_clip_loss(v["image_features"], v["text_features"], v["logit_scale"])
+                                  for v in views])            # [K, B]
+        whole = [clip_loss(model, ClipLoss(), normalize(ueraser_view(x, step_generator(0, 4))), tok)]
+    assert value.item() == pytest.approx(per_sample.amax(0).mean().item(), abs=1e-6)
+    assert value.item() > per_sample.mean(1).max().item()    # above the worst whole view: the max is per sample
+    assert len(set(per_sample.argmax(0).tolist())) > 1       # samples' worst views differ in this batch
+    assert per_sample[0].mean().item() == pytest.approx(whole[0].item(), abs=1e-6)  # their mean is ClipLoss
     model.calls = 0
     loss(model, x, tok, 5)
     assert model.calls == 1                                   # past the adversarial share: one view
