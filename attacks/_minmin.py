@@ -40,7 +40,7 @@ from ue_bench.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd, project
-from ._surrogate import SplitTensors, SurrogateTrainer, fresh_model, freeze, require
+from ._surrogate import SplitTensors, SurrogateTrainer, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
 log = logging.getLogger("ue_bench.attacks")
@@ -155,7 +155,7 @@ class MinMinAttack(Attack):
             vocab = self.trigger_words(allowed, data, gen)
             trig = vocab[torch.randint(len(vocab), (data.n, trig_p.trigger_len), generator=gen)]
         fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
-        model, init_sha256 = fresh_model(surrogate, split.resolution, seed, device)
+        model, init_sha256 = surrogate.initial_model(split.resolution, seed, device)
         trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
         delta, history = min_min(self.name, self.params, trainer, data, trig, vocab, fixed, gen, tok.eot_token_id,
                                  self.pgd_views(seed))

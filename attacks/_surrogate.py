@@ -17,7 +17,7 @@ import torch
 from ue_bench.data import PairSplit
 from ue_bench.device import autocast
 from ue_bench.errors import UsageError
-from ue_bench.seeds import role_seed, state_sha256
+from ue_bench.seeds import role_seed
 from ue_bench.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
 
 
@@ -25,19 +25,6 @@ def require(surrogate, attack: str):
     if surrogate is None:
         raise UsageError(f"attack {attack!r} needs a surrogate model: pass --surrogates (e.g. tiny-rn)")
     return surrogate
-
-
-def fresh_model(surrogate, resolution: int, seed: int, device: torch.device) -> tuple[torch.nn.Module, str]:
-    """A fresh surrogate for protection ``seed`` and the sha256 of its initial state dict
-    (:func:`~ue_bench.seeds.state_sha256`), without touching the global RNG state of the caller.
-
-    Its weights are drawn from the ``surrogate-init`` role seed (:func:`~ue_bench.seeds.role_seed`), never
-    from ``seed`` itself: a victim (``victim-init``) or a trainer run with a plain ``--seed N`` does not
-    start from them."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(role_seed(seed, "surrogate-init"))
-        model = surrogate.create_model(resolution, device)
-    return model, state_sha256(model)
 
 
 def freeze(model: torch.nn.Module, frozen: bool) -> None:
@@ -110,7 +97,7 @@ class SurrogateTrainer:
 def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device: torch.device,
                      name: str) -> tuple[torch.nn.Module, dict]:
     """A surrogate trained on the clean split with its own recipe (for TAP and feature clustering)."""
-    model, init_sha256 = fresh_model(surrogate, split.resolution, seed, device)
+    model, init_sha256 = surrogate.initial_model(split.resolution, seed, device)
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         losses = train_clip(model, surrogate.tokenizer(), split, **surrogate.train_settings(

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from ue_bench import registry, stages
-from ue_bench.attacks._surrogate import fresh_model
 from ue_bench.protect_cmd import trainer_args
 from ue_bench.runconfig import build_run_config
 from ue_bench.seeds import ROLES, role_seed, state_sha256, trainer_seed
@@ -57,7 +56,7 @@ def test_a_surrogate_attack_and_a_same_architecture_victim_start_apart(split, ti
     atk = registry.create("attacks", attack, registry.get("attacks", attack).presets.get("tiny", {}))
     prot = atk.protect(split, tiny_rn, 0, CPU)
     surrogate_init = prot.meta["surrogate_init_sha256"]
-    assert surrogate_init == fresh_model(tiny_rn, split.resolution, 0, CPU)[1]  # the model it built
+    assert surrogate_init == tiny_rn.initial_model(split.resolution, 0, CPU)[1]  # the model it built
     victim_init = stages.initial_victim(tiny_rn, 0, split.resolution, CPU)[1]
     assert victim_init != surrogate_init
     assert stages.initial_victim(tiny_rn, 1, split.resolution, CPU)[1] != victim_init
@@ -66,7 +65,7 @@ def test_a_surrogate_attack_and_a_same_architecture_victim_start_apart(split, ti
 def test_the_surrogate_is_no_plain_small_seed_trainer_model(tiny_rn):
     """open_clip_train seeds torch with ``--seed`` (+ rank) before it builds the model: a trainer run with
     ``--seed 0`` ... ``7``, or with the seed protect prints, must not build the surrogate."""
-    surrogate = fresh_model(tiny_rn, 32, 0, CPU)[1]
+    surrogate = tiny_rn.initial_model(32, 0, CPU)[1]
     for seed in [*range(8), trainer_seed(0)]:
         torch.manual_seed(seed)
         model = open_clip.create_model("tiny-rn", pretrained=None, force_image_size=32, output_dict=True)
@@ -75,7 +74,7 @@ def test_the_surrogate_is_no_plain_small_seed_trainer_model(tiny_rn):
 
 def test_sharing_the_surrogates_init_is_an_explicit_labelled_upper_bound(tiny_rn):
     leak = registry.create("victims", "tiny-rn", {"epochs": 1, "batch_size": 16, "surrogate_init": True})
-    assert stages.initial_victim(leak, 0, 32, CPU)[1] == fresh_model(tiny_rn, 32, 0, CPU)[1]
+    assert stages.initial_victim(leak, 0, 32, CPU)[1] == tiny_rn.initial_model(32, 0, CPU)[1]
     assert "surrogate_init=True" in leak.label()
     assert not registry.get("victims", "tiny-rn").Params().surrogate_init  # never the default
 

@@ -34,7 +34,7 @@ from .images import decode_image, fit
 from .imperceptibility import imperceptibility_of_chunks
 from .lift import LiftSettings, publish_original
 from .protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
-from .seeds import role_seed, state_sha256
+from .seeds import role_seed
 from .training import train_clip
 from .victim import Victim
 
@@ -289,14 +289,11 @@ def initial_victim(victim: Victim, seed: int, resolution: int, device: torch.dev
     (:func:`~ue_bench.seeds.state_sha256`), without touching the caller's global RNG state.
 
     Its weights are drawn from the ``victim-init`` role seed, apart from the surrogate's
-    (``surrogate-init``, :func:`ue_bench.attacks._surrogate.fresh_model`): a victim of the surrogate's
+    (``surrogate-init``, :meth:`Victim.initial_model`'s default): a victim of the surrogate's
     architecture is a fresh model, as a trainer would have it. ``surrogate_init=true`` (an explicit
     upper bound) draws them from the surrogate's role seed instead; ``init`` loads a checkpoint over them."""
-    role = "surrogate-init" if victim.params.surrogate_init else "victim-init"
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(role_seed(seed, role))
-        model = victim.create_model(resolution, device)
-    return model, state_sha256(model)
+    return victim.initial_model(resolution, seed, device,
+                                "surrogate-init" if victim.params.surrogate_init else "victim-init")
 
 
 def evaluate(victim: Victim, model: torch.nn.Module, test: PairSplit, device: torch.device) -> tuple[dict, float]:
