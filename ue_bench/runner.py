@@ -101,7 +101,8 @@ class Runner:
                         "trained_on": defended.split.fingerprint(), "protection": protection.key,
                         "defended": defended.key, "victim": trained.key,
                         "victim_init_sha256": trained.info.get("victim_init_sha256"),
-                        "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get("surrogate_init_sha256")},
+                        "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get(
+                            "surrogate_init_sha256")},
             )
         except Exception as exc:  # a failing cell is recorded and the matrix goes on
             if disk_error(exc):  # ... unless the disk is full: every later cell would fail the same way

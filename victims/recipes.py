@@ -41,7 +41,7 @@ class PaperRecipe(Recipe):
     trainer's defaults (open_clip's view and AdamW values, epochs over images); ``--preset paper`` sets
     the reference's protocol field by field (:data:`PAPER`)."""
 
-    epochs: int = param(32, lo=1, hi=10000, help="passes over the training images")
+    epochs: int = param(32, lo=1, hi=10000, help="passes over the training data (see epoch_unit)")
     batch_size: int = param(128, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(5e-4, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.2, lo=0.0, hi=10.0, help="AdamW weight decay")
@@ -63,7 +63,7 @@ class TinyViT(Victim):
 
 
 class RN50(Victim):
-    """open_clip RN50 from scratch with the MEM paper's recipe (GPU scale)."""
+    """open_clip RN50 from scratch at the MEM paper's epochs, batch and rate (GPU scale)."""
 
     arch = "RN50"
     Params = PaperRecipe
@@ -71,7 +71,7 @@ class RN50(Victim):
 
 
 class RN101(Victim):
-    """open_clip RN101 from scratch with the MEM paper's recipe (GPU scale)."""
+    """open_clip RN101 from scratch at the MEM paper's epochs, batch and rate (GPU scale)."""
 
     arch = "RN101"
     Params = PaperRecipe
@@ -79,7 +79,7 @@ class RN101(Victim):
 
 
 class ViTB32(Victim):
-    """open_clip ViT-B-32 from scratch with the MEM paper's recipe (GPU scale)."""
+    """open_clip ViT-B-32 from scratch at the MEM paper's epochs, batch and rate (GPU scale)."""
 
     arch = "ViT-B-32"
     Params = PaperRecipe
