@@ -1,0 +1,31 @@
+"""Autoregressive perturbations: each pseudo-class's process, its annihilating filter, the budget."""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ue_bench import registry
+from ue_bench.attacks.ar_noise import ar_filter, ar_generate, ar_processes
+
+
+def test_each_process_is_annihilated_by_its_own_filter_and_seen_by_the_others():
+    gen = torch.Generator().manual_seed(0)
+    coeffs = ar_processes(3, gen)
+    assert coeffs.shape == (3, 3, 3, 3) and torch.allclose(coeffs.sum((2, 3)), torch.ones(3, 3))
+    raw, diverged = ar_generate(coeffs, (24, 20), 4, gen)
+    assert raw.shape == (3, 3, 24, 20) and not diverged.any()
+    signal = raw / raw.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+    for k in range(3):
+        responses = [F.relu(F.conv2d(signal[k:k + 1], ar_filter(coeffs[j]))).sum().item() for j in range(3)]
+        assert responses[k] < 1e-9  # linear in the signal: its own filter cancels it
+        assert min(r for j, r in enumerate(responses) if j != k) > 0.5
+
+
+def test_ar_noise_is_within_eps_spread_over_the_image_and_deterministic():
+    split = registry.create("datasets", "synthetic", {"size": 24, "test_size": 8}).load().train
+    attack = registry.create("attacks", "ar", {"grouping": "random", "groups": 2})
+    delta = np.asarray(attack.protect(split, None, 0, torch.device("cpu")).delta)
+    assert delta.shape == split.images.shape and np.abs(delta).max(axis=(1, 2, 3)).tolist() == [8] * 24
+    assert (delta != 0).mean() > 0.1  # not a corner: the kept processes do not grow
+    again = np.asarray(attack.protect(split, None, 0, torch.device("cpu")).delta)
+    assert np.array_equal(delta, again)
