@@ -1,4 +1,11 @@
-"""EM (error-minimising noise, Huang et al. 2021) adapted to image–caption pairs, the MEM paper's baseline."""
+"""EM (error-minimising noise, Huang et al. 2021) adapted to image–caption pairs, the MEM paper's baseline.
+
+As the MEM reference's ``src/poison_mm.py`` computes it: the min–min loop of :mod:`._minmin` with each
+image's own caption as the positive, no trigger and no caption shuffling (its ``paper`` preset: the
+reference's 5 outer iterations of 50 surrogate steps). It departs from the reference where MEM does,
+fixing the same defects: one integer noise per image (not per caption row, in normalised float space),
+surrogate gradients zeroed every step.
+"""
 
 from ._minmin import MinMinAttack
 

@@ -1,4 +1,12 @@
-"""Error-maximising (TAP-like) noise: PGD that raises the contrastive loss of a clean-trained surrogate."""
+"""Error-maximising (TAP-like) noise: PGD that raises the contrastive loss of a clean-trained surrogate.
+
+TAP (Fowl et al., "Adversarial examples make strong poisons", NeurIPS 2021) attacks a model trained on
+the clean data; the MEM paper's baseline is the reference's ``src/poison_max.py``: one pass of 8
+ascent steps of 1/255 within 8/255 at batch 128 (the ``paper`` preset). That script's line loading a
+trained checkpoint is commented out, so it ascends on the model as created (untrained, or OpenAI's with
+``--pretrained``); here the surrogate is trained on the clean pairs first (``surrogate_epochs``; the
+paper preset: the paper's 32 epochs), as TAP is defined.
+"""
 
 from __future__ import annotations
 
