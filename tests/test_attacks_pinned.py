@@ -5,8 +5,9 @@ Re-pinned, with the reasons, on 2026-12-03: the surrogate's initial weights are 
 seed (``ue_bench.seeds``) instead of the cell seed a victim also used (every pin), and MEM's loop follows
 the reference (batch-shared HotFlip rank, HotFlip scored on each image's own caption, PGD's caption
 shuffle redrawn every step, 5 trigger iterations; the MEM pins). The pins before (17d5e42) are in git.
-Computed on CPU with one thread, torch 2.x; a different BLAS or torch build may round differently, so a
-mismatch on another platform means "check", not "broken". On this platform a mismatch means a change
+Computed on CPU with one thread, torch 2.14.1, on this workplace's AMD EPYC machines (where the pins of
+17d5e42 already failed for mem and patterns-share at 7d27efd); a different CPU, BLAS or torch build may
+round differently, so a mismatch on another platform means "check", not "broken". On this platform a mismatch means a change
 altered what the attacks publish.
 """
 
