@@ -376,7 +376,8 @@ def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
         if found is None:
             raise RuntimeError(f"the import just written to {tmp} does not verify")
         metas: list[dict] = []
-        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas])
+        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas],
+                                    lambda final: _read(final, resolution) is not None)
     else:
         metas, where = [], folder
     manifest, loaded = found

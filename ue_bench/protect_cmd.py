@@ -13,6 +13,7 @@ dataset. The input is only read; the copy and its manifest go to a new ``--out``
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import asdict
 from dataclasses import fields as fields_of
 import shlex
@@ -23,7 +24,7 @@ import open_clip
 import torch
 
 from . import __version__, import_cache, registry, stages
-from .atomic import write_json
+from .atomic import lock_path, locked, write_json
 from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
@@ -196,6 +197,12 @@ def _print_summary(s: dict, eps: int) -> None:
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
+    """Exit code 0 (1: the protection was rejected); bad input raises UsageError (exit code 2)."""
+    with contextlib.ExitStack() as stack:
+        return _protect(args, stack)
+
+
+def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     check_image_format(args.image_format, args.force_lossy)
     seed = _positive_int(args.seed, "--seed", 0)
     if seed > 2**32 - 1:
@@ -208,8 +215,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
     dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
     surrogate = _one("victims", args.surrogate, "--surrogate")
     victim = _one("victims", args.victim, "--victim")
-    out = Path(args.out)
-    prepare_out(out)
+    out = prepare_out(Path(args.out))
+    # one writer per copy: a second protect of the same --out is refused until the first is done
+    stack.enter_context(locked(lock_path(out), f"--out {out}"))
+    prepare_out(out)  # again, holding the lock: another writer may have finished it meanwhile
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
     if threads:
