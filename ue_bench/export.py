@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from .atomic import building, write_json
@@ -95,7 +96,31 @@ def _write_csv(tmp: Path, parts, layout: Layout, image_format: str, split: str =
                 name = f"{folder}/{a + j:08d}.{image_format}"
                 (tmp / name).write_bytes(_encode(image, image_format))
                 writer.writerows([name, c] for c in caps)
-    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")}, "open_clip_args": csv_args(layout, split)}
+    checked = trainer_misreads(tmp / f"{split}.csv", layout) if split == "train" else {}
+    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")}, "open_clip_args": csv_args(layout, split),
+            **checked}
+
+
+def trainer_misreads(path: Path, layout: Layout) -> dict:
+    """The rows of the CSV index ``path`` that open_clip's trainer reads differently from what was
+    written: it reads the file with ``pandas.read_csv(path, sep=...)`` and uses ``str()`` of each value,
+    so a caption pandas takes for a missing value (``NA``, ``None``, ``null``, ...) becomes ``nan`` and a
+    column of numbers ``7.0``. Prints one warning line and returns ``{"trainer_misreads": count,
+    "trainer_misreads_examples": [...]}`` for the manifest (``{}`` when every row reads as written)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        written = list(csv.reader(fh, delimiter=layout.sep))[1:]
+    frame = pd.read_csv(path, sep=layout.sep)
+    read = zip(frame[layout.img_key].tolist(), frame[layout.caption_key].tolist())
+    differ = [f"row {i + 1}: {tuple(w)!r} is read as {(str(a), str(b))!r}"
+              for i, (w, (a, b)) in enumerate(zip(written, read)) if tuple(w) != (str(a), str(b))]
+    if len(frame) != len(written):
+        differ.insert(0, f"{len(written)} rows written, {len(frame)} read")
+    if not differ:
+        return {}
+    print(f"ue-bench: warning: {path}: open_clip's trainer (pandas.read_csv) reads {len(differ)} row(s) "
+          f"differently from what was written: {'; '.join(differ[:3])}{' …' if len(differ) > 3 else ''}",
+          file=sys.stderr)
+    return {"trainer_misreads": len(differ), "trainer_misreads_examples": differ[:10]}
 
 
 def csv_args(layout: Layout, split: str) -> list[str]:

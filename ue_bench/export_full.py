@@ -53,7 +53,7 @@ from .atomic import write_file, write_json, writing
 from .cache import file_sha256
 from .data import release
 from .errors import ProtectionRejected
-from .export import csv_args, write_model_config
+from .export import csv_args, trainer_misreads, write_model_config
 from .images import decode_image, decode_rgb_array
 from .imperceptibility import psnr, ssim_banded
 from .lift import LiftSettings, publish_original, view_error
@@ -255,6 +255,7 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
                   lambda i, r: _protect_one(i, r, protection, eps, settings),
                   protected_captions if sidecars else None)
     files = {"train.csv": _write_index(folder, "train", train, protected_captions, layout)}
+    misreads = trainer_misreads(folder / "train.csv", layout)
     if test:
         _write_images(folder, "val", test, progress, _copy_one, first_caption if sidecars else None)
         files["val.csv"] = _write_index(folder, "val", test, first_caption, layout)
@@ -274,7 +275,7 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
                 "image_format": "png", "lift": asdict(settings), "n_images": len(train),
                 "n_captions": sum(len(r.captions) for r in train), "n_val_images": len(test),
                 "published_sha256": published.hexdigest(), "summary": stats.figures(), "files": files,
-                "open_clip_args": args}
+                "open_clip_args": args, **misreads}
     files["files.jsonl"] = file_sha256(folder / "files.jsonl")
     write_json(folder / "manifest.json", manifest)
     (folder / "job.json").unlink()

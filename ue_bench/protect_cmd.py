@@ -88,6 +88,13 @@ def _everything_protected(dataset, text: str):
     return registry.create("datasets", dataset.name, {**asdict(dataset.params), "test_fraction": 0.0})
 
 
+def _what_was_read(meta: dict) -> dict:
+    """The dataset's account of its input for the manifest: what it left out, skipped or found (counts
+    and first examples, e.g. ``ignored_files``, ``skipped_rows``, ``unpaired_captions``), without the
+    import cache's own keys."""
+    return {k: v for k, v in meta.items() if k not in ("split", "import_key", "import_dir")}
+
+
 def _one(family: str, text: str, flag: str):
     plugins = registry.create_many(family, text, flag)
     if len(plugins) != 1:
@@ -273,6 +280,7 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }
     manifest["victim"] = victim.spec()
+    manifest["input"] = _what_was_read(train.meta)
     if full:
         # what the image files depend on (the preview and the model folder are written at the end)
         job = {"protection_key": artifact.key, "import_key": train.meta.get("import_key"), "lift": asdict(settings),
