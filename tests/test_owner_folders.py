@@ -364,3 +364,26 @@ def test_captions_open_clips_pandas_reader_would_read_differently_are_flagged(tm
     assert "reads 2 row(s) differently" in capsys.readouterr().err
     frame = pd.read_csv(out / "train.csv", sep="\t")  # every other caption, the odd one too, reads as written
     assert frame["title"].tolist()[4] == odd["p4"]
+
+
+# --- deliverable 2: what decoding changes (frames, bit depth, transparency, colour model) is counted ---
+
+def test_what_the_copy_holds_differently_from_the_input_is_named_and_counted(tmp_path, capsys):
+    folder = photos(tmp_path / "photos", n=4)
+    frames = [pixels(20 + k) for k in range(3)]
+    frames[0].save(folder / "anim.gif", save_all=True, append_images=frames[1:], duration=100)
+    Image.fromarray(np.linspace(0, 65535, 40 * 40).astype(np.uint16).reshape(40, 40)).save(folder / "deep.png")
+    rgba = np.dstack([np.asarray(pixels(30)), np.full((40, 40), 128, np.uint8)])
+    Image.fromarray(rgba, "RGBA").save(folder / "glass.png")
+    pixels(31).convert("CMYK").save(folder / "print.jpg")
+    for stem in ("anim", "deep", "glass", "print"):
+        (folder / f"{stem}.txt").write_text(f"the {stem} image\n")
+    out = tmp_path / "out"
+    assert protect(folder_spec(folder), out, tmp_path / "cache") == 0
+    summary = json.loads((out / "manifest.json").read_text())["summary"]
+    assert summary["converted"] == {"CMYK colours to RGB": 1, "16-bit samples to 8": 1, "first frame of several kept": 1,
+                                    "transparency composited on white": 1}
+    rows = {r["name"]: r for r in map(json.loads, (out / "files.jsonl").read_text().splitlines())}
+    assert [n for n, r in sorted(rows.items()) if "converted" in r] == ["anim", "deep", "glass", "print"]
+    line = next(e for e in capsys.readouterr().err.splitlines() if "converted as a viewer shows them" in e)
+    assert "1 CMYK colours to RGB" in line and "1 first frame of several kept" in line

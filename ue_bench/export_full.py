@@ -41,6 +41,7 @@ import json
 import os
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -54,7 +55,7 @@ from .cache import file_sha256
 from .data import release
 from .errors import ProtectionRejected
 from .export import csv_args, trainer_misreads, write_model_config
-from .images import decode_image, decode_rgb_array
+from .images import conversions, decode_image, decode_rgb_array
 from .imperceptibility import psnr, ssim_banded
 from .lift import LiftSettings, publish_original, view_error
 from .preview import write_preview
@@ -76,10 +77,13 @@ def _encode_png(pixels: np.ndarray, info: dict) -> bytes:
     return buf.getvalue()
 
 
-def _original(record) -> tuple[np.ndarray, dict]:
+def _original(record) -> tuple[np.ndarray, dict, list[str]]:
+    """The record's pixels as a viewer shows them, its PNG-relevant info (ICC profile, DPI) and what
+    decoding changed (:func:`ue_bench.images.conversions`)."""
     raw = record.read()
-    info = dict(Image.open(io.BytesIO(raw)).info)
-    return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info
+    opened = Image.open(io.BytesIO(raw))
+    info, converted = dict(opened.info), conversions(opened)
+    return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info, converted
 
 
 class Progress:
@@ -141,7 +145,7 @@ def _bar(total: int, desc: str, done: int):
 def _protect_one(i: int, record, protection: Protection, eps: int, settings: LiftSettings) -> tuple[bytes, dict]:
     """The published PNG of train image ``i`` and its figures; ProtectionRejected if the decoded file
     is over budget (which :func:`lift`'s projection rules out, so it would be a bug)."""
-    pixels, info = _original(record)
+    pixels, info, converted = _original(record)
     delta = None if protection.delta is None else np.array(protection.delta[i])
     release(protection.delta)  # one image at a time: a memory-mapped delta stays on disk
     published = publish_original(pixels, delta, eps, settings, i)
@@ -156,6 +160,8 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     row["ssim"] = 1.0 if unchanged else ssim_banded(pixels, back)
     if delta is not None:
         row["view_error_mean"], row["view_error_max"] = view_error(back, pixels, delta)
+    if converted:
+        row["converted"] = converted
     return data, row
 
 
@@ -173,9 +179,10 @@ def _write_images(folder: Path, split: str, records, progress: Progress, make: C
 
 
 def _copy_one(i: int, record) -> tuple[bytes, dict]:
-    pixels, info = _original(record)
+    pixels, info, converted = _original(record)
     data = _encode_png(pixels, info)
-    return data, {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return data, {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                  **({"converted": converted} if converted else {})}
 
 
 def _write_index(folder: Path, split: str, records, captions: Callable, layout) -> str:
@@ -199,6 +206,8 @@ class Summary:
         self.w: list[int] = []
         self.h: list[int] = []
         self.view_sum, self.view_max, self.view_n = 0.0, 0.0, 0
+        self.converted: Counter[str] = Counter()
+        self.converted_examples: list[str] = []
 
     @staticmethod
     def _range(bounds: list, value) -> None:
@@ -214,6 +223,9 @@ class Summary:
             self._range(self.psnr, r["psnr"])
         for bounds, key in ((self.ssim, "ssim"), (self.w, "w"), (self.h, "h")):
             self._range(bounds, r[key])
+        self.converted.update(r.get("converted", []))
+        if r.get("converted") and len(self.converted_examples) < 10:
+            self.converted_examples.append(f"{r['name']}: {', '.join(r['converted'])}")
         if "view_error_mean" in r:
             self.view_sum += r["view_error_mean"]
             self.view_max = max(self.view_max, r["view_error_max"])
@@ -224,6 +236,9 @@ class Summary:
                "psnr_min": self.psnr[0] if self.psnr else None, "psnr_max": self.psnr[1] if self.psnr else None,
                "ssim_min": self.ssim[0] if self.ssim else None, "ssim_max": self.ssim[1] if self.ssim else None,
                "n_unchanged": self.n_unchanged, "width_range": self.w or None, "height_range": self.h or None}
+        if self.converted:
+            out["converted"] = dict(sorted(self.converted.items()))
+            out["converted_examples"] = self.converted_examples
         if self.view_n:
             out["view_error_mean"] = self.view_sum / self.view_n
             out["view_error_max"] = self.view_max

@@ -166,6 +166,32 @@ def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = ""
                          f"complete JPEG, PNG, WebP or other PIL-readable file") from None
 
 
+#: Colour models whose conversion to RGB changes colours (PIL's conversion, no ICC profile applied).
+_OTHER_MODELS = ("CMYK", "YCbCr", "LAB", "HSV")
+
+
+def conversions(img: Image.Image) -> list[str]:
+    """What :func:`decode_image` changes of the opened (header-read) ``img`` besides its orientation, one
+    phrase per kind, for a count of what a published copy holds differently from its input: frames
+    after the first dropped, samples deeper than 8 bits reduced, transparency composited on white,
+    colours of another model converted. Empty for an 8-bit RGB, grey or palette still image."""
+    notes = []
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append("first frame of several kept")
+    mode = img.mode
+    deep_rgb = any(";16" in str(getattr(t, "args", "")) for t in getattr(img, "tile", []) or [])  # 16-bit RGB PNG
+    if mode.startswith("I") or deep_rgb:
+        notes.append("16-bit samples to 8")
+    elif mode == "F":
+        notes.append("float samples to 8 bits")
+    transparent = "transparency" in img.info or (mode == "P" and img.palette is not None and img.palette.mode == "RGBA")
+    if mode in _ALPHA_MODES or transparent:
+        notes.append("transparency composited on white")
+    if mode in _OTHER_MODELS:
+        notes.append(f"{mode} colours to RGB")
+    return notes
+
+
 def decode_rgb_array(source, *, name: str = "") -> np.ndarray:
     """:func:`decode_image` as a ``uint8 [H, W, 3]`` array."""
     return np.asarray(decode_image(source, name=name), dtype=np.uint8)

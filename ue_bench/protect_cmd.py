@@ -200,6 +200,9 @@ def _print_summary(s: dict, eps: int) -> None:
     if "view_error_mean" in s:
         line += (f"; the trainer's view differs from the protected view by {s['view_error_mean']:.2f} px "
                  f"on average (max {s['view_error_max']:.1f})")
+    if s.get("converted"):
+        kinds = ", ".join(f"{n} {what}" for what, n in s["converted"].items())
+        line += f"; converted as a viewer shows them: {kinds} (summary.converted_examples in manifest.json)"
     print(line, file=sys.stderr)
 
 
