@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image, features
+from PIL import Image, ImageCms, features
 
 import _cliproc
 from ue_bench import registry
@@ -375,14 +375,20 @@ def test_what_the_copy_holds_differently_from_the_input_is_named_and_counted(tmp
     Image.fromarray(np.linspace(0, 65535, 40 * 40).astype(np.uint16).reshape(40, 40)).save(folder / "deep.png")
     rgba = np.dstack([np.asarray(pixels(30)), np.full((40, 40), 128, np.uint8)])
     Image.fromarray(rgba, "RGBA").save(folder / "glass.png")
-    pixels(31).convert("CMYK").save(folder / "print.jpg")
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()  # not RGB data, as a CMYK profile
+    pixels(31).convert("CMYK").save(folder / "print.jpg", icc_profile=lab)
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    pixels(32).save(folder / "p0.png", icc_profile=srgb)
     for stem in ("anim", "deep", "glass", "print"):
         (folder / f"{stem}.txt").write_text(f"the {stem} image\n")
     out = tmp_path / "out"
     assert protect(folder_spec(folder), out, tmp_path / "cache") == 0
     summary = json.loads((out / "manifest.json").read_text())["summary"]
     assert summary["converted"] == {"CMYK colours to RGB": 1, "16-bit samples to 8": 1, "first frame of several kept": 1,
-                                    "transparency composited on white": 1}
+                                    "transparency composited on white": 1, "ICC profile for Lab data dropped": 1}
+    assert "icc_profile" not in Image.open(out / "train" / "print.png").info  # RGB pixels, no Lab profile
+    kept = Image.open(out / "train" / "p0.png").info["icc_profile"]  # an RGB profile is kept, and opens
+    assert kept == srgb and ImageCms.ImageCmsProfile(io.BytesIO(kept)).profile.xcolor_space == "RGB "
     rows = {r["name"]: r for r in map(json.loads, (out / "files.jsonl").read_text().splitlines())}
     assert [n for n, r in sorted(rows.items()) if "converted" in r] == ["anim", "deep", "glass", "print"]
     line = next(e for e in capsys.readouterr().err.splitlines() if "converted as a viewer shows them" in e)

@@ -8,7 +8,8 @@ noise carried onto its own pixels by :func:`ue_bench.lift.lift`. The copy mirror
   input's own relative file name (extension replaced by ``.png``, lossless: the noise is in the low
   bits). Pixels are the decoded original as a viewer shows it (:mod:`ue_bench.images`: EXIF
   orientation applied to the pixels, transparency on white) plus the noise. Kept from the original:
-  its ICC colour profile and DPI; EXIF is dropped whole (it carries GPS positions, serial numbers and
+  its ICC colour profile when it describes RGB data (a CMYK or grey profile does not fit the RGB
+  copy and is dropped, counted in the summary's ``converted``) and DPI; EXIF is dropped whole (it carries GPS positions, serial numbers and
   owners' names), its orientation being already applied.
 * ``train.csv`` (open_clip's ``--dataset-type csv``: one row per caption, the protected caption with
   the attack's trigger), in the input's columns and separator for a CSV input; for a folder input
@@ -55,7 +56,7 @@ from .cache import file_sha256
 from .data import release
 from .errors import ProtectionRejected
 from .export import csv_args, trainer_misreads, write_model_config
-from .images import conversions, decode_image, decode_rgb_array
+from .images import conversions, decode_image, decode_rgb_array, icc_colour_space
 from .imperceptibility import psnr, ssim_banded
 from .lift import LiftSettings, publish_original, view_error
 from .preview import write_preview
@@ -70,8 +71,12 @@ def partial_folder(out: Path) -> Path:
 
 
 def _encode_png(pixels: np.ndarray, info: dict) -> bytes:
-    """PNG bytes of uint8 ``[H, W, 3]`` keeping the original's ICC profile and DPI (nothing else)."""
+    """PNG bytes of uint8 ``[H, W, 3]`` keeping the original's ICC profile, when it describes RGB data
+    (a CMYK or grey one does not fit the RGB copy: dropped, and counted by ``conversions``), and its DPI
+    (nothing else)."""
     keep = {k: info[k] for k in ("icc_profile", "dpi") if info.get(k)}
+    if "icc_profile" in keep and icc_colour_space(keep["icc_profile"]) != "RGB":
+        del keep["icc_profile"]
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", **keep)
     return buf.getvalue()

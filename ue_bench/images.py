@@ -170,11 +170,19 @@ def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = ""
 _OTHER_MODELS = ("CMYK", "YCbCr", "LAB", "HSV")
 
 
+def icc_colour_space(icc: bytes) -> str:
+    """The data colour space an ICC profile describes (its header's signature at bytes 16-19:
+    ``RGB``, ``CMYK``, ``GRAY``, ``Lab``, ...), or ``?`` for bytes too short to be a profile."""
+    return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else "?"
+
+
 def conversions(img: Image.Image) -> list[str]:
     """What :func:`decode_image` changes of the opened (header-read) ``img`` besides its orientation, one
     phrase per kind, for a count of what a published copy holds differently from its input: frames
     after the first dropped, samples deeper than 8 bits reduced, transparency composited on white,
-    colours of another model converted. Empty for an 8-bit RGB, grey or palette still image."""
+    colours of another model converted, an ICC profile dropped that describes other than RGB data (a
+    CMYK or grey profile on the RGB copy would misguide colour-managed viewers). Empty for an 8-bit RGB,
+    grey or palette still image without such a profile."""
     notes = []
     if getattr(img, "n_frames", 1) > 1:
         notes.append("first frame of several kept")
@@ -189,6 +197,9 @@ def conversions(img: Image.Image) -> list[str]:
         notes.append("transparency composited on white")
     if mode in _OTHER_MODELS:
         notes.append(f"{mode} colours to RGB")
+    icc = img.info.get("icc_profile")
+    if icc and icc_colour_space(icc) != "RGB":
+        notes.append(f"ICC profile for {icc_colour_space(icc)} data dropped")
     return notes
 
 
