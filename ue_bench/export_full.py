@@ -9,8 +9,8 @@ noise carried onto its own pixels by :func:`ue_bench.lift.lift`. The copy mirror
   bits). Pixels are the decoded original as a viewer shows it (:mod:`ue_bench.images`: EXIF
   orientation applied to the pixels, transparency on white) plus the noise. Kept from the original:
   its ICC colour profile when it describes RGB data (a CMYK or grey profile does not fit the RGB
-  copy and is dropped, counted in the summary's ``converted``) and DPI; EXIF is dropped whole (it carries GPS positions, serial numbers and
-  owners' names), its orientation being already applied.
+  copy and is dropped, counted in the summary's ``converted``) and DPI; EXIF is dropped whole (it
+  carries GPS positions, serial numbers and owners' names), its orientation being already applied.
 * ``train.csv`` (open_clip's ``--dataset-type csv``: one row per caption, the protected caption with
   the attack's trigger), in the input's columns and separator for a CSV input; for a folder input
   also ``train/<name>.txt`` sidecars, one protected caption per line, as the input had them.
