@@ -393,3 +393,19 @@ def test_what_the_copy_holds_differently_from_the_input_is_named_and_counted(tmp
     assert [n for n, r in sorted(rows.items()) if "converted" in r] == ["anim", "deep", "glass", "print"]
     line = next(e for e in capsys.readouterr().err.splitlines() if "converted as a viewer shows them" in e)
     assert "1 CMYK colours to RGB" in line and "1 first frame of several kept" in line
+
+
+# --- deliverable 3: a photo larger than a full-resolution copy lifts in 2 GB is refused up front --------
+
+def test_a_photo_over_the_full_resolution_limit_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
+    from ue_bench import export_full
+    folder = photos(tmp_path / "photos", n=4)
+    pixels(40, 64, 50).save(folder / "huge.jpg")
+    (folder / "huge.txt").write_text("a camera photo\n")
+    monkeypatch.setattr(export_full, "MAX_FULL_PIXELS", 3000)  # 64 x 50 stands for a 48 MP photo
+    out, cache = tmp_path / "out", tmp_path / "cache"
+    assert protect(folder_spec(folder), out, cache) == 2
+    line = error_line(capsys)
+    assert "1 of 5 images are larger than 0.003 MP" in line and "huge.jpg" in line and "64x50" in line, line
+    nothing_written(tmp_path, out, cache)
+    assert protect(folder_spec(folder), out, cache, "--import-resolution") == 0

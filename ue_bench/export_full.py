@@ -42,6 +42,7 @@ import json
 import os
 import shutil
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
@@ -54,7 +55,7 @@ from tqdm.auto import tqdm
 from .atomic import write_file, write_json, writing
 from .cache import file_sha256
 from .data import release
-from .errors import ProtectionRejected
+from .errors import ProtectionRejected, UsageError
 from .export import csv_args, trainer_misreads, write_model_config
 from .images import conversions, decode_image, decode_rgb_array, icc_colour_space
 from .imperceptibility import psnr, ssim_banded
@@ -63,6 +64,43 @@ from .preview import write_preview
 from .protection import Protection, with_trigger_text
 
 PROGRESS = "progress.jsonl"
+
+#: The largest image a full-resolution copy takes, in pixels: writing one image's copy (decode, lift,
+#: PNG, checks) peaks near 950 MB + 32 bytes per pixel (benchmarks/camera.py: 1.25 GB at 12 MP, 1.69 GB
+#: at 24 MP), so up to 32 MP it stays under 2 GB. Larger images are refused before any work.
+MAX_FULL_PIXELS = 32_000_000
+
+
+def _header_size(record) -> tuple[int, int]:
+    """``(width, height)`` of a record's image from its first bytes (the whole file when its header
+    runs longer); ``(0, 0)`` for a file Pillow cannot open, which the import then refuses by name."""
+    with open(record.path, "rb") as fh:
+        fh.seek(record.offset)
+        head = fh.read(1 << 18 if record.size < 0 else min(record.size, 1 << 18))
+    for read in (lambda: head, record.read):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(read())) as img:
+                    return img.size
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            continue
+    return 0, 0
+
+
+def check_sizes(records) -> None:
+    """UsageError with the count and the first three of ``records`` (originals) larger than
+    :data:`MAX_FULL_PIXELS`, read from their headers (no pixel is decoded)."""
+    big = []
+    for r in records:
+        w, h = _header_size(r)
+        if w * h > MAX_FULL_PIXELS:
+            big.append(f"{r.where} ({w}x{h} = {w * h / 1e6:.1f} MP)")
+    if big:
+        listed = "; ".join(big[:3]) + (" …" if len(big) > 3 else "")
+        raise UsageError(f"{len(big)} of {len(records)} images are larger than {MAX_FULL_PIXELS / 1e6:g} MP, the most a "
+                         f"full-resolution copy lifts in 2 GB of memory: {listed}; downscale them first, or pass "
+                         f"--import-resolution")
 
 
 def partial_folder(out: Path) -> Path:

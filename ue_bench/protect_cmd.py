@@ -29,7 +29,7 @@ from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, export_protected, prepare_out
-from .export_full import export_full_resolution
+from .export_full import check_sizes, export_full_resolution
 from .lift import LiftSettings
 from .params import parse_specs
 from .paths import default_cache, prepare_writable
@@ -235,6 +235,8 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         torch.set_num_threads(threads)
     originals = dataset.originals()
     full = _full_resolution(args, dataset, originals)
+    if full:
+        check_sizes([*originals[0], *originals[1]])
     if full and getattr(dataset.params, "publish", "original") != "original":
         # the attack sees the exact resize + crop of each original (no JPEG draft decoding), the view
         # the lift reproduces on the full-size file; the same import as a run's publish=original
