@@ -43,7 +43,9 @@ import hashlib
 import json
 import logging
 import multiprocessing
+import os
 import posixpath
+import re
 import shutil
 import sys
 from collections import Counter
@@ -58,13 +60,13 @@ from tqdm.auto import tqdm
 from ue_bench import import_cache
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.errors import UsageError
-from ue_bench.images import decode_image, fit
+from ue_bench.images import TooSmall, decode_image, fit, smallest_side
 from ue_bench.params import param
 
 log = logging.getLogger(__name__)
 
 #: Bump when decoding or geometry changes, so that old caches are not reused.
-IMPORT_VERSION = "2"
+IMPORT_VERSION = "3"  # 3: images under images.MIN_SIDE px are refused
 
 MANIFEST = "manifest.json"
 
@@ -134,7 +136,9 @@ def unique_names(records: list[Record]) -> list[Record]:
     then share a name (``a.jpg`` and ``a.png``): those keep it (names ``a.jpg`` and ``a.png``). A name
     that still repeats (the same relative path twice: base names of files outside the index's folder,
     a key found in two shards) gets ``-2``, ``-3``, ... in list order. Deterministic: the same records
-    give the same names."""
+    give the same names. Raises UsageError for a name that is not valid UTF-8 (:func:`check_utf8_name`)."""
+    for r in records:
+        check_utf8_name(r.name, r.where)
     stems = [str(PurePosixPath(r.name).with_suffix("")) for r in records]
     count = Counter(stems)
     used: set[str] = set()
@@ -147,6 +151,29 @@ def unique_names(records: list[Record]) -> list[Record]:
         used.add(name)
         out.append(replace(r, name=name))
     return out
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` for a message: its bytes as the file system holds them, those that are not UTF-8 escaped
+    (``caf\\xe9.jpg``), instead of Python's surrogate escapes (``caf\\udce9.jpg``)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def check_utf8_name(name: str, where: str) -> None:
+    """UsageError naming ``where`` when ``name`` (the image's output name, relative to its input) is not
+    valid UTF-8 (file names as ``unzip`` or a Windows/Shift-JIS tool may write them, which Python reads
+    with surrogate escapes): the copy's CSV index and sidecars are UTF-8 text, and trainers read them so."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(f"{shown(where)}: the name {shown(name)} is not valid UTF-8 (bytes shown escaped); rename it to "
+                         f"UTF-8 first, e.g. convmv -f latin1 -t utf-8 --notest -r FOLDER (or -f shift-jis)") from None
+
+
+def caption_lines(text: str) -> list[str]:
+    """``text`` split into lines at ``\\n``, ``\\r\\n`` and ``\\r`` only: a caption may hold U+2028, NEL
+    or a form feed, which ``str.splitlines`` would also split at (open_clip's readers do not)."""
+    return re.split(r"\r\n|\r|\n", text)
 
 
 def input_path(dataset: str, name: str, value: str | None, folder: bool, example: str) -> Path:
@@ -191,8 +218,10 @@ def content_hash(img: Image.Image) -> str:
 def decode(data: bytes, resolution: int, where: str, hashes: list[str] | None = None, exact: bool = False) -> np.ndarray:
     """The image in ``data`` decoded by :func:`ue_bench.images.decode_image` (EXIF orientation, 8-bit
     RGB as a viewer shows it), resized and center-cropped by :func:`fit`; the content hash of the
-    decoded image is appended to ``hashes`` when given. UsageError names ``where``."""
-    img = decode_image(data, name=where, draft=None if exact else (resolution, resolution))
+    decoded image is appended to ``hashes`` when given. UsageError names ``where``; TooSmall is raised
+    for an image whose shorter side is under :func:`~ue_bench.images.smallest_side` of ``resolution``."""
+    img = decode_image(data, name=where, draft=None if exact else (resolution, resolution),
+                       min_side=smallest_side(resolution))
     if hashes is not None:
         hashes.append(content_hash(img))
     return fit(img, resolution)
@@ -222,10 +251,15 @@ def source_key(kind: str, resolution: int, index_files: list[Path], splits: dict
 POOL_FROM = 64
 
 
-def _decode_record(r: Record, resolution: int, exact: bool) -> tuple[bytes, str]:
-    """One record's pixels (:func:`decode`) as bytes, and its content hash; run in a worker process."""
+def _decode_record(r: Record, resolution: int, exact: bool) -> tuple[bytes | None, str]:
+    """One record's pixels (:func:`decode`) as bytes, and its content hash; run in a worker process.
+    An image too small for ``resolution`` gives ``(None, "where (WxH px)")``, so that the import can
+    name and count every such image before refusing them."""
     hashes: list[str] = []
-    return decode(r.read(), resolution, r.where, hashes, exact).tobytes(), hashes[0]
+    try:
+        return decode(r.read(), resolution, r.where, hashes, exact).tobytes(), hashes[0]
+    except TooSmall as small:
+        return None, str(small)
 
 
 def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tuple[bytes, str]]:
@@ -244,8 +278,11 @@ def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tu
 def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str, exact: bool) -> list[str]:
     """Decode ``records`` (:func:`_decoded`) into ``<split>.u8``, appended in order with plain writes:
     unlike writing through a memmap, no dirty mapped pages pile up in the process, so its resident
-    memory stays flat however many images are imported. Returns the images' content hashes."""
+    memory stays flat however many images are imported. Returns the images' content hashes; raises
+    UsageError with the count and the first few of images too small for ``resolution``, once all are
+    decoded (the import is then discarded)."""
     hashes: list[str] = []
+    small: list[str] = []
     if not records:
         return hashes
     log.info("importing %d %s images of %s into %s", len(records), split, label, folder.parent)
@@ -253,8 +290,17 @@ def _write(folder: Path, split: str, records: list[Record], resolution: int, lab
         for pixels, h in tqdm(_decoded(records, resolution, exact), total=len(records), unit="img",
                               desc=f"import {label} {split}", file=sys.stderr, mininterval=1.0,
                               disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
+            if pixels is None:
+                small.append(h)
+                continue
             fh.write(pixels)
             hashes.append(h)
+    if small:
+        listed = "; ".join(small[:3]) + (" …" if len(small) > 3 else "")
+        raise UsageError(f"{len(small)} of {len(records)} {split} images are smaller than {smallest_side(resolution)} px "
+                         f"on their shorter side: {listed}; a trainer's centre crop of such a strip or dot is a few "
+                         f"pixels enlarged to {resolution} px, and its own pixels cannot carry a protection: "
+                         f"remove them from the input")
     return hashes
 
 
@@ -330,7 +376,8 @@ def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
         if found is None:
             raise RuntimeError(f"the import just written to {tmp} does not verify")
         metas: list[dict] = []
-        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas])
+        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas],
+                                    lambda final: _read(final, resolution) is not None)
     else:
         metas, where = [], folder
     manifest, loaded = found

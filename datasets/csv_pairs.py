@@ -12,9 +12,12 @@ into fields containing both column names. Matching on the names, rather than gue
 
 Reading is strict, because a silently misread row trains on (or publishes) the wrong pairs: the file
 must be valid in ``encoding`` (UTF-8 by default; a BOM is accepted); a field that starts with a quote
-is a quoted field that must close before the next separator and on the same line (a quote anywhere
-else is plain text, and ``quotes=none`` makes every quote plain text, for TSVs of raw captions); every
-row needs the header's number of fields and a non-empty image path and caption. Anything else is a
+is a quoted field that must close before the next separator (a quote anywhere else is plain text, and
+``quotes=none`` makes every quote plain text, for TSVs of raw captions). A quoted field may hold line
+breaks (RFC 4180, as Excel and ``pandas.to_csv`` write a caption of several lines), unless one of its
+lines reads as a row of its own — the header's number of fields with an image file in the image
+column —, which is what a stray quote swallowing the rows after it looks like; every row needs the
+header's number of fields and a non-empty image path and caption. Anything else is a
 UsageError naming the file and line. ``on_bad_rows=skip`` drops rows with the wrong number of fields
 or an empty path or caption instead, printing how many (and which) on stderr and recording them in
 the dataset's meta (``skipped_rows``, ``skipped_examples``); quoting and encoding errors are never
@@ -39,11 +42,12 @@ from pathlib import Path
 from ue_bench.data import PairDataset
 from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
+from ue_bench.images import readable_extensions
 from ue_bench.params import param
 
 from . import _example
-from ._imports import (HeldOutParams, Record, input_path, load_cached, relative_name, report_skipped,
-                       split_train_test, unique_names)
+from ._imports import (HeldOutParams, Record, caption_lines, input_path, load_cached, relative_name,
+                       report_skipped, split_train_test, unique_names)
 
 SEPARATORS = {"tab": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
@@ -57,7 +61,8 @@ class Params(HeldOutParams):
     sep: str = param("auto", choices=("auto", *SEPARATORS),
                      help="column separator; auto: the one that splits the header into both column names")
     quotes: str = param("csv", choices=("csv", "none"),
-                        help="csv: a field that starts with a quote is quoted and must close on its line; "
+                        help="csv: a field that starts with a quote is quoted (RFC 4180: it may hold line breaks) "
+                             "and must close before the separator; "
                              "none: quotes are plain text (TSVs whose captions contain quotes)")
     encoding: str = param("utf-8", help="text encoding of the file; bytes that are not valid in it are refused")
     on_bad_rows: str = param("error", choices=("error", "skip"),
@@ -85,6 +90,22 @@ def _decode_text(path: Path, encoding: str) -> str:
                          f"(e.g. encoding=cp1252)") from None
 
 
+def _swallowed_row(row: list[str], n_fields: int, img_column: int, delim: str, folder: Path) -> bool:
+    """Whether a line inside a quoted field of ``row`` (one that spans lines) reads as a row of its own:
+    ``n_fields`` fields split at ``delim`` whose image column names a file in ``folder`` or a file with
+    an image extension. A caption written over several lines has no such line; a stray quote that runs
+    on over the following rows does."""
+    exts = readable_extensions()
+    for value in row:
+        for embedded in caption_lines(value)[1:]:
+            fields = next(csv.reader([embedded], delimiter=delim, quoting=csv.QUOTE_NONE), [])
+            if len(fields) == n_fields:
+                img = fields[img_column].strip()
+                if img and (Path(img).suffix.lower() in exts or (folder / img).is_file()):
+                    return True
+    return False
+
+
 def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", quotes: str = "csv",
                encoding: str = "utf-8", on_bad_rows: str = "error") -> tuple[list[Record], str, list[str]]:
     """The images of ``path`` in order of first appearance, each with all its captions, the separator
@@ -94,12 +115,12 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", qu
     folder with ``..`` (see ``_imports.relative_name`` and ``unique_names``).
 
     Quoting is strict (``quotes=csv``): a quote opens a quoted field only at the start of a field and
-    must close it before the separator; a quoted field may not span lines, since in a file of image–
-    caption rows that only happens when a quote is never closed and swallows the rows after it.
+    must close it before the separator; a quoted field may span lines (RFC 4180) unless one of those
+    lines reads as a row (:func:`_swallowed_row`), the mark of a quote that swallows the rows after it.
     """
     text = _decode_text(path, encoding)
     quoting = {"quoting": csv.QUOTE_NONE} if quotes == "none" else {}
-    header = text.splitlines()[0] if text.strip() else ""
+    header = caption_lines(text)[0] if text.strip() else ""
     if sep == "auto":
         found = [d for d in SEPARATORS.values()
                  if {img_key, caption_key} <= set(next(csv.reader([header], delimiter=d, **quoting), []))]
@@ -134,7 +155,7 @@ def read_pairs(path: Path, img_key: str, caption_key: str, sep: str = "auto", qu
             raise UsageError(f"{path} line {line}: {why}{hint}") from None
         if not row:
             continue
-        if reader.line_num > line:
+        if reader.line_num > line and _swallowed_row(row, len(columns), ci, delim, path.parent):
             raise UsageError(f"{path} line {line}: a quoted field opens here and runs over "
                              f"{reader.line_num - line + 1} lines (to line {reader.line_num}), swallowing the "
                              f"rows between: close the quote, write a quote inside a quoted field as \"\"{hint}")

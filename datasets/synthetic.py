@@ -40,6 +40,7 @@ from PIL import Image, ImageDraw
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.params import param
 from ue_bench.dataset import Dataset
+from ue_bench.errors import UsageError
 
 ATTRIBUTES = ("shape", "colour", "position", "size", "background")
 
@@ -177,13 +178,14 @@ class Synthetic(Dataset):
     def combinations(self) -> tuple[list[tuple], list[tuple]]:
         """The attribute tuples (shape, colour, position, size, background) of the train and test images.
 
-        Cheap (no rendering); ``combinations()[0][i]`` describes ``load().train.images[i]``.
+        Cheap (no rendering); ``combinations()[0][i]`` describes ``load().train.images[i]``. Raises
+        UsageError when ``test_size`` leaves no combination for training.
         """
         p = self.params
         combos = all_combinations()
         if p.test_size >= len(combos):
-            raise ValueError(
-                f"synthetic: test_size={p.test_size} is too large: there are {len(combos)} attribute "
+            raise UsageError(
+                f"dataset 'synthetic': test_size={p.test_size} is too large: there are {len(combos)} attribute "
                 f"combinations and at least one must be left for training (use test_size <= {len(combos) - 1})")
         order = _stream(p.seed, "order", "order").permutation(len(combos))
         test = [combos[i] for i in order[:p.test_size]]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 import _cliproc
 from ue_bench import export_full, registry
@@ -116,7 +116,7 @@ def test_exif_orientation_is_applied_the_icc_profile_kept_and_identifying_exif_d
     exif = Image.Exif()
     exif[ORIENTATION_TAG] = 6           # stored sideways: a viewer rotates it to 40 wide x 60 high
     exif[ARTIST_TAG] = "Jane Owner"
-    icc = b"\0" * 128 + b"acsp-fake-profile"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()  # an RGB profile: kept
     for i in range(8):
         Image.fromarray(pixels).save(folder / f"p{i}.png", exif=exif, icc_profile=icc, dpi=(300, 300))
         (folder / f"p{i}.txt").write_text("a photo\n")

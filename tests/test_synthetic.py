@@ -144,7 +144,7 @@ def test_out_of_range_params_are_rejected(values):
 
 def test_test_size_beyond_the_combination_space_is_a_clear_error():
     total = len(S.all_combinations())
-    with pytest.raises(ValueError, match="test_size"):
+    with pytest.raises(UsageError, match="test_size"):
         make(test_size=total).load()
-    with pytest.raises(ValueError, match="test_size"):
+    with pytest.raises(UsageError, match="test_size"):
         make(test_size=20000).combinations()

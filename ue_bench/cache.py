@@ -16,9 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .atomic import building, write_json
+from .atomic import building, locked, write_json
 
 MANIFEST = "manifest.json"
+
+#: Folder of the store's lock files (one per artifact being looked up or built; removed after use).
+LOCKS = ".locks"
 
 
 def file_sha256(path: Path) -> str:
@@ -81,16 +84,26 @@ class ArtifactStore:
         """The verified artifact folder for ``deps`` and whether it was built now.
 
         ``build(tmp_folder)`` writes the artifact's files into ``tmp_folder`` and may return extra
-        manifest fields (e.g. timings). A corrupt artifact is removed and rebuilt.
+        manifest fields (e.g. timings). A corrupt artifact is removed and rebuilt. Processes sharing the
+        store take turns per artifact (:func:`ue_bench.atomic.locked` on ``.locks/<stage>-<key>.lock``).
         """
         key = artifact_key(deps)
+        self.path(stage, key).parent.mkdir(parents=True, exist_ok=True)
+        locks = self.root / LOCKS
+        locks.mkdir(exist_ok=True)
+        with locked(locks / f"{stage}-{key}.lock", f"artifact {stage}/{key}", wait=True):
+            return self._get_or_build(stage, key, deps, build)
+
+    def _get_or_build(self, stage: str, key: str, deps: Any, build: Callable[[Path], dict | None]) -> tuple[Path, bool]:
+        """:meth:`get_or_build` while holding the artifact's lock: a process that finds another building
+        the same artifact waits for it and then uses it, and no process removes a corrupt artifact that
+        another has just rebuilt."""
         folder = self.path(stage, key)
         state = self.status(stage, key)
         if state == "cached":
             return folder, False
         if state == "corrupt":
             shutil.rmtree(folder, ignore_errors=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
         try:
             with building(folder, prefix=f".tmp-{key}-") as tmp:
                 start = time.perf_counter()

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import import_cache, registry
-from .atomic import write_json
+from .atomic import lock_path, locked, write_json
 from .device import auto_device
 from .errors import UsageError, disk_error
 from .params import describe
@@ -156,6 +156,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         from .dry_run import describe_plan
         print(describe_plan(cells, loaded, out, cache, device))
         return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # one run per run directory: a second run (or a report) of the same --out is refused until it ends
+    stack.enter_context(locked(lock_path(out), f"--out {out}"))
     staging.commit()
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,

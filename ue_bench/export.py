@@ -31,11 +31,14 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from PIL import Image
 
 from .atomic import building, write_json
@@ -93,7 +96,31 @@ def _write_csv(tmp: Path, parts, layout: Layout, image_format: str, split: str =
                 name = f"{folder}/{a + j:08d}.{image_format}"
                 (tmp / name).write_bytes(_encode(image, image_format))
                 writer.writerows([name, c] for c in caps)
-    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")}, "open_clip_args": csv_args(layout, split)}
+    checked = trainer_misreads(tmp / f"{split}.csv", layout) if split == "train" else {}
+    return {"files": {f"{split}.csv": file_sha256(tmp / f"{split}.csv")}, "open_clip_args": csv_args(layout, split),
+            **checked}
+
+
+def trainer_misreads(path: Path, layout: Layout) -> dict:
+    """The rows of the CSV index ``path`` that open_clip's trainer reads differently from what was
+    written: it reads the file with ``pandas.read_csv(path, sep=...)`` and uses ``str()`` of each value,
+    so a caption pandas takes for a missing value (``NA``, ``None``, ``null``, ...) becomes ``nan`` and a
+    column of numbers ``7.0``. Prints one warning line and returns ``{"trainer_misreads": count,
+    "trainer_misreads_examples": [...]}`` for the manifest (``{}`` when every row reads as written)."""
+    with open(path, newline="", encoding="utf-8") as fh:
+        written = list(csv.reader(fh, delimiter=layout.sep))[1:]
+    frame = pd.read_csv(path, sep=layout.sep)
+    read = zip(frame[layout.img_key].tolist(), frame[layout.caption_key].tolist())
+    differ = [f"row {i + 1}: {tuple(w)!r} is read as {(str(a), str(b))!r}"
+              for i, (w, (a, b)) in enumerate(zip(written, read)) if tuple(w) != (str(a), str(b))]
+    if len(frame) != len(written):
+        differ.insert(0, f"{len(written)} rows written, {len(frame)} read")
+    if not differ:
+        return {}
+    print(f"ue-bench: warning: {path}: open_clip's trainer (pandas.read_csv) reads {len(differ)} row(s) "
+          f"differently from what was written: {'; '.join(differ[:3])}{' …' if len(differ) > 3 else ''}",
+          file=sys.stderr)
+    return {"trainer_misreads": len(differ), "trainer_misreads_examples": differ[:10]}
 
 
 def csv_args(layout: Layout, split: str) -> list[str]:
@@ -148,14 +175,33 @@ def _write_webdataset(tmp: Path, parts, layout: Layout, image_format: str, split
             + [f"--{split}-data", pattern, f"--{split}-num-samples", str(samples)]}
 
 
-def prepare_out(out: Path) -> None:
-    """Refuse an output folder that exists and is not empty, or whose parent does not exist."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+def mount_points() -> set[str]:
+    """The mount points of this process's mount namespace (``/proc/self/mountinfo``; empty elsewhere)."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return set()
+    octal = re.compile(r"\\([0-7]{3})")  # a space is written \040
+    return {octal.sub(lambda m: chr(int(m.group(1), 8)), line.split()[4]) for line in lines if len(line.split()) > 4}
+
+
+def prepare_out(out: Path) -> Path:
+    """The folder the copy will be: ``out`` with symlinks resolved (a symlink to an empty folder is
+    that folder, and the copy is built beside it, on its file system). Refuses (UsageError) an output
+    that exists and is not an empty folder, an empty folder that is a mount point (the copy is built
+    beside it and renamed onto it, which cannot cross file systems or replace a mount), and a parent
+    folder that does not exist or is not writable."""
+    target = Path(os.path.realpath(out))
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"--out: {out} already exists and is not an empty folder; choose a new folder")
-    if not out.parent.is_dir():
-        raise UsageError(f"--out: the parent folder {out.parent} does not exist")
-    if not os.access(out.parent, os.W_OK):
-        raise UsageError(f"--out: {out.parent} is not writable")
+    if target.exists() and (os.path.ismount(target) or str(target) in mount_points()):
+        raise UsageError(f"--out: {out} is a mount point; the copy is built beside its folder and renamed into "
+                         f"place, which cannot replace a mount: give a new folder inside it, e.g. {out / 'copy'}")
+    if not target.parent.is_dir():
+        raise UsageError(f"--out: the parent folder {target.parent} does not exist")
+    if not os.access(target.parent, os.W_OK):
+        raise UsageError(f"--out: {target.parent} is not writable")
+    return target
 
 
 def export_protected(out: Path, split: PairSplit, protection: Protection, layout: Layout,
@@ -165,7 +211,7 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
     (first caption of each image; none when None or empty) and ``model_cfg`` (an open_clip model config,
     written as ``model/open_clip_config.json`` when given); returns the manifest, completed with the
     layout, the written files' hashes and the open_clip data arguments to train on it."""
-    prepare_out(out)
+    out = prepare_out(out)
     with building(out) as tmp:
         hasher = SplitHasher(split.images.shape)
 
@@ -179,7 +225,7 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
         if val is not None and len(val):
             first = PairSplit(val.images, [caps[:1] for caps in val.captions])
             val_written = write(tmp, published_chunks(first, Protection(), CHUNK), layout, image_format, "val")
-            written = {"files": {**written["files"], **val_written["files"]},
+            written = {**written, "files": {**written["files"], **val_written["files"]},
                        "open_clip_args": written["open_clip_args"] + val_written["open_clip_args"],
                        "n_val_images": len(val)}
         if model_cfg is not None:

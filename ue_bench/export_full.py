@@ -8,8 +8,9 @@ noise carried onto its own pixels by :func:`ue_bench.lift.lift`. The copy mirror
   input's own relative file name (extension replaced by ``.png``, lossless: the noise is in the low
   bits). Pixels are the decoded original as a viewer shows it (:mod:`ue_bench.images`: EXIF
   orientation applied to the pixels, transparency on white) plus the noise. Kept from the original:
-  its ICC colour profile and DPI; EXIF is dropped whole (it carries GPS positions, serial numbers and
-  owners' names), its orientation being already applied.
+  its ICC colour profile when it describes RGB data (a CMYK or grey profile does not fit the RGB
+  copy and is dropped, counted in the summary's ``converted``) and DPI; EXIF is dropped whole (it
+  carries GPS positions, serial numbers and owners' names), its orientation being already applied.
 * ``train.csv`` (open_clip's ``--dataset-type csv``: one row per caption, the protected caption with
   the attack's trigger), in the input's columns and separator for a CSV input; for a folder input
   also ``train/<name>.txt`` sidecars, one protected caption per line, as the input had them.
@@ -41,6 +42,8 @@ import json
 import os
 import shutil
 import sys
+import warnings
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -52,15 +55,52 @@ from tqdm.auto import tqdm
 from .atomic import write_file, write_json, writing
 from .cache import file_sha256
 from .data import release
-from .errors import ProtectionRejected
-from .export import csv_args, write_model_config
-from .images import decode_image, decode_rgb_array
+from .errors import ProtectionRejected, UsageError
+from .export import csv_args, trainer_misreads, write_model_config
+from .images import conversions, decode_image, decode_rgb_array, icc_colour_space
 from .imperceptibility import psnr, ssim_banded
 from .lift import LiftSettings, publish_original, view_error
 from .preview import write_preview
 from .protection import Protection, with_trigger_text
 
 PROGRESS = "progress.jsonl"
+
+#: The largest image a full-resolution copy takes, in pixels: writing one image's copy (decode, lift,
+#: PNG, checks) peaks near 950 MB + 32 bytes per pixel (benchmarks/camera.py: 1.25 GB at 12 MP, 1.69 GB
+#: at 24 MP), so up to 32 MP it stays under 2 GB. Larger images are refused before any work.
+MAX_FULL_PIXELS = 32_000_000
+
+
+def _header_size(record) -> tuple[int, int]:
+    """``(width, height)`` of a record's image from its first bytes (the whole file when its header
+    runs longer); ``(0, 0)`` for a file Pillow cannot open, which the import then refuses by name."""
+    with open(record.path, "rb") as fh:
+        fh.seek(record.offset)
+        head = fh.read(1 << 18 if record.size < 0 else min(record.size, 1 << 18))
+    for read in (lambda: head, record.read):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(io.BytesIO(read())) as img:
+                    return img.size
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+            continue
+    return 0, 0
+
+
+def check_sizes(records) -> None:
+    """UsageError with the count and the first three of ``records`` (originals) larger than
+    :data:`MAX_FULL_PIXELS`, read from their headers (no pixel is decoded)."""
+    big = []
+    for r in records:
+        w, h = _header_size(r)
+        if w * h > MAX_FULL_PIXELS:
+            big.append(f"{r.where} ({w}x{h} = {w * h / 1e6:.1f} MP)")
+    if big:
+        listed = "; ".join(big[:3]) + (" …" if len(big) > 3 else "")
+        raise UsageError(f"{len(big)} of {len(records)} images are larger than {MAX_FULL_PIXELS / 1e6:g} MP, the most a "
+                         f"full-resolution copy lifts in 2 GB of memory: {listed}; downscale them first, or pass "
+                         f"--import-resolution")
 
 
 def partial_folder(out: Path) -> Path:
@@ -69,17 +109,24 @@ def partial_folder(out: Path) -> Path:
 
 
 def _encode_png(pixels: np.ndarray, info: dict) -> bytes:
-    """PNG bytes of uint8 ``[H, W, 3]`` keeping the original's ICC profile and DPI (nothing else)."""
+    """PNG bytes of uint8 ``[H, W, 3]`` keeping the original's ICC profile, when it describes RGB data
+    (a CMYK or grey one does not fit the RGB copy: dropped, and counted by ``conversions``), and its DPI
+    (nothing else)."""
     keep = {k: info[k] for k in ("icc_profile", "dpi") if info.get(k)}
+    if "icc_profile" in keep and icc_colour_space(keep["icc_profile"]) != "RGB":
+        del keep["icc_profile"]
     buf = io.BytesIO()
     Image.fromarray(pixels).save(buf, format="PNG", **keep)
     return buf.getvalue()
 
 
-def _original(record) -> tuple[np.ndarray, dict]:
+def _original(record) -> tuple[np.ndarray, dict, list[str]]:
+    """The record's pixels as a viewer shows them, its PNG-relevant info (ICC profile, DPI) and what
+    decoding changed (:func:`ue_bench.images.conversions`)."""
     raw = record.read()
-    info = dict(Image.open(io.BytesIO(raw)).info)
-    return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info
+    opened = Image.open(io.BytesIO(raw))
+    info, converted = dict(opened.info), conversions(opened)
+    return np.asarray(decode_image(raw, name=record.where), dtype=np.uint8), info, converted
 
 
 class Progress:
@@ -141,7 +188,7 @@ def _bar(total: int, desc: str, done: int):
 def _protect_one(i: int, record, protection: Protection, eps: int, settings: LiftSettings) -> tuple[bytes, dict]:
     """The published PNG of train image ``i`` and its figures; ProtectionRejected if the decoded file
     is over budget (which :func:`lift`'s projection rules out, so it would be a bug)."""
-    pixels, info = _original(record)
+    pixels, info, converted = _original(record)
     delta = None if protection.delta is None else np.array(protection.delta[i])
     release(protection.delta)  # one image at a time: a memory-mapped delta stays on disk
     published = publish_original(pixels, delta, eps, settings, i)
@@ -156,6 +203,8 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     row["ssim"] = 1.0 if unchanged else ssim_banded(pixels, back)
     if delta is not None:
         row["view_error_mean"], row["view_error_max"] = view_error(back, pixels, delta)
+    if converted:
+        row["converted"] = converted
     return data, row
 
 
@@ -173,9 +222,10 @@ def _write_images(folder: Path, split: str, records, progress: Progress, make: C
 
 
 def _copy_one(i: int, record) -> tuple[bytes, dict]:
-    pixels, info = _original(record)
+    pixels, info, converted = _original(record)
     data = _encode_png(pixels, info)
-    return data, {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    return data, {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+                  **({"converted": converted} if converted else {})}
 
 
 def _write_index(folder: Path, split: str, records, captions: Callable, layout) -> str:
@@ -199,6 +249,8 @@ class Summary:
         self.w: list[int] = []
         self.h: list[int] = []
         self.view_sum, self.view_max, self.view_n = 0.0, 0.0, 0
+        self.converted: Counter[str] = Counter()
+        self.converted_examples: list[str] = []
 
     @staticmethod
     def _range(bounds: list, value) -> None:
@@ -214,6 +266,9 @@ class Summary:
             self._range(self.psnr, r["psnr"])
         for bounds, key in ((self.ssim, "ssim"), (self.w, "w"), (self.h, "h")):
             self._range(bounds, r[key])
+        self.converted.update(r.get("converted", []))
+        if r.get("converted") and len(self.converted_examples) < 10:
+            self.converted_examples.append(f"{r['name']}: {', '.join(r['converted'])}")
         if "view_error_mean" in r:
             self.view_sum += r["view_error_mean"]
             self.view_max = max(self.view_max, r["view_error_max"])
@@ -224,6 +279,9 @@ class Summary:
                "psnr_min": self.psnr[0] if self.psnr else None, "psnr_max": self.psnr[1] if self.psnr else None,
                "ssim_min": self.ssim[0] if self.ssim else None, "ssim_max": self.ssim[1] if self.ssim else None,
                "n_unchanged": self.n_unchanged, "width_range": self.w or None, "height_range": self.h or None}
+        if self.converted:
+            out["converted"] = dict(sorted(self.converted.items()))
+            out["converted_examples"] = self.converted_examples
         if self.view_n:
             out["view_error_mean"] = self.view_sum / self.view_n
             out["view_error_max"] = self.view_max
@@ -255,6 +313,7 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
                   lambda i, r: _protect_one(i, r, protection, eps, settings),
                   protected_captions if sidecars else None)
     files = {"train.csv": _write_index(folder, "train", train, protected_captions, layout)}
+    misreads = trainer_misreads(folder / "train.csv", layout)
     if test:
         _write_images(folder, "val", test, progress, _copy_one, first_caption if sidecars else None)
         files["val.csv"] = _write_index(folder, "val", test, first_caption, layout)
@@ -274,7 +333,7 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
                 "image_format": "png", "lift": asdict(settings), "n_images": len(train),
                 "n_captions": sum(len(r.captions) for r in train), "n_val_images": len(test),
                 "published_sha256": published.hexdigest(), "summary": stats.figures(), "files": files,
-                "open_clip_args": args}
+                "open_clip_args": args, **misreads}
     files["files.jsonl"] = file_sha256(folder / "files.jsonl")
     write_json(folder / "manifest.json", manifest)
     (folder / "job.json").unlink()

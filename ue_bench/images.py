@@ -21,7 +21,12 @@ with its transparency turned black:
 * **Refusals** are :class:`~ue_bench.errors.UsageError` naming the image (and where it was listed):
   bytes PIL cannot decode, a truncated file, and an image of more than :data:`MAX_PIXELS` pixels
   (a decompression bomb: a few KB of PNG can declare gigapixels), checked from the header before
-  any pixel is decoded.
+  any pixel is decoded; with ``min_side``, an image whose shorter side is below it
+  (:class:`TooSmall`, see :data:`MIN_SIDE`).
+
+Which files are images is Pillow's own answer (:func:`readable_extensions`): every extension a
+registered Pillow plugin decodes (``.jfif``, ``.jpe``, ``.avif``, ``.qoi``, ... as well as ``.jpg`` and
+``.png``; ``.heic`` once a plugin such as ``pillow-heif`` registers it), not a list kept here.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 #: Colour that transparent pixels are composited on (white, as viewers and web pages show them).
 BACKGROUND = (255, 255, 255)
@@ -44,6 +49,42 @@ BACKGROUND = (255, 255, 255)
 MAX_PIXELS = 89_478_485
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
+
+#: The shortest side an imported image may have, in pixels. Below it a file is a strip or a dot, not a
+#: photo (a 1x300 divider, a 1x1 tracking pixel): the trainer's centre crop of a 1x300 image holds a
+#: single pixel, enlarged to the resolution, and a 1x1 image would be published without noise, since
+#: its own pixels cannot carry a protection. Such images are refused at import (``smallest_side``).
+MIN_SIDE = 8
+
+#: Formats Pillow identifies but cannot decode without more: stub plugins (BUFR, GRIB, HDF5, WMF need a
+#: handler registered by another package) are excluded by their class; MPEG is a video Pillow only sizes.
+_IDENTIFY_ONLY = ("MPEG",)
+
+
+def smallest_side(resolution: int) -> int:
+    """The shortest side an image may have to be imported at ``resolution``: :data:`MIN_SIDE`, or the
+    resolution itself when that is smaller."""
+    return min(MIN_SIDE, resolution)
+
+
+def readable_extensions() -> frozenset[str]:
+    """Lower-case extensions (``.jpg``, ``.jfif``, ``.avif``, ...) of the formats this Pillow decodes:
+    its registered extensions whose format has an opener (MPO opens through the JPEG plugin), less stub
+    plugins and identify-only formats. Save-only formats (PDF, Palm) are not in it."""
+    Image.init()
+
+    def decodes(fmt: str) -> bool:
+        if fmt == "MPO":
+            return "JPEG" in Image.OPEN
+        opener = Image.OPEN.get(fmt, (None,))[0]  # a plugin class, or a factory function (JPEG)
+        stub = isinstance(opener, type) and issubclass(opener, ImageFile.StubImageFile)
+        return opener is not None and not stub and fmt not in _IDENTIFY_ONLY
+
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if decodes(fmt))
+
+
+class TooSmall(Exception):
+    """An image whose shorter side is below the import's :func:`smallest_side` (raised by :func:`decode_image`)."""
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -79,14 +120,15 @@ def _describe(name: str, source) -> str:
 
 
 def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = "",
-                 draft: tuple[int, int] | None = None) -> Image.Image:
+                 draft: tuple[int, int] | None = None, min_side: int = 1) -> Image.Image:
     """The image in ``source`` (bytes, a path or a binary file) as an 8-bit ``RGB`` PIL image, oriented
     and converted as a viewer shows it (see the module docstring).
 
     ``name`` says where the image comes from in error messages (file and row or sample; default: the
     path). ``draft`` = (w, h) lets a JPEG decoder scale by a power of two to no less than that size, a
     fast path for thumbnails (the pixels differ slightly from a full decode then); it is ignored by
-    other formats. Raises :class:`~ue_bench.errors.UsageError` for anything that cannot be decoded.
+    other formats. Raises :class:`~ue_bench.errors.UsageError` for anything that cannot be decoded, and
+    :class:`TooSmall` (from the header, before decoding) for an image with a side under ``min_side``.
     """
     from .errors import UsageError
 
@@ -103,12 +145,14 @@ def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = ""
                                  f"far larger than a training image; downscale it first")
             if w == 0 or h == 0:
                 raise UsageError(f"{where}: the image is empty ({w}x{h} pixels)")
+            if min(w, h) < min_side:
+                raise TooSmall(f"{where} ({w}x{h} px)")
             if draft is not None and img.format == "JPEG":
                 img.draft("RGB", draft)
             img.load()
             img = ImageOps.exif_transpose(img)  # a copy rotated/flipped by the EXIF Orientation tag
             return _to_rgb(img)
-    except UsageError:
+    except (UsageError, TooSmall):
         raise
     except Image.DecompressionBombError as exc:
         raise UsageError(f"{where}: refused as a decompression bomb ({exc})") from None
@@ -120,6 +164,43 @@ def decode_image(source: bytes | str | os.PathLike | BinaryIO, *, name: str = ""
     except (OSError, ValueError, SyntaxError, EOFError, struct.error) as exc:
         raise UsageError(f"{where}: cannot decode the image ({type(exc).__name__}: {exc}); expected a "
                          f"complete JPEG, PNG, WebP or other PIL-readable file") from None
+
+
+#: Colour models whose conversion to RGB changes colours (PIL's conversion, no ICC profile applied).
+_OTHER_MODELS = ("CMYK", "YCbCr", "LAB", "HSV")
+
+
+def icc_colour_space(icc: bytes) -> str:
+    """The data colour space an ICC profile describes (its header's signature at bytes 16-19:
+    ``RGB``, ``CMYK``, ``GRAY``, ``Lab``, ...), or ``?`` for bytes too short to be a profile."""
+    return icc[16:20].decode("ascii", "replace").strip() if len(icc) >= 20 else "?"
+
+
+def conversions(img: Image.Image) -> list[str]:
+    """What :func:`decode_image` changes of the opened (header-read) ``img`` besides its orientation, one
+    phrase per kind, for a count of what a published copy holds differently from its input: frames
+    after the first dropped, samples deeper than 8 bits reduced, transparency composited on white,
+    colours of another model converted, an ICC profile dropped that describes other than RGB data (a
+    CMYK or grey profile on the RGB copy would misguide colour-managed viewers). Empty for an 8-bit RGB,
+    grey or palette still image without such a profile."""
+    notes = []
+    if getattr(img, "n_frames", 1) > 1:
+        notes.append("first frame of several kept")
+    mode = img.mode
+    deep_rgb = any(";16" in str(getattr(t, "args", "")) for t in getattr(img, "tile", []) or [])  # 16-bit RGB PNG
+    if mode.startswith("I") or deep_rgb:
+        notes.append("16-bit samples to 8")
+    elif mode == "F":
+        notes.append("float samples to 8 bits")
+    transparent = "transparency" in img.info or (mode == "P" and img.palette is not None and img.palette.mode == "RGBA")
+    if mode in _ALPHA_MODES or transparent:
+        notes.append("transparency composited on white")
+    if mode in _OTHER_MODELS:
+        notes.append(f"{mode} colours to RGB")
+    icc = img.info.get("icc_profile")
+    if icc and icc_colour_space(icc) != "RGB":
+        notes.append(f"ICC profile for {icc_colour_space(icc)} data dropped")
+    return notes
 
 
 def decode_rgb_array(source, *, name: str = "") -> np.ndarray:

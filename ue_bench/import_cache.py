@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .atomic import sweep
+from .atomic import locked, sweep
 from .paths import default_cache
 
 log = logging.getLogger(__name__)
@@ -90,17 +90,17 @@ class Stage:
     """Imports decoded while staging, waiting to be published by :meth:`commit`."""
 
     def __init__(self) -> None:
-        self.pending: list[tuple[Path, Path, Callable[[Path], None]]] = []
+        self.pending: list[tuple[Path, Path, Callable[[Path], None], Callable[[Path], bool]]] = []
         self.created: list[Path] = []
 
     def commit(self) -> None:
         """Rename every staged import into place (callbacks update what pointed at the temporary folder)."""
         pending, self.pending, self.created = self.pending, [], []
-        for tmp, folder, moved in pending:
-            moved(publish(tmp, folder))
+        for tmp, folder, moved, valid in pending:
+            moved(publish(tmp, folder, valid))
 
     def discard(self) -> None:
-        for tmp, _, _ in self.pending:
+        for tmp, *_ in self.pending:
             shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(self.created):  # deepest first; only if still empty
             try:
@@ -142,9 +142,22 @@ def new_temp(key: str) -> Path:
     return tmp
 
 
-def publish(tmp: Path, folder: Path) -> Path:
-    """Rename the complete import ``tmp`` to ``folder`` (moving a failed-verification ``folder`` out of
-    the way); if another process published the same import first, theirs is kept. Returns ``folder``."""
+def publish(tmp: Path, folder: Path, valid: Callable[[Path], bool] = lambda folder: False) -> Path:
+    """Rename the complete import ``tmp`` to ``folder``, holding ``folder``'s lock (processes sharing
+    the cache take turns): an existing ``folder`` that is ``valid`` — another process published the
+    same import meanwhile, and may be reading it — is kept and ``tmp`` removed; one that is not (it
+    failed verification) is moved out of the way first. Returns ``folder``."""
+    locks = folder.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    with locked(locks / f"{folder.name}.lock", f"import {folder.name}", wait=True):
+        if folder.exists() and valid(folder):
+            shutil.rmtree(tmp, ignore_errors=True)
+            return folder
+        _replace(tmp, folder)
+    return folder
+
+
+def _replace(tmp: Path, folder: Path) -> None:
     if folder.exists():
         trash = folder.parent / f".trash-{folder.name}-{uuid.uuid4().hex[:8]}"
         try:
@@ -155,15 +168,16 @@ def publish(tmp: Path, folder: Path) -> Path:
             shutil.rmtree(trash, ignore_errors=True)
     try:
         os.replace(tmp, folder)
-    except OSError:  # published concurrently by another process: use theirs
+    except OSError:  # published concurrently by a process that does not lock: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
-def finish(tmp: Path, folder: Path, moved: Callable[[Path], None]) -> Path:
-    """Publish ``tmp`` as ``folder`` now, or while staging when the stage is committed. Returns where
-    the import is to be read from now (``folder``, or ``tmp`` until the commit calls ``moved(folder)``)."""
+def finish(tmp: Path, folder: Path, moved: Callable[[Path], None],
+           valid: Callable[[Path], bool] = lambda folder: False) -> Path:
+    """Publish ``tmp`` as ``folder`` (:func:`publish`, ``valid`` telling a verified import) now, or
+    while staging when the stage is committed. Returns where the import is to be read from now
+    (``folder``, or ``tmp`` until the commit calls ``moved(folder)``)."""
     if _stage is None:
-        return publish(tmp, folder)
-    _stage.pending.append((tmp, folder, moved))
+        return publish(tmp, folder, valid)
+    _stage.pending.append((tmp, folder, moved, valid))
     return tmp

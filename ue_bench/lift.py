@@ -22,6 +22,16 @@ The optimiser is Adam on the float noise, projected onto the box after each step
 ``lift0``; the result is rounded to integers and projected again, so the published uint8 file
 ``x + d`` is within ±eps of the original by construction (the writer checks it again on the
 decoded file). Deterministic for a given image, protection and seed on one machine.
+
+**Camera-size photos.** With the central view only (``eot_views = 0``, the default) the view is a
+linear map ``V(x) = A_y x A_xᵀ`` per channel, whose matrices :class:`CentralView` takes from
+``interpolate`` itself (a resize of unit vectors): only the window of pixels it reads (the central
+square and the filter's reach) can change, and the channels are independent. :func:`lift` then runs
+the same Adam steps written out in place, one channel of that window at a time (the gradient is
+``A_yᵀ (V(d) - (target - V(x))) A_x`` times the mean's factor), so memory is a few float copies of one
+channel's window instead of autograd's graph of the whole image, and the result is the autograd
+version's up to float rounding (a pixel in 10⁴ differs by 1). With EOT views it keeps the general
+version, whose memory grows with the image (about 165 bytes per pixel).
 """
 
 from __future__ import annotations
@@ -93,6 +103,73 @@ def _crop_view(x: torch.Tensor, box, resolution: int) -> torch.Tensor:
     return _resize(x[..., i:i + h, j:j + w], (resolution, resolution))
 
 
+def resize_matrix(n: int, m: int, chunk: int = 256) -> torch.Tensor:
+    """``[m, n]``: :func:`_resize` (bicubic, antialiased) of a length-``n`` signal to length ``m`` as a
+    matrix, from the resize of the ``n`` unit vectors (``chunk`` at a time)."""
+    parts = []
+    for a in range(0, n, chunk):
+        k = min(chunk, n - a)
+        eye = torch.zeros(k, 1, 1, n)
+        eye[torch.arange(k), 0, 0, torch.arange(a, a + k)] = 1.0
+        parts.append(_resize(eye, (1, m))[:, 0, 0, :])
+    return torch.cat(parts).T.contiguous()
+
+
+class CentralView:
+    """:func:`center_view` of an ``height x width`` image as ``A_y x A_xᵀ`` per channel, restricted to
+    the ``rows`` and ``cols`` of the pixels it reads (``A_y``: ``[R, rows]``, ``A_x``: ``[R, cols]``)."""
+
+    def __init__(self, height: int, width: int, resolution: int) -> None:
+        h, w = shorter_side_size(height, width, resolution)
+        top, left = (h - resolution) // 2, (w - resolution) // 2
+        ay = resize_matrix(height, h)[top:top + resolution]
+        ax = resize_matrix(width, w)[left:left + resolution]
+        ys, xs = torch.nonzero(ay.abs().sum(0)).flatten(), torch.nonzero(ax.abs().sum(0)).flatten()
+        self.rows, self.cols = slice(int(ys[0]), int(ys[-1]) + 1), slice(int(xs[0]), int(xs[-1]) + 1)
+        self.ay, self.ax = ay[:, self.rows].contiguous(), ax[:, self.cols].contiguous()
+
+    def window(self, image: np.ndarray, channel: int) -> torch.Tensor:
+        """float32 ``[rows, cols]`` of one channel of uint8 ``image`` ``[H, W, 3]``."""
+        return torch.from_numpy(np.ascontiguousarray(image[self.rows, self.cols, channel])).float()
+
+    def of(self, window: torch.Tensor) -> torch.Tensor:
+        """The ``[R, R]`` view of one channel's window."""
+        return self.ay @ window @ self.ax.T
+
+
+def _lift_central(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings) -> np.ndarray:
+    """:func:`lift` with the central view only, one channel of :class:`CentralView`'s window at a time:
+    Adam (torch's update, betas 0.9/0.999, eps 1e-8) written out in place on the window."""
+    resolution = delta.shape[0]
+    view = CentralView(*image.shape[:2], resolution)
+    top, left, h, w = central_square(*image.shape[:2], resolution)
+    square = (slice(top - view.rows.start, top - view.rows.start + h),
+              slice(left - view.cols.start, left - view.cols.start + w))
+    factor = 2.0 / delta.size  # the gradient of the mean squared error over the 3 x R x R view
+    out = np.zeros(image.shape, dtype=np.int16)
+    for c in range(3):
+        x = view.window(image, c)
+        lo, hi = (-x).clamp_(min=-eps), (255.0 - x).clamp_(max=eps)  # the box of d
+        d_r = torch.from_numpy(np.ascontiguousarray(delta[..., c])).float()
+        seen = view.of(x)
+        aim = (seen + d_r).clamp(0, 255) - seen  # what the view of d should be
+        del x
+        d = torch.zeros_like(lo)
+        d[square] = F.interpolate(d_r[None, None], size=(h, w), mode="nearest")[0, 0]  # lift0
+        torch.clamp(d, lo, hi, out=d)
+        m, v, denom = torch.zeros_like(d), torch.zeros_like(d), torch.empty_like(d)
+        for t in range(1, settings.steps + 1):
+            g = view.ay.T @ ((view.of(d) - aim) * factor) @ view.ax
+            m.mul_(0.9).add_(g, alpha=0.1)
+            v.mul_(0.999).addcmul_(g, g, value=0.001)
+            del g
+            torch.sqrt(v, out=denom).div_((1 - 0.999 ** t) ** 0.5).add_(1e-8)
+            d.addcdiv_(m, denom, value=-settings.lr / (1 - 0.9 ** t))
+            torch.clamp(d, lo, hi, out=d)
+        out[view.rows, view.cols, c] = torch.clamp(d.round_(), lo, hi).to(torch.int16).numpy()
+    return out
+
+
 def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings = LiftSettings()) -> np.ndarray:
     """The full-size noise of one image.
 
@@ -107,6 +184,15 @@ def lift(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings 
     resolution = delta.shape[0]
     if image.shape[:2] == (resolution, resolution):
         return np.clip(delta.astype(np.int16), -image.astype(np.int16), 255 - image.astype(np.int16))
+    if not settings.eot_views:
+        return _lift_central(image, delta, eps, settings)
+    return _lift_general(image, delta, eps, settings)
+
+
+def _lift_general(image: np.ndarray, delta: np.ndarray, eps: int, settings: LiftSettings) -> np.ndarray:
+    """:func:`lift` by autograd through :func:`center_view` and the EOT views on the whole image (its
+    memory grows with the image: about 165 bytes per pixel)."""
+    resolution = delta.shape[0]
     x = _chw(image)
     d_r = _chw(delta)
     with torch.no_grad():
@@ -147,12 +233,10 @@ def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -
     """How far the trainer's central view of the ``published`` uint8 ``[H, W, 3]`` file is from the
     view the attack optimised (the original's view plus ``delta`` ``[R, R, 3]``, clipped): mean and
     max absolute difference in pixel units."""
-    resolution = delta.shape[0]
-
-    def view(a: np.ndarray) -> torch.Tensor:
-        with torch.no_grad():
-            return center_view(_chw(a), resolution)
-
-    aim = (view(original) + _chw(delta)).clamp(0, 255)
-    diff = (view(published) - aim).abs()
+    view = CentralView(*original.shape[:2], delta.shape[0])
+    diffs = []
+    for c in range(3):  # one channel of the window at a time
+        aim = (view.of(view.window(original, c)) + torch.from_numpy(np.asarray(delta[..., c], np.float32))).clamp(0, 255)
+        diffs.append((view.of(view.window(published, c)) - aim).abs())
+    diff = torch.stack(diffs)
     return float(diff.mean()), float(diff.max())

@@ -13,6 +13,7 @@ dataset. The input is only read; the copy and its manifest go to a new ``--out``
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import asdict
 from dataclasses import fields as fields_of
 import shlex
@@ -23,12 +24,12 @@ import open_clip
 import torch
 
 from . import __version__, import_cache, registry, stages
-from .atomic import write_json
+from .atomic import lock_path, locked, write_json
 from .cache import ArtifactStore
 from .device import auto_device
 from .errors import ProtectionRejected, UsageError
 from .export import Layout, check_image_format, export_protected, prepare_out
-from .export_full import export_full_resolution
+from .export_full import check_sizes, export_full_resolution
 from .lift import LiftSettings
 from .params import parse_specs
 from .paths import default_cache, prepare_writable
@@ -86,6 +87,13 @@ def _everything_protected(dataset, text: str):
     if "test_fraction" not in fields or "test_fraction" in given or getattr(dataset.params, "test_path", None):
         return dataset
     return registry.create("datasets", dataset.name, {**asdict(dataset.params), "test_fraction": 0.0})
+
+
+def _what_was_read(meta: dict) -> dict:
+    """The dataset's account of its input for the manifest: what it left out, skipped or found (counts
+    and first examples, e.g. ``ignored_files``, ``skipped_rows``, ``unpaired_captions``), without the
+    import cache's own keys."""
+    return {k: v for k, v in meta.items() if k not in ("split", "import_key", "import_dir")}
 
 
 def _one(family: str, text: str, flag: str):
@@ -204,10 +212,19 @@ def _print_summary(s: dict, eps: int) -> None:
     if "view_error_mean" in s:
         line += (f"; the trainer's view differs from the protected view by {s['view_error_mean']:.2f} px "
                  f"on average (max {s['view_error_max']:.1f})")
+    if s.get("converted"):
+        kinds = ", ".join(f"{n} {what}" for what, n in s["converted"].items())
+        line += f"; converted as a viewer shows them: {kinds} (summary.converted_examples in manifest.json)"
     print(line, file=sys.stderr)
 
 
 def cmd_protect(args: argparse.Namespace) -> int:
+    """Exit code 0 (1: the protection was rejected); bad input raises UsageError (exit code 2)."""
+    with contextlib.ExitStack() as stack:
+        return _protect(args, stack)
+
+
+def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     check_image_format(args.image_format, args.force_lossy)
     seed = _positive_int(args.seed, "--seed", 0)
     if seed > 2**32 - 1:
@@ -220,14 +237,18 @@ def cmd_protect(args: argparse.Namespace) -> int:
     dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
     surrogate = _one("victims", args.surrogate, "--surrogate")
     victim = _one("victims", args.victim, "--victim")
-    out = Path(args.out)
-    prepare_out(out)
+    out = prepare_out(Path(args.out))
+    # one writer per copy: a second protect of the same --out is refused until the first is done
+    stack.enter_context(locked(lock_path(out), f"--out {out}"))
+    prepare_out(out)  # again, holding the lock: another writer may have finished it meanwhile
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
     device = auto_device(args.device)
     if threads:
         torch.set_num_threads(threads)
     originals = dataset.originals()
     full = _full_resolution(args, dataset, originals)
+    if full:
+        check_sizes([*originals[0], *originals[1]])
     if full and getattr(dataset.params, "publish", "original") != "original":
         # the attack sees the exact resize + crop of each original (no JPEG draft decoding), the view
         # the lift reproduces on the full-size file; the same import as a run's publish=original
@@ -276,6 +297,7 @@ def cmd_protect(args: argparse.Namespace) -> int:
         "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
     }
     manifest["victim"] = victim.spec()
+    manifest["input"] = _what_was_read(train.meta)
     if full:
         # what the image files depend on (the preview and the model folder are written at the end)
         job = {"protection_key": artifact.key, "import_key": train.meta.get("import_key"), "lift": asdict(settings),

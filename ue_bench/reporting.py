@@ -14,12 +14,13 @@ so it opens offline and can be archived as one file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 from collections.abc import Sequence
 from pathlib import Path
 
 from . import registry
-from .atomic import write_file
+from .atomic import lock_path, locked, write_file
 from .errors import UsageError
 from .report import EXTENSIONS, FORMATS, Report
 from .results import RunResults, load_run
@@ -119,8 +120,16 @@ def add_report_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Exit code 0; bad input raises ``UsageError`` (exit code 2 in ``ue_bench.cli.main``)."""
+    """Exit code 0; bad input raises ``UsageError`` (exit code 2 in ``ue_bench.cli.main``), as does a
+    run directory that a ``ue-bench run`` is writing (its lock is held) or an ``--out`` that another
+    report is writing."""
     fmts = parse_formats(args.format)
-    for path in build_report([Path(d) for d in args.run_dirs], fmts, Path(args.out) if args.out else None):
-        print(path)
+    with contextlib.ExitStack() as stack:
+        for d in args.run_dirs:
+            if Path(d).is_dir():
+                stack.enter_context(locked(lock_path(Path(d)), f"run directory {d}", shared=True))
+        if args.out and Path(args.out).parent.is_dir():
+            stack.enter_context(locked(lock_path(Path(args.out)), f"--out {args.out}"))
+        for path in build_report([Path(d) for d in args.run_dirs], fmts, Path(args.out) if args.out else None):
+            print(path)
     return 0
