@@ -58,7 +58,7 @@ def test_the_default_splits_have_their_sizes_and_dtypes(full):
     assert len(full.test) == 350 and len(full.train) == N - 350 >= 1500
     for split in (full.train, full.test):
         assert split.images.dtype == np.uint8 and split.images.shape[1:] == (32, 32, 3)
-        assert all(len(c) == 5 and len(set(c)) == 5 for c in split.captions)
+        assert all(len(c) == emoji.Params().captions for c in split.captions)
     assert full.train.meta["train_artist"] == "google" and full.test.meta["test_artist"] == "twitter"
 
 
@@ -80,7 +80,9 @@ def test_train_and_test_share_no_emoji_and_no_pixels(full):
 def test_no_caption_is_shared_by_two_emoji():
     owner = {}
     for e in emoji.read_meta()["emoji"]:
-        for caption in emoji.captions(e, len(emoji.TEMPLATES)):
+        captions = emoji.captions(e, len(emoji.TEMPLATES))
+        assert len(set(captions)) == len(emoji.TEMPLATES), captions  # distinct phrasings of one emoji
+        for caption in captions:
             assert owner.setdefault(caption, e["name"]) == e["name"], caption
 
 
@@ -103,7 +105,7 @@ def test_each_split_is_its_artists_art_on_white(artist, other):
         with tarfile.open(emoji.DATA / f"{source}.tar") as tar:
             png = tar.extractfile(entries[0]["image"]).read()
         assert np.array_equal(split.images[0], fit(decode_image(png), 32))
-        assert split.captions[0] == list(emoji.captions(entries[0], 5))
+        assert split.captions[0] == list(emoji.captions(entries[0], emoji.Params().captions))
     corners = data.train.images[:, [0, 0, -1, -1], [0, -1, 0, -1]]
     assert (corners == 255).all(axis=-1).mean() > 0.5  # the transparent margin composited on white
 
