@@ -55,7 +55,7 @@ def test_the_installed_package_holds_the_art_its_metadata_and_licences():
 
 
 def test_the_default_splits_have_their_sizes_and_dtypes(full):
-    assert len(full.test) == 350 and len(full.train) == N - 350 >= 1500
+    assert len(full.test) == 350 and len(full.train) == N >= 1500  # test_emoji=seen: every emoji trains
     for split in (full.train, full.test):
         assert split.images.dtype == np.uint8 and split.images.shape[1:] == (32, 32, 3)
         assert all(len(c) == emoji.Params().captions for c in split.captions)
@@ -70,11 +70,20 @@ def names(entries: list[dict]) -> list[str]:
     return [e["name"] for e in entries]
 
 
-def test_train_and_test_share_no_emoji_and_no_pixels(full):
+def test_seen_test_emoji_are_trained_on_in_the_other_artists_drawing_and_share_no_pixels(full):
     train, test = create().entries()
-    assert not set(names(train)) & set(names(test))
+    assert set(names(test)) <= set(names(train))
     assert not pixel_hashes(full.train) & pixel_hashes(full.test)
-    assert not {c for cs in full.train.captions for c in cs} & {c for cs in full.test.captions for c in cs}
+
+
+def test_unseen_test_emoji_share_no_emoji_no_caption_and_no_pixels_with_train():
+    unseen = create(test_emoji="unseen", test_size=40)
+    train, test = unseen.entries()
+    assert len(train) == N - 40 and not set(names(train)) & set(names(test))
+    assert names(test) == names(create(test_size=40).entries()[1])  # the same test emoji as seen's
+    data = unseen.load()
+    assert not pixel_hashes(data.train) & pixel_hashes(data.test)
+    assert not {c for cs in data.train.captions for c in cs} & {c for cs in data.test.captions for c in cs}
 
 
 def test_no_caption_is_shared_by_two_emoji():
@@ -120,8 +129,10 @@ def test_a_real_image_at_64_px_is_the_art_as_drawn():
 
 @pytest.mark.parametrize("params, message", [
     ({"train_artist": "apple"}, "parameter 'train_artist' must be one of"),
-    ({"test_size": N - 10}, f"test_size={N - 10} is too large: there are {N} emoji"),
-    ({"size": N - 349}, f"size={N - 349} is too large: {N} emoji less the 350 held out leave {N - 350}"),
+    ({"test_size": N + 1}, f"test_size={N + 1} is too large: there are {N} emoji"),
+    ({"test_size": N - 10, "test_emoji": "unseen"}, f"test_size={N - 10} is too large: there are {N} emoji and"),
+    ({"size": N + 1}, f"size={N + 1} is too large: the train split can hold {N} emoji"),
+    ({"size": N - 349, "test_emoji": "unseen"}, f"size={N - 349} is too large: the train split can hold {N - 350}"),
     ({"captions": 7}, "parameter 'captions'=7 is out of bounds"),
 ])
 def test_bad_parameters_are_one_line_usage_errors(params, message):
