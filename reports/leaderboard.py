@@ -15,7 +15,8 @@ from .tables import leaderboard
 
 NOTE = ("Score: the victim's mean recall (mean of i2t/t2i R@1/5/10) on the clean test split as a fraction "
         "of the clean baseline's, paired by seed (same dataset, defense, victim and seed), averaged over the "
-        "victims; then mean ± 95 % Student-t interval over seeds. Lower protects better; 1 = no protection. "
+        "victims (never a surrogate_init=true victim, the upper bound outside the threat model); then mean ± 95 % "
+        "Student-t interval over seeds. Lower protects better; 1 = no protection. "
         "Rank = 1 + the number of protections whose interval lies entirely below this one's, so overlapping "
         "intervals share a rank (marked =). Ranked separately per dataset and defense.")
 

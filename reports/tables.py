@@ -70,21 +70,30 @@ def retrieval(run: RunResults) -> pd.DataFrame:
     return out
 
 
+def upper_bound_victims(run: RunResults) -> set[str]:
+    """Labels of the victims that start from the surrogate's initial weights (``surrogate_init=true``): an
+    upper bound outside the threat model, shown in the retrieval table and never scored on the leaderboard."""
+    return {c["labels"]["victim"] for c in run.cells.values()
+            if ((c.get("config") or {}).get("victim") or {}).get("params", {}).get("surrogate_init")}
+
+
 def leaderboard(run: RunResults) -> pd.DataFrame:
     """Protections ranked by score = victim mean recall as a fraction of clean, averaged over the
     dataset's victims, per seed; then mean ± 95 % interval over seeds. Lower protects better.
 
     A seed counts only if the protection has a fraction of clean for every victim of the dataset, so
-    every score averages the same victims. Ranks are per (dataset, defense): rank = 1 + the number of
+    every score averages the same victims; victims with ``surrogate_init=true`` (:func:`upper_bound_victims`)
+    are not among them. Ranks are per (dataset, defense): rank = 1 + the number of
     protections whose interval lies entirely below this one's (upper end < this lower end), so
     protections with overlapping intervals share a rank unless a third one separates them; without an
     interval (n < 2) a protection is its mean. Columns ``frac_<victim>`` hold the per-victim fractions.
     """
     cells = with_fractions(run)
-    prot = cells[~cells["clean_attack"]]
+    upper = upper_bound_victims(run)
+    prot = cells[~cells["clean_attack"] & ~cells["victim"].isin(upper)]
     rows = []
     for (dataset, defense), board in prot.groupby(["dataset", "defense"], sort=False):
-        victims = sorted(cells.loc[cells["dataset"] == dataset, "victim"].unique())
+        victims = sorted(set(cells.loc[cells["dataset"] == dataset, "victim"].unique()) - upper)
         for key, group in board.groupby(list(PROTECTION), sort=False):
             per_seed = group.pivot_table(index="seed", columns="victim", values="frac_clean", aggfunc="mean")
             per_seed = per_seed.reindex(columns=victims).dropna()

@@ -141,3 +141,20 @@ def test_warmup_in_steps_may_outlast_the_run():
         opt.step()
         sched.step()
     assert rates[0] == pytest.approx(1 / 1000) and rates[-1] == pytest.approx(100 / 1000)  # never at the peak
+
+
+def test_the_upper_bound_is_refused_on_another_architecture_and_never_scored(tmp_path, capsys):
+    from ue_bench.cli import main
+    from ue_bench.reports.tables import leaderboard
+    from ue_bench.results import load_run
+
+    base = ["run", "--preset", "tiny", "--cache", str(tmp_path / "cache"), "--threads", "1", "--attacks", "none,mem",
+            "--surrogates", "tiny-rn", "--dataset", "synthetic:size=32,test_size=8"]
+    assert main([*base, "--out", str(tmp_path / "vit"), "--victims", "tiny-vit:surrogate_init=true", "--dry-run"]) == 2
+    assert "surrogate_init=true shares the surrogate's initial weights" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "rn"), "--victims", "tiny-rn,tiny-rn:surrogate_init=true"]) == 0
+    run = load_run(tmp_path / "rn")
+    assert len(run.frame) == 4  # both victims trained and in the retrieval table
+    board = leaderboard(run)
+    scored = [c for c in board.columns if c.startswith("frac_") and not c.endswith(("_half", "_n"))]
+    assert len(board) == 1 and len(scored) == 1 and "surrogate_init" not in scored[0]

@@ -49,7 +49,8 @@ def _ratio_list(text: str, flag: str) -> list[float]:
 def check_cells(cells, loaded) -> None:
     """Refuse, before anything runs, values a plugin cannot honour on this data: a poison ratio that
     protects no image, an attack's or surrogate's batch larger than the protected subset it works on,
-    and a victim or surrogate whose image tower does not fit the data's resolution."""
+    a victim or surrogate whose image tower does not fit the data's resolution, and the upper bound
+    ``surrogate_init=true`` on a victim of another architecture than a surrogate it is paired with."""
     from . import stages
     from .matrix import dataset_key
     inits = set()
@@ -64,6 +65,11 @@ def check_cells(cells, loaded) -> None:
         if cell.victim.params.init and init not in inits:  # an unreadable or unfitting checkpoint
             inits.add(init)                                # is refused now, not by every cell
             cell.victim.create_model(data.train.resolution, "cpu")
+        sur = cell.surrogate
+        if cell.victim.params.surrogate_init and sur is not None and sur.arch != cell.victim.arch:
+            raise UsageError(f"--victims {cell.victim.label()}: surrogate_init=true shares the surrogate's initial "
+                             f"weights, which needs the surrogate's architecture, but --surrogates "
+                             f"{sur.label()} is {sur.arch} and the victim {cell.victim.arch}")
         if cell.attack.is_clean:
             continue
         k = len(stages.poisoned_indices(n, cell.poison_ratio, cell.seed))
@@ -154,6 +160,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     check_cells(cells, loaded)
     if args.dry_run:
         from .dry_run import describe_plan
+        if threads:  # the calibration's steps are timed with the threads the cells will run with
+            import torch
+            torch.set_num_threads(threads)
         print(describe_plan(cells, loaded, out, cache, device))
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
