@@ -59,8 +59,9 @@ class Recipe:
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
     surrogate_init: bool = param(False, help="UPPER BOUND, not a threat model: start from the initial weights of "
                                              "the cell's surrogate (as if the data owner knew the trainer's "
-                                             "initialisation); only a victim of the surrogate's architecture "
-                                             "then shares them")
+                                             "initialisation); needs the surrogate's architecture (a run "
+                                             "pairing it with another is refused), never scored on the "
+                                             "leaderboard")
 
 
 class Victim(Plugin):
