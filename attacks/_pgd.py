@@ -42,21 +42,27 @@ def pgd(
     step: int,
     steps: int,
     maximise: bool,
+    owner: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, float]:
     """``steps`` sign-gradient steps on ``delta`` for a loss of the image features.
 
     ``loss_of_features(features, step)`` is called once per step (``step`` from 0), so an objective
     may change between steps (MEM redraws its caption shuffle every step, as the reference does).
     ``images``/``delta``: float ``[B, 3, H, W]`` in pixel units (0..255 and integers within ±eps).
-    ``maximise`` picks error-maximising (TAP) over error-minimising (EM, MEM) noise. Returns the new
-    delta and the loss at the last evaluated point.
+    ``maximise`` picks error-maximising (TAP) over error-minimising (EM, MEM) noise.
+
+    With ``owner`` (long ``[B]``), ``delta`` is ``[U, 3, H, W]``: one noise shared by the images whose
+    ``owner`` is its row (class-wise noise); image ``b`` sees ``delta[owner[b]]`` projected into its own
+    pixel range, and each step moves a shared noise by the sign of its images' summed gradient, within
+    ±``eps`` (a scalar ``eps`` then). Returns the new delta and the loss at the last evaluated point.
     """
     loss = torch.full((), float("nan"))
     for i in range(steps):
         delta = delta.detach().requires_grad_(True)
+        seen = delta if owner is None else project(delta[owner], images, eps)
         with autocast(images.device):
-            loss = loss_of_features(encode_image(normalize((images + delta) / 255.0)), i)
+            loss = loss_of_features(encode_image(normalize((images + seen) / 255.0)), i)
         (grad,) = torch.autograd.grad(loss, delta)
-        direction = grad.sign() if maximise else -grad.sign()
-        delta = project(delta.detach() + step * direction, images, eps)
+        moved = delta.detach() + step * (grad.sign() if maximise else -grad.sign())
+        delta = project(moved, images, eps) if owner is None else moved.clamp(-eps, eps)
     return delta.detach(), float(loss.detach())

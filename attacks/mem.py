@@ -33,20 +33,26 @@ class MEMParams(MinMinParams):
                                 help="batch: the candidate rank that minimises the batch loss, for all samples at "
                                      "once (the reference); sample: each sample's best single swap (not the "
                                      "reference's; applied together, the swaps may raise the batch loss)")
-    trigger_len: int = param(3, lo=1, hi=8, help="trigger words per image, after the start token (MEM-3, MEM-5)")
+    trigger_len: int = param(3, lo=0, hi=8, help="trigger words per image, after the start token (MEM-3, MEM-5); "
+                                                 "0: image noise only, no HotFlip, each image's own caption in "
+                                                 "PGD (T2UE's MEM-without-trigger baseline)")
     shuffle: bool = param(True, help="during PGD, pair each image with a random batch caption carrying its own "
                                      "trigger, redrawn every step")
 
-    def trigger(self) -> MEMParams:
-        """MEM always has a trigger: these parameters are its settings."""
-        return self
+    def trigger(self) -> MEMParams | None:
+        """These parameters as the trigger's settings; None when ``trigger_len`` is 0 (image noise only:
+        with no trigger to bind the noise to, PGD pairs each image with its own caption, and ``shuffle``,
+        ``hotflip_iters``, ``candidates`` and ``hotflip_select`` have nothing to act on)."""
+        return self if self.trigger_len else None
 
 
 class MEM(MinMinAttack):
     """MEM: per-image error-minimising noise bound to a HotFlip-optimised text trigger (the seed paper).
 
     Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255) and one
-    trigger of ``trigger_len`` whole words per image, prefixed to its captions when published. Raises
+    trigger of ``trigger_len`` whole words per image, prefixed to its captions when published (none with
+    ``trigger_len=0``: MEM's loop on the image noise alone, the MEM-without-trigger baseline of T2UE,
+    Ma et al. 2025, arXiv 2508.03091). Raises
     :class:`~ue_bench.errors.UsageError` without a surrogate.
     """
 

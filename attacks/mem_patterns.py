@@ -27,6 +27,9 @@ from .mem import MEM, MEMParams
 class MEMPatternsParams(MEMParams):
     """MEM's parameters plus the patterns' and two restrictions of the trigger vocabulary."""
 
+    trigger_len: int = param(3, lo=1, hi=8, help="trigger words per image, after the start token; the patterns "
+                                                 "spell them, so at least one")
+
     patterns: int = param(4, lo=1, hi=32, help="amplitude (pixel units out of 255) of the fixed sign patterns "
                                                "that spell each image's trigger words; at most eps")
     pattern_patch: int = param(4, lo=1, hi=32, help="side in pixels of each word's tiled sign pattern (one "

@@ -24,6 +24,7 @@ ROLES = {
     "victim-init": 0x56494E49,  # a victim's initial weights
     "victim-train": 0x56545241,  # a victim's batch order, caption picks and augmentation draws
     "trainer": 0x54524E52,  # the --seed of the open_clip trainer command ``ue-bench protect`` prints
+    "attack-adversary": 0x41445652,  # the random starts of an attack's inner adversary (REM)
 }
 
 
