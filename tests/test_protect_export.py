@@ -196,3 +196,21 @@ def test_open_clip_trainer_runs_the_printed_command_end_to_end(tmp_path, capsys,
     assert "[96/96 (100%)]" in log                                  # 1 epoch: every caption row once, 6 steps
     assert "image_to_text_R@1" in log and "num_samples: 16" in log   # validated on the 16 clean test images
     assert list((tmp_path / "copy" / "logs").glob("*/checkpoints/epoch_1.pt"))
+
+
+@pytest.mark.parametrize("attack", [
+    "rem:outer_iters=1,surrogate_steps=1,pgd_steps=1,batch_size=8,adv_steps=1,eot_samples=1",
+    "mem-classwise:outer_iters=1,surrogate_steps=1,pgd_steps=1,batch_size=8,hotflip_iters=1,candidates=2,"
+    "grouping=random,groups=3",
+    "t2ue:surrogate_epochs=1,generator_steps=2,width=8,batch_size=8",
+], ids=["rem", "mem-classwise", "t2ue"])
+def test_a_data_owner_publishes_with_each_newer_attack(tmp_path, attack):
+    out, dataset = tmp_path / "copy", "synthetic:size=24,test_size=8,resolution=32,captions=2"
+    assert protect("--attack", attack, "--dataset", dataset, "--surrogate", "tiny-rn:batch_size=8",
+                   "--victim", "tiny-rn:epochs=1,batch_size=8", "--out", str(out), "--device", "cpu") == 0
+    source = registry.create("datasets", "synthetic", {"size": 24, "test_size": 8, "resolution": 32, "captions": 2}).load().train
+    back = registry.create("datasets", "csv", {"": str(out / "train.csv"), "test_fraction": 0, "resolution": 32}).load()
+    diff = np.abs(np.asarray(back.train.images, dtype=np.int16) - source.images.astype(np.int16))
+    assert 0 < diff.max() <= 8
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["attack"]["name"] == attack.split(":")[0] and manifest["linf_max"] == diff.max()
