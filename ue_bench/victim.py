@@ -54,8 +54,9 @@ class Recipe:
                                      help="linear warm-up in optimiser steps, instead of the warmup fraction "
                                           "(the MEM reference: 10000, which may be longer than the whole run)")
     augment: str = param("openclip", choices=AUGMENTS,
-                         help="training-time view of the images: none (as published) or openclip (open_clip's "
-                              "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step)")
+                         help="training-time view of the images: none (as published), openclip (open_clip's "
+                              "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step) or "
+                              "openclip-strong (open_clip#439's timm recipe: scale 0.33-1, random erasing 0.35)")
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")
     surrogate_init: bool = param(False, help="UPPER BOUND, not a threat model: start from the initial weights of "
                                              "the cell's surrogate (as if the data owner knew the trainer's "
