@@ -19,7 +19,7 @@ from ue_bench.errors import UsageError
 from ue_bench.training import clip_loss, normalize
 
 DATA_DEFENSES = ["jpeg", "grayscale", "bit-depth", "blur", "clean-captions"]
-LOSS_DEFENSES = ["ueraser", "augment"]
+LOSS_DEFENSES = ["ueraser", "augment", "adv-train"]
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +191,22 @@ def test_ueraser_needs_the_run_length_for_a_partial_schedule():
     with pytest.raises(UsageError, match="total_steps"):
         registry.create("defenses", "ueraser").batch_loss(0)
     assert registry.create("defenses", "ueraser", {"adversarial_frac": 1.0}).batch_loss(0) is not None
+
+
+def test_adversarial_training_descends_on_a_batch_moved_uphill_within_its_radius(small):
+    victim = registry.create("victims", "tiny-rn", {})
+    torch.manual_seed(0)
+    model = victim.create_model(small.resolution, "cpu").eval()  # one mode throughout: batch norm as the attack sees it
+    unit = torch.from_numpy(small.images[:16]).permute(0, 3, 1, 2).float() / 255
+    tokens = victim.tokenizer()([caps[0] for caps in small.captions[:16]])
+    clean = clip_loss(model, ClipLoss(), normalize(unit), tokens)
+    attacked = registry.create("defenses", "adv-train", {"radius": 8, "steps": 3, "step": 2}).batch_loss(0, 10)
+    moved = attacked(model, unit, tokens, 0)
+    assert moved > clean and moved.requires_grad and not model.training
+    assert all(q.requires_grad for q in model.parameters())
+    model.train()
+    attacked(model, unit, tokens, 1)
+    assert model.training  # the attack's eval mode is undone
+    unmoved = registry.create("defenses", "adv-train", {"radius": 0, "steps": 3}).batch_loss(0, 10)
+    clean = clip_loss(model, ClipLoss(), normalize(unit), tokens)  # train mode: batch statistics
+    torch.testing.assert_close(unmoved(model, unit, tokens, 0), clean)
