@@ -15,7 +15,7 @@ from PIL import Image
 
 from ue_bench import registry
 from ue_bench.cli import main
-from ue_bench.images import decode_rgb_array
+from ue_bench.engine.images import decode_rgb_array
 from ue_bench.datasets import _imports
 from ue_bench.errors import UsageError
 from ue_bench.datasets._example import write_tar
@@ -213,7 +213,7 @@ def test_dry_run_and_refused_run_write_no_decoded_dataset(tmp_path, capsys, monk
 
 
 def test_a_staged_import_is_kept_once_the_command_is_accepted(tmp_path):
-    from ue_bench import import_cache
+    from ue_bench.store import imports as import_cache
     path = small_csv(tmp_path)
     with import_cache.using_root(tmp_path / "c"), import_cache.staged() as stage:
         data = load("csv", path=path, test_fraction=0, resolution=16)
@@ -320,7 +320,7 @@ def test_truncated_shard_is_refused(tmp_path, keep):
 # --- captions longer than the text tower's context ------------------------------------------------------
 
 def test_truncated_captions_are_counted(capsys):
-    from ue_bench.training import tokenize_captions
+    from ue_bench.engine.training import tokenize_captions
     tokenizer = registry.create("victims", "tiny-rn").tokenizer()
     long = " ".join(["word"] * 40)  # 40 tokens + start + end > 32
     exact = " ".join(["word"] * 30)  # exactly 32 with start and end: fits

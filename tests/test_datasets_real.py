@@ -289,7 +289,7 @@ def _many_images_csv(tmp_path, n):
 
 
 def test_an_import_decoded_by_worker_processes_is_the_one_decoded_here(tmp_path, monkeypatch):
-    from ue_bench import import_cache
+    from ue_bench.store import imports as import_cache
 
     path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
     got = {}
@@ -303,7 +303,7 @@ def test_an_import_decoded_by_worker_processes_is_the_one_decoded_here(tmp_path,
 
 
 def test_a_worker_process_that_cannot_decode_names_the_row(tmp_path):
-    from ue_bench import import_cache
+    from ue_bench.store import imports as import_cache
 
     path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
     (tmp_path / "img" / "img40.png").write_bytes(b"not an image")

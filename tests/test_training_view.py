@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from ue_bench import registry
-from ue_bench.augment import OpenClipView, step_seed, training_view
-from ue_bench.training import normalize, train_clip
+from ue_bench.engine.views import OpenClipView, step_seed, training_view
+from ue_bench.engine.training import normalize, train_clip
 
 #: Weights and losses of tiny-rn trained by :func:`train_clip` with ``augment=none``: first pinned at commit
 #: 4843a61 (before ``augment``) on the machines of that time; re-pinned on 2026-12-03 on this workplace's
@@ -102,7 +102,7 @@ def test_the_multi_tensor_adamw_updates_what_the_per_parameter_loop_does():
     import open_clip
 
     from ue_bench import registry
-    from ue_bench.training import make_optimizer, normalize
+    from ue_bench.engine.training import make_optimizer, normalize
 
     torch.set_num_threads(1)
     victim = registry.get("victims", "tiny-rn")()

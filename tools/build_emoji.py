@@ -31,7 +31,7 @@ Fitzpatrick skin-tone swatches: colour patches, not pictures of anything). Then,
 (usually the most general: ``FAMILY`` before ``FAMILY: MAN, WOMAN, BOY``, ``Norway Flag`` before
 ``Svalbard & Jan Mayen Flag``), ties in ``sort_order``, an emoji is dropped when its name is that of an
 emoji already kept (``MAN IN TUXEDO`` names two), or when either artist's drawing, decoded by
-``ue_bench.images.decode_image`` (on white), has exactly the pixels of that artist's drawing of an
+``ue_bench.engine.images.decode_image`` (on white), has exactly the pixels of that artist's drawing of an
 emoji already kept (Twemoji draws every family of two parents alike; both draw the Norway, Svalbard and
 Bouvet Island flags alike): two identical pictures with different names teach nothing and make
 retrieval ill-defined. The emoji kept are written in ``sort_order``. A Noto drawing with exactly the
@@ -56,7 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ue_bench.images import decode_image
+from ue_bench.engine.images import decode_image
 
 PACKAGES = {"google": ("emoji-datasource-google", "16.0.0"), "twitter": ("emoji-datasource-twitter", "16.0.0")}
 SPDX = ("spdx-license-list", "6.12.0")

@@ -18,8 +18,8 @@ import abc
 from pathlib import Path
 from typing import Any, Protocol
 
-from .data import PairDataset
-from .plugin import Plugin
+from ue_bench.data import PairDataset
+from ue_bench.plugin import Plugin
 
 
 class Original(Protocol):
@@ -51,7 +51,7 @@ class Dataset(Plugin, abc.ABC):
 
     def export_layout(self) -> dict[str, Any]:
         """How ``ue-bench protect`` writes a copy of this dataset: ``{"format": "csv"}`` (open_clip's
-        defaults) unless the input had its own layout (``ue_bench.export.Layout`` fields)."""
+        defaults) unless the input had its own layout (``ue_bench.publish.export.Layout`` fields)."""
         return {"format": "csv"}
 
     def originals(self) -> tuple[list[Original], list[Original]] | None:
@@ -63,7 +63,7 @@ class Dataset(Plugin, abc.ABC):
         Contract: the lists have exactly the order and length of ``self.load().train`` and ``.test``
         (item i is image i, with the same captions); each ``name`` is a relative POSIX path without
         extension, unique within its list, that mirrors the input's file name; ``read()`` returns the
-        file's bytes as given, which ``ue_bench.images.decode_image`` decodes (as :meth:`load` did).
+        file's bytes as given, which ``ue_bench.engine.images.decode_image`` decodes (as :meth:`load` did).
         Bad input raises :class:`~ue_bench.errors.UsageError`, as in :meth:`load`; an image file that
         is missing or went away since :meth:`load` raises OSError from ``read()``."""
         return None

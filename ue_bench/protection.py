@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .data import HASH_CHUNK, PairSplit, release
-from .errors import ProtectionRejected
+from ue_bench.data import HASH_CHUNK, PairSplit, release
+from ue_bench.errors import ProtectionRejected
 
 
 #: Images checked per step, bounding the memory of the checks.

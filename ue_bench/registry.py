@@ -23,14 +23,14 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from .attack import Attack
-from .dataset import Dataset
-from .defense import Defense
-from .errors import UsageError
-from .params import build_params, parse_specs
-from .plugin import Plugin
-from .report import Report
-from .victim import Victim
+from ue_bench.attack import Attack
+from ue_bench.dataset import Dataset
+from ue_bench.defense import Defense
+from ue_bench.errors import UsageError
+from ue_bench.params import build_params, parse_specs
+from ue_bench.plugin import Plugin
+from ue_bench.report import Report
+from ue_bench.victim import Victim
 
 #: Each family's entry-point group is ``ue_bench.<family>``; its classes must derive from its base.
 BASES: dict[str, type[Plugin]] = {"attacks": Attack, "victims": Victim, "datasets": Dataset,

@@ -29,13 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import fixture_run, import_cache, registry
-from .data import PairSplit
-from .protection import CHECKS, Protection, publish
-from .report import RETURNS
-from .results import load_run
-from .schema import METRIC_KEYS
-from .training import train_clip
+from ue_bench import registry
+
+from ue_bench.authoring import fixture_run
+
+from ue_bench.store import imports as import_cache
+from ue_bench.data import PairSplit
+from ue_bench.protection import CHECKS, Protection, publish
+from ue_bench.report import RETURNS
+from ue_bench.results import load_run
+from ue_bench.schema import METRIC_KEYS
+from ue_bench.engine.training import train_clip
 
 #: The preset whose plugin values the checks use.
 PRESET = "tiny"
@@ -255,7 +259,7 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
         rec.run("trains", trains)
 
         def evaluates() -> str | None:
-            from .evaluate import evaluate_retrieval
+            from ue_bench.engine.evaluate import evaluate_retrieval
             metrics = evaluate_retrieval(model, tok, data.test, torch.device("cpu"))
             missing = [k for k in METRIC_KEYS if not math.isfinite(metrics.get(k, math.nan))]
             return f"metrics {missing} missing or not finite" if missing else None
@@ -302,7 +306,7 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
 
 def check_report(name: str, params: dict[str, Any] | None = None) -> list[Check]:
     """Report contract (``ue_bench.report``): every format the plugin lists renders from the fixture run
-    (:mod:`ue_bench.fixture_run`) to the type that format returns (str, or bytes for ``png``)."""
+    (:mod:`ue_bench.authoring.fixture_run`) to the type that format returns (str, or bytes for ``png``)."""
     rec = _Recorder(f"reports:{name}")
     with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder:
         fixture_run.write(Path(folder))

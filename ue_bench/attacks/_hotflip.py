@@ -23,7 +23,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ue_bench.device import autocast
+from ue_bench.engine.device import autocast
 
 from ._trigger import with_trigger
 

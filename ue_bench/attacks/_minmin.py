@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 
 from ue_bench.attack import Attack
-from ue_bench.device import autocast
+from ue_bench.engine.device import autocast
 from ue_bench.params import param
 from ue_bench.protection import Protection, delta_buffer
-from ue_bench.training import batches, normalize
+from ue_bench.engine.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd, project

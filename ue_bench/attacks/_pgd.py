@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ue_bench.device import autocast
+from ue_bench.engine.device import autocast
 from ue_bench.params import param
-from ue_bench.training import normalize
+from ue_bench.engine.training import normalize
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ue_bench.device import autocast
+from ue_bench.engine.device import autocast
 from ue_bench.params import param
-from ue_bench.training import batches, normalize
+from ue_bench.engine.training import batches, normalize
 
 from ._surrogate import SplitTensors, require, trained_on_clean
 

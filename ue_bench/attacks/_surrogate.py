@@ -15,10 +15,10 @@ import open_clip
 import torch
 
 from ue_bench.data import PairSplit
-from ue_bench.device import autocast
+from ue_bench.engine.device import autocast
 from ue_bench.errors import UsageError
 from ue_bench.seeds import role_seed
-from ue_bench.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
+from ue_bench.engine.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
 
 
 def require(surrogate, attack: str):
@@ -38,7 +38,7 @@ class SplitTensors:
     their owners.
 
     Images (and a delta over them) are read batch by batch
-    (:func:`~ue_bench.training.read_batch`), so a memory-mapped split stays on disk. Captions are tokenised once; a batch picks one caption per image at random (seeded), as the
+    (:func:`~ue_bench.engine.training.read_batch`), so a memory-mapped split stays on disk. Captions are tokenised once; a batch picks one caption per image at random (seeded), as the
     victim's training loop does.
     """
 

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.training import images_tensor
+from ue_bench.engine.training import images_tensor
 
 from ._minmin import FixedNoise
 from ._surrogate import SplitTensors

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from ue_bench.attack import Attack
 from ue_bench.params import param
 from ue_bench.protection import Protection, delta_buffer
-from ue_bench.training import batches
+from ue_bench.engine.training import batches
 
 from ._hotflip import encode_text
 from ._pgd import PGDBudgetParams, pgd

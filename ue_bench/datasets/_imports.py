@@ -3,7 +3,7 @@
 Real datasets arrive as compressed files of every size (Flickr/COCO JPEGs of ~500 px, LAION shards).
 The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each image is decoded once:
 
-* **Decoding** is :func:`ue_bench.images.decode_image`, the one image decoder of ue-bench: EXIF
+* **Decoding** is :func:`ue_bench.engine.images.decode_image`, the one image decoder of ue-bench: EXIF
   orientation applied, every PIL mode turned into 8-bit RGB as a viewer shows it (16-bit as
   ``value // 257``, transparency on white), undecodable or oversized images refused naming the row.
 * **Resize + center crop**, the same geometry as CLIP's and open_clip's evaluation transform: the
@@ -16,7 +16,7 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
   stage then opens with ``np.memmap``; neither import nor later stages hold the dataset in RAM, so
   memory stays flat in the number of images. The cache lives in ``<cache>/imports/<key>``, where
   ``<cache>`` is the run's ``--cache``, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench`` (see
-  :mod:`ue_bench.import_cache`). It is built in a temporary folder renamed into place when complete,
+  :mod:`ue_bench.store.imports`). It is built in a temporary folder renamed into place when complete,
   so an interrupted import leaves nothing that could be mistaken for a finished one; while the
   command line is still checking its input (``--dry-run``, a run refused with exit 2) the rename is
   deferred and the temporary folder deleted if the command stops there.
@@ -57,10 +57,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ue_bench import import_cache
+from ue_bench.store import imports as import_cache
 from ue_bench.data import PairDataset, PairSplit
 from ue_bench.errors import UsageError
-from ue_bench.images import TooSmall, decode_image, fit, smallest_side
+from ue_bench.engine.images import TooSmall, decode_image, fit, smallest_side
 from ue_bench.params import param
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ MANIFEST = "manifest.json"
 
 #: What a run's victims train on (the datasets' ``publish`` parameter): ``import``, the protection added
 #: to the imported images; ``original``, the full-size files ``ue-bench protect`` publishes (the noise
-#: carried onto the original pixels by ``ue_bench.lift``), read back through the import's resize + crop.
+#: carried onto the original pixels by ``ue_bench.engine.lift``), read back through the import's resize + crop.
 PUBLISH = ("import", "original")
 PUBLISH_HELP = ("what victims train on: import (the protected import; default) or original (the full-size "
                 "protected files a data owner publishes, resized and cropped as a trainer reads them)")
@@ -216,10 +216,10 @@ def content_hash(img: Image.Image) -> str:
 
 
 def decode(data: bytes, resolution: int, where: str, hashes: list[str] | None = None, exact: bool = False) -> np.ndarray:
-    """The image in ``data`` decoded by :func:`ue_bench.images.decode_image` (EXIF orientation, 8-bit
+    """The image in ``data`` decoded by :func:`ue_bench.engine.images.decode_image` (EXIF orientation, 8-bit
     RGB as a viewer shows it), resized and center-cropped by :func:`fit`; the content hash of the
     decoded image is appended to ``hashes`` when given. UsageError names ``where``; TooSmall is raised
-    for an image whose shorter side is under :func:`~ue_bench.images.smallest_side` of ``resolution``."""
+    for an image whose shorter side is under :func:`~ue_bench.engine.images.smallest_side` of ``resolution``."""
     img = decode_image(data, name=where, draft=None if exact else (resolution, resolution),
                        min_side=smallest_side(resolution))
     if hashes is not None:
@@ -263,7 +263,7 @@ def _decode_record(r: Record, resolution: int, exact: bool) -> tuple[bytes | Non
 
 
 def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tuple[bytes, str]]:
-    """:func:`_decode_record` of each record, in order: in :func:`ue_bench.import_cache.workers`
+    """:func:`_decode_record` of each record, in order: in :func:`ue_bench.store.imports.workers`
     processes (a pool whose results come back in order; the first error is raised here, as it would be
     in this process), or in this process for one worker or fewer than :data:`POOL_FROM` records."""
     job = functools.partial(_decode_record, resolution=resolution, exact=exact)
@@ -357,7 +357,7 @@ def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
                 train: list[Record], test: list[Record], meta: dict,
                 allow_test_overlap: bool = False, exact: bool = False) -> PairDataset:
     """The dataset of ``train``/``test`` records, decoded into the import cache on first use (see
-    :mod:`ue_bench.import_cache` for where, and when a new import is published). A test split that
+    :mod:`ue_bench.store.imports` for where, and when a new import is published). A test split that
     shares images with the train split is refused unless ``allow_test_overlap`` (see :func:`check_overlap`).
     ``exact`` decodes JPEGs in full, without ``Image.draft``, so the import is exactly the resize + crop of
     the original pixels (``publish=original``); it has its own cache key."""

@@ -42,7 +42,7 @@ from pathlib import Path
 from ue_bench.data import PairDataset
 from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
-from ue_bench.images import readable_extensions
+from ue_bench.engine.images import readable_extensions
 from ue_bench.params import param
 
 from . import _example

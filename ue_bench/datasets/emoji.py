@@ -18,7 +18,7 @@ them give the attribution and licences. Nothing is fetched at run time.
   about 110× for ``seen`` in an exploratory run; docs/results/2026-12-03/emoji). ``size`` takes a seeded
   subset of the train split; the test split does not change with it.
 * **Pixels.** Every PNG goes through the import path of the real-data plugins (``_imports``):
-  :func:`ue_bench.images.decode_image` composites the transparent background on white, then the 64-px
+  :func:`ue_bench.engine.images.decode_image` composites the transparent background on white, then the 64-px
   image is resized (bicubic) to ``resolution`` (above 64 px: enlarged), decoded once into the import
   cache. The import's leakage check refuses a test image whose decoded pixels equal a train image's;
   there is no opt-out (the build script checks that no Noto drawing has a Twemoji drawing's pixels).

@@ -3,7 +3,7 @@ fine-tuning sets: ``NAME.txt`` beside ``NAME.jpg``.
 
 The folder is searched recursively and read in sorted relative-path order (folder by folder:
 ``a/x.jpg`` before ``a-b/x.jpg``); symlinked folders are not followed. Images are the files whose
-extension (any case) is one Pillow decodes (:func:`ue_bench.images.readable_extensions`: ``.jpg``,
+extension (any case) is one Pillow decodes (:func:`ue_bench.engine.images.readable_extensions`: ``.jpg``,
 ``.jfif``, ``.jpe``, ``.png``, ``.avif``, ``.webp``, ``.tif``, ...). Each image's captions are in the ``.txt``
 file of the same stem in the same folder (``cat.jpg`` → ``cat.txt``; ``cat.jpg`` and ``cat.png`` would
 share it): UTF-8 text (a BOM is accepted), one caption per non-empty line (lines end at ``\n``, ``\r\n``
@@ -37,7 +37,7 @@ from pathlib import Path, PurePosixPath
 from ue_bench.data import PairDataset
 from ue_bench.dataset import Dataset
 from ue_bench.errors import UsageError
-from ue_bench.images import readable_extensions
+from ue_bench.engine.images import readable_extensions
 from ue_bench.params import param
 
 from . import _example

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from ue_bench.defense import Defense
 from ue_bench.errors import UsageError
 from ue_bench.params import param
-from ue_bench.training import clip_loss, normalize
+from ue_bench.engine.training import clip_loss, normalize
 
 from ._augment import ViewParams, ueraser_view
 
