@@ -13,7 +13,8 @@ import pytest
 from ue_bench.authoring import fixture_run
 from ue_bench.errors import UsageError
 from ue_bench.reports import tables
-from ue_bench.bench.render import add_report_parser, build_report, parse_formats
+from ue_bench.bench.render import build_report, parse_formats
+from ue_bench.cli.report import add_report_parser
 from ue_bench.engine.imperceptibility import imperceptibility
 from ue_bench.results import load_run
 from ue_bench.reports.retrieval_table import render_text

@@ -33,7 +33,7 @@ from ue_bench import registry
 
 from ue_bench.authoring import fixture_run
 
-from ue_bench.store import imports as import_cache
+from ue_bench.store.imports import ImportStage
 from ue_bench.data import PairSplit
 from ue_bench.protection import CHECKS, Protection, publish
 from ue_bench.report import RETURNS
@@ -273,13 +273,14 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
     ``[N, H, W, 3]`` splits with H = W, a non-empty test split, non-empty caption strings per image, and
     loads the same bytes twice."""
     rec = _Recorder(f"datasets:{name}")
-    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder, import_cache.using_root(folder):
+    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder:
+        imports = ImportStage(Path(folder) / "imports")
         state: dict[str, Any] = {}
 
         def build() -> None:
             cls = registry.get("datasets", name)
             state["params"] = {**cls.example(Path(folder)), **(params or {})}
-            state["data"] = registry.create("datasets", name, state["params"]).load()
+            state["data"] = registry.create("datasets", name, state["params"]).load(imports)
 
         if not rec.run("loads", build):
             return rec.checks
@@ -299,7 +300,7 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
             return None if len(data.test) and len(data.train) else "empty train or test split"
 
         rec.run("splits", splits)
-        rec.run("deterministic", lambda: None if registry.create("datasets", name, state["params"]).load()
+        rec.run("deterministic", lambda: None if registry.create("datasets", name, state["params"]).load(imports)
                 .fingerprint() == data.fingerprint() else "a second load gave different bytes")
     return rec.checks
 

@@ -32,10 +32,8 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ue_bench.attack import Attack
+from ue_bench import Attack, Protection, delta_buffer, param
 from ue_bench.engine.device import autocast
-from ue_bench.params import param
-from ue_bench.protection import Protection, delta_buffer
 from ue_bench.engine.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip

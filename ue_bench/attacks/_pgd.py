@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ue_bench.engine.device import autocast
-from ue_bench.params import param
+from ue_bench import param
 from ue_bench.engine.training import normalize
 
 

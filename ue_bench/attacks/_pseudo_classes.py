@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ue_bench.engine.device import autocast
-from ue_bench.params import param
+from ue_bench import param
 from ue_bench.engine.training import batches, normalize
 
 from ._surrogate import SplitTensors, require, trained_on_clean

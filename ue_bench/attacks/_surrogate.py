@@ -14,10 +14,8 @@ import numpy as np
 import open_clip
 import torch
 
-from ue_bench.data import PairSplit
+from ue_bench import PairSplit, UsageError, role_seed
 from ue_bench.engine.device import autocast
-from ue_bench.errors import UsageError
-from ue_bench.seeds import role_seed
 from ue_bench.engine.training import make_optimizer, normalize, read_batch, tokenize_captions, train_clip
 
 

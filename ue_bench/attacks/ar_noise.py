@@ -29,11 +29,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ue_bench.attack import Attack
-from ue_bench.data import release
-from ue_bench.errors import UsageError
-from ue_bench.params import param
-from ue_bench.protection import Protection, delta_buffer
+from ue_bench import Attack, Protection, UsageError, delta_buffer, param, release
 
 from ._pseudo_classes import PseudoClassParams, pseudo_classes
 

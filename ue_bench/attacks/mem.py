@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ue_bench.params import param
+from ue_bench import param
 
 from ._hotflip import SELECTIONS
 from ._minmin import MinMinAttack, MinMinParams

@@ -18,7 +18,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from ue_bench.engine.views import crop_boxes
-from ue_bench.params import param
+from ue_bench import param
 
 from ._minmin import PGD_STEP_COST, cost_steps
 from .mem import MEM, MEMParams

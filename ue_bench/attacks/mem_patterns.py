@@ -13,8 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ue_bench.errors import UsageError
-from ue_bench.params import param
+from ue_bench import UsageError, param
 from ue_bench.engine.training import images_tensor
 
 from ._minmin import FixedNoise

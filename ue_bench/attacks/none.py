@@ -1,7 +1,6 @@
 """The clean baseline: publish the data unchanged."""
 
-from ue_bench.attack import Attack
-from ue_bench.protection import Protection
+from ue_bench import Attack, Protection
 
 
 class NoAttack(Attack):

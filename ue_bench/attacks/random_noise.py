@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ue_bench.attack import Attack
-from ue_bench.data import release
-from ue_bench.params import param
-from ue_bench.protection import Protection, delta_buffer
+from ue_bench import Attack, Protection, delta_buffer, param, release
 
 #: Values drawn per step of :func:`uniform_int16_stream` (bounds its working memory to a few MB).
 DRAW_CHUNK = 1 << 20

@@ -24,10 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ue_bench.attack import Attack
-from ue_bench.data import release
-from ue_bench.params import param
-from ue_bench.protection import Protection, delta_buffer
+from ue_bench import Attack, Protection, delta_buffer, param, release
 
 from ._pseudo_classes import PseudoClassParams, pseudo_classes
 

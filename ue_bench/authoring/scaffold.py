@@ -27,9 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ue_bench.attack import Attack
-from ue_bench.params import param
-from ue_bench.protection import Protection
+from ue_bench import Attack, Protection, param
 
 
 @dataclass(frozen=True)
@@ -62,9 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ue_bench.data import PairSplit
-from ue_bench.defense import Defense
-from ue_bench.params import param
+from ue_bench import Defense, PairSplit, param
 
 
 @dataclass(frozen=True)
@@ -92,8 +88,7 @@ class $cls(Defense):
 from dataclasses import dataclass
 
 import ue_bench.victims  # noqa: F401  (registers ue-bench's tiny-rn config with open_clip)
-from ue_bench.params import param
-from ue_bench.victim import Recipe, Victim
+from ue_bench import Recipe, Victim, param
 
 
 @dataclass(frozen=True)
@@ -116,9 +111,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ue_bench.data import PairDataset, PairSplit
-from ue_bench.dataset import Dataset
-from ue_bench.params import param
+from ue_bench import Dataset, PairDataset, PairSplit, param
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 180, 60), "blue": (40, 60, 220), "yellow": (230, 210, 40)}
 
@@ -144,14 +137,14 @@ class $cls(Dataset):
         images = np.stack([np.full((r, r, 3), COLOURS[c], dtype=np.uint8) for c in picked])
         return PairSplit(images, [[f"a {c} square", f"a square in {c}"] for c in picked])
 
-    def load(self):
+    def load(self, imports=None):  # imports: the store's import stage, for a plugin that decodes files
         p = self.params
         return PairDataset(self.name, self._split(p.size, 0), self._split(p.test_size, p.size))
 ''',
     "reports": '''\
 """$title: how many cells of a run finished, per attack (replace with your table)."""
 
-from ue_bench.report import Report
+from ue_bench import Report
 
 
 class $cls(Report):

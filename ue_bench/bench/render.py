@@ -1,8 +1,8 @@
-"""Building reports: every registered report plugin, every requested format, from ``cells/*.json``.
+"""Rendering the report plugins over run directories: every registered plugin, every requested format,
+from ``cells/*.json`` alone.
 
-``ue-bench report RUN_DIR [RUN_DIR ...] [--format md,csv,latex,html,png] [--out DIR]`` rebuilds every
-report of run directories from their cells alone; ``ue-bench run`` calls the same :func:`build_report`
-and prints the plugins' ``text`` format (:func:`render_text`).
+``ue-bench report`` (:mod:`ue_bench.cli.report`) and ``ue-bench run`` call the same
+:func:`build_report`; ``run`` also prints the plugins' ``text`` format (:func:`render_text`).
 
 Files go to ``RUN_DIR/report/`` (or ``--out``, which a report of several run directories needs):
 ``report.md`` and ``report.html`` (the plugins' sections joined in ``order``), and ``<plugin>.csv``,
@@ -13,14 +13,12 @@ so it opens offline and can be archived as one file.
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import html
 from collections.abc import Sequence
 from pathlib import Path
 
 from ue_bench import registry
-from ue_bench.store.atomic import lock_path, locked, write_file
+from ue_bench.store.atomic import write_file
 from ue_bench.errors import UsageError
 from ue_bench.report import EXTENSIONS, FORMATS, Report
 from ue_bench.results import RunResults, load_run
@@ -105,31 +103,3 @@ def render_text(run_dirs: Path | Sequence[Path]) -> str:
     run = load_run(run_dirs)
     parts = [plugin.render(run, "text") for plugin in plugins() if "text" in plugin.formats]
     return "\n\n".join(p for p in parts if p)
-
-
-def add_report_parser(subparsers) -> argparse.ArgumentParser:
-    """Register the ``report`` sub-command on the ``ue-bench`` parser's subparsers."""
-    p = subparsers.add_parser("report", help="rebuild tables, figures and the leaderboard of run directories")
-    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
-                   help="a run directory (holds cells/*.json); several are reported as one run")
-    p.add_argument("--format", default=",".join(FORMATS),
-                   help=f"comma-separated outputs among {','.join(FORMATS)} (default: all)")
-    p.add_argument("--out", help="where to write the reports (default: RUN_DIR/report; required with several)")
-    p.set_defaults(func=cmd_report)
-    return p
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """Exit code 0; bad input raises ``UsageError`` (exit code 2 in ``ue_bench.cli.main``), as does a
-    run directory that a ``ue-bench run`` is writing (its lock is held) or an ``--out`` that another
-    report is writing."""
-    fmts = parse_formats(args.format)
-    with contextlib.ExitStack() as stack:
-        for d in args.run_dirs:
-            if Path(d).is_dir():
-                stack.enter_context(locked(lock_path(Path(d)), f"run directory {d}", shared=True))
-        if args.out and Path(args.out).parent.is_dir():
-            stack.enter_context(locked(lock_path(Path(args.out)), f"--out {args.out}"))
-        for path in build_report([Path(d) for d in args.run_dirs], fmts, Path(args.out) if args.out else None):
-            print(path)
-    return 0

@@ -19,7 +19,6 @@ from typing import Any
 
 import torch
 
-from ue_bench.store import imports as import_cache
 
 from ue_bench.bench import stages
 from ue_bench.store.atomic import write_json
@@ -40,18 +39,20 @@ class Runner:
     """Runs cells of one run directory against one artifact store, on one device."""
 
     def __init__(self, out_dir: Path, cache_dir: Path, device: torch.device,
-                 datasets: dict[str, PairDataset] | None = None) -> None:
-        """``datasets``: already loaded datasets by :func:`~ue_bench.bench.matrix.dataset_key`."""
+                 datasets: dict[str, PairDataset] | None = None, threads: int | None = None) -> None:
+        """``datasets``: already loaded datasets by :func:`~ue_bench.bench.matrix.dataset_key`; one that
+        is not is loaded through the store's import stage, decoding with ``threads`` processes."""
         self.out_dir = out_dir
         self.device = device
         self.store = ArtifactStore(cache_dir)
+        self.imports = self.store.imports(workers=threads)
         self._datasets: dict[str, PairDataset] = dict(datasets or {})
         self._env = environment(device)
 
     def dataset(self, plugin: Dataset) -> PairDataset:
         key = dataset_key(plugin)
         if key not in self._datasets:
-            self._datasets[key] = plugin.load()
+            self._datasets[key] = plugin.load(self.imports)
         return self._datasets[key]
 
     def protect(self, cell: Cell) -> stages.ProtectionArtifact:
@@ -124,7 +125,7 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
         return _run_ray(cells, out, cache, device, threads, ray_address, loaded)
     if threads:
         torch.set_num_threads(threads)
-    runner = Runner(out, cache, auto_device(device), loaded)
+    runner = Runner(out, cache, auto_device(device), loaded, threads)
     results = []
     for i, cell in enumerate(cells, 1):
         print(f"[{i}/{len(cells)}] {cell.labels()}", file=sys.stderr)
@@ -133,9 +134,8 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
 
 
 def _remote(method: str, cell: Cell, out: str, cache: str, device: str, threads: int):
-    torch.set_num_threads(threads)
-    with import_cache.using_root(cache):  # a worker loading a real dataset reads its import from --cache
-        return getattr(Runner(Path(out), Path(cache), auto_device(device)), method)(cell)
+    torch.set_num_threads(threads)  # a worker loading a real dataset reads its import from --cache
+    return getattr(Runner(Path(out), Path(cache), auto_device(device), threads=threads), method)(cell)
 
 
 def _run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: int | None,

@@ -24,13 +24,10 @@ import open_clip
 import torch
 
 from ue_bench import __version__, registry
-
-from ue_bench.store import imports as import_cache
-
 from ue_bench.bench import stages
+from ue_bench.cli import validate
 from ue_bench.store.atomic import lock_path, locked, write_json
 from ue_bench.store.artifacts import ArtifactStore
-from ue_bench.engine.device import auto_device
 from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.publish.export import Layout, check_image_format, export_protected, prepare_out
 from ue_bench.publish.export_full import check_sizes, export_full_resolution
@@ -107,30 +104,10 @@ def _one(family: str, text: str, flag: str):
     return plugins[0]
 
 
-def _positive_int(text: str, flag: str, lo: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise UsageError(f"{flag}: expected an integer, got {text!r}") from None
-    if value < lo:
-        raise UsageError(f"{flag}: expected an integer >= {lo}, got {value}")
-    return value
-
-
-def _fraction(text: str, flag: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
-    if not 0.05 <= value <= 1.0:
-        raise UsageError(f"{flag}: expected a number from 0.05 to 1, got {value:g}")
-    return value
-
-
 def _lift_settings(args: argparse.Namespace, seed: int) -> LiftSettings:
-    return LiftSettings(steps=_positive_int(args.lift_steps, "--lift-steps", 0),
-                        eot_views=_positive_int(args.lift_eot_views, "--lift-eot-views", 0),
-                        eot_scale=_fraction(args.lift_eot_scale, "--lift-eot-scale"), seed=seed)
+    return LiftSettings(steps=validate.integer(args.lift_steps, "--lift-steps", 0),
+                        eot_views=validate.integer(args.lift_eot_views, "--lift-eot-views", 0),
+                        eot_scale=validate.fraction(args.lift_eot_scale, "--lift-eot-scale", 0.05, 1.0), seed=seed)
 
 
 def _full_resolution(args: argparse.Namespace, dataset, originals) -> bool:
@@ -230,12 +207,10 @@ def cmd_protect(args: argparse.Namespace) -> int:
 
 def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     check_image_format(args.image_format, args.force_lossy)
-    seed = _positive_int(args.seed, "--seed", 0)
-    if seed > 2**32 - 1:
-        raise UsageError(f"--seed: must be at most {2**32 - 1} (2**32 - 1), got {seed}")
-    shard_size = _positive_int(args.shard_size, "--shard-size", 1)
-    preview = _positive_int(args.preview, "--preview", 0)
-    threads = _positive_int(args.threads, "--threads", 1) if args.threads is not None else None
+    seed = validate.seed(args.seed, "--seed")
+    shard_size = validate.integer(args.shard_size, "--shard-size", 1)
+    preview = validate.integer(args.preview, "--preview", 0)
+    threads = validate.threads(args.threads)
     settings = _lift_settings(args, seed)
     attack = _one("attacks", args.attack, "--attack")
     dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
@@ -246,7 +221,7 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     stack.enter_context(locked(lock_path(out), f"--out {out}"))
     prepare_out(out)  # again, holding the lock: another writer may have finished it meanwhile
     cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
-    device = auto_device(args.device)
+    device = validate.device(args.device)
     if threads:
         torch.set_num_threads(threads)
     originals = dataset.originals()
@@ -261,20 +236,12 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         raise UsageError("--preview: needs a full-resolution copy (a dataset with image files)")
     layout = _layout(dataset, args.format, shard_size, full)
     # a real dataset's import goes under --cache, and is kept only once the command is accepted
-    with import_cache.using_root(cache), import_cache.decoding_with(threads), import_cache.staged() as staging:
-        data = dataset.load()
+    store = ArtifactStore(cache)
+    with store.imports(workers=threads, staged=True) as imports:
+        data = dataset.load(imports)
         train = data.train
-        if attack.uses_surrogate and surrogate.params.batch_size > len(train):
-            raise UsageError(f"--surrogate {surrogate.label()}: batch_size {surrogate.params.batch_size} is larger "
-                             f"than the train split of --dataset {dataset.label()} ({len(train)} images)")
-        if attack.uses_surrogate and surrogate.resolution_problem(train.resolution):
-            raise UsageError(f"--surrogate {surrogate.label()}: {surrogate.resolution_problem(train.resolution)} "
-                             f"(the images of --dataset {dataset.label()})")
-        batch = getattr(attack.params, "batch_size", None)
-        if batch is not None and batch > len(train):
-            raise UsageError(f"--attack {attack.label()}: batch_size {batch} is larger than the train split of "
-                             f"--dataset {dataset.label()} ({len(train)} images)")
-        staging.commit()
+        validate.check_protect(attack, surrogate, dataset, train)
+        imports.commit()
     cfg = model_config(victim, train.resolution)
     print(f"ue-bench: protecting {len(train)} train images of {dataset.label()} with {attack.label()} on {device}"
           + (f"; the {len(data.test)} clean test images are the validation data" if len(data.test) else ""),
@@ -284,7 +251,7 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
               f"(validation data for a trainer); do not publish val/, or protect everything with test_fraction=0",
               file=sys.stderr)
     try:
-        artifact = stages.protect(ArtifactStore(cache), attack, surrogate if attack.uses_surrogate else None,
+        artifact = stages.protect(store, attack, surrogate if attack.uses_surrogate else None,
                                   train, seed, 1.0, device)
     except ProtectionRejected as exc:
         print(f"ue-bench: protection rejected, nothing written: {exc}", file=sys.stderr)

@@ -15,8 +15,8 @@ The data contract wants ``uint8 [N, H, W, 3]`` at the run's resolution, so each 
 * **Memory-mapped cache.** Pixels are appended image by image to a raw ``.u8`` file that every
   stage then opens with ``np.memmap``; neither import nor later stages hold the dataset in RAM, so
   memory stays flat in the number of images. The cache lives in ``<cache>/imports/<key>``, where
-  ``<cache>`` is the run's ``--cache``, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench`` (see
-  :mod:`ue_bench.store.imports`). It is built in a temporary folder renamed into place when complete,
+  ``<cache>`` is the run's ``--cache`` (the import stage of its artifact store, handed to
+  ``Dataset.load``), else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench`` (see :mod:`ue_bench.store.imports`). It is built in a temporary folder renamed into place when complete,
   so an interrupted import leaves nothing that could be mistaken for a finished one; while the
   command line is still checking its input (``--dry-run``, a run refused with exit 2) the rename is
   deferred and the temporary folder deleted if the command stops there.
@@ -57,11 +57,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ue_bench.store import imports as import_cache
-from ue_bench.data import PairDataset, PairSplit
-from ue_bench.errors import UsageError
+from ue_bench import ImportStage, PairDataset, PairSplit, UsageError, default_imports, param
 from ue_bench.engine.images import TooSmall, decode_image, fit, smallest_side
-from ue_bench.params import param
 
 log = logging.getLogger(__name__)
 
@@ -202,11 +199,6 @@ def read_utf8(path: Path, dataset: str, kind: str) -> str:
                          f"{kind} must be UTF-8 text") from None
 
 
-def cache_root() -> Path:
-    """The import cache folder (``<--cache or $UE_BENCH_CACHE or ~/.cache/ue-bench>/imports``)."""
-    return import_cache.root()
-
-
 def content_hash(img: Image.Image) -> str:
     """sha256 of an image's decoded RGB pixels and size: equal for byte-identical files (and for
     re-encodings that decode to the same pixels), whatever their names."""
@@ -262,12 +254,12 @@ def _decode_record(r: Record, resolution: int, exact: bool) -> tuple[bytes | Non
         return None, str(small)
 
 
-def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tuple[bytes, str]]:
-    """:func:`_decode_record` of each record, in order: in :func:`ue_bench.store.imports.workers`
+def _decoded(records: list[Record], resolution: int, exact: bool, workers: int) -> Iterator[tuple[bytes, str]]:
+    """:func:`_decode_record` of each record, in order: in ``workers``
     processes (a pool whose results come back in order; the first error is raised here, as it would be
     in this process), or in this process for one worker or fewer than :data:`POOL_FROM` records."""
     job = functools.partial(_decode_record, resolution=resolution, exact=exact)
-    n = min(import_cache.workers(), len(records))
+    n = min(workers, len(records))
     if n < 2 or len(records) < POOL_FROM:
         yield from map(job, records)
         return
@@ -275,7 +267,8 @@ def _decoded(records: list[Record], resolution: int, exact: bool) -> Iterator[tu
         yield from pool.imap(job, records, chunksize=8)
 
 
-def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str, exact: bool) -> list[str]:
+def _write(folder: Path, split: str, records: list[Record], resolution: int, label: str, exact: bool,
+           workers: int) -> list[str]:
     """Decode ``records`` (:func:`_decoded`) into ``<split>.u8``, appended in order with plain writes:
     unlike writing through a memmap, no dirty mapped pages pile up in the process, so its resident
     memory stays flat however many images are imported. Returns the images' content hashes; raises
@@ -287,7 +280,7 @@ def _write(folder: Path, split: str, records: list[Record], resolution: int, lab
         return hashes
     log.info("importing %d %s images of %s into %s", len(records), split, label, folder.parent)
     with open(folder / f"{split}.u8", "wb") as fh:
-        for pixels, h in tqdm(_decoded(records, resolution, exact), total=len(records), unit="img",
+        for pixels, h in tqdm(_decoded(records, resolution, exact, workers), total=len(records), unit="img",
                               desc=f"import {label} {split}", file=sys.stderr, mininterval=1.0,
                               disable=not sys.stderr.isatty()):  # as training does: a bar only where it redraws
             if pixels is None:
@@ -311,11 +304,12 @@ def _open(folder: Path, split: str, n: int, resolution: int) -> np.ndarray:
     return np.memmap(folder / f"{split}.u8", dtype=np.uint8, mode="r", shape=shape)
 
 
-def _build(folder: Path, key: str, name: str, resolution: int, splits: dict[str, list[Record]], exact: bool) -> None:
+def _build(folder: Path, key: str, name: str, resolution: int, splits: dict[str, list[Record]], exact: bool,
+           workers: int) -> None:
     """Decode every split into ``folder`` with a manifest of what each holds (written last: its
     presence marks a complete import)."""
     captions = {s: [list(r.captions) for r in rs] for s, rs in splits.items()}
-    hashes = {s: _write(folder, s, rs, resolution, name, exact) for s, rs in splits.items()}
+    hashes = {s: _write(folder, s, rs, resolution, name, exact, workers) for s, rs in splits.items()}
     (folder / "captions.json").write_text(json.dumps(captions))
     manifest = {"version": IMPORT_VERSION, "key": key, "resolution": resolution, "content_hashes": hashes,
                 "splits": {}}
@@ -355,20 +349,23 @@ def _read(folder: Path, resolution: int) -> tuple[dict, dict[str, PairSplit]] | 
 
 def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
                 train: list[Record], test: list[Record], meta: dict,
-                allow_test_overlap: bool = False, exact: bool = False) -> PairDataset:
-    """The dataset of ``train``/``test`` records, decoded into the import cache on first use (see
-    :mod:`ue_bench.store.imports` for where, and when a new import is published). A test split that
+                allow_test_overlap: bool = False, exact: bool = False,
+                imports: ImportStage | None = None) -> PairDataset:
+    """The dataset of ``train``/``test`` records, decoded on first use into ``imports`` (the import stage
+    ``Dataset.load`` was handed; None: :func:`~ue_bench.store.imports.default_imports`), which says
+    where, with how many processes, and when a new import is published. A test split that
     shares images with the train split is refused unless ``allow_test_overlap`` (see :func:`check_overlap`).
     ``exact`` decodes JPEGs in full, without ``Image.draft``, so the import is exactly the resize + crop of
     the original pixels (``publish=original``); it has its own cache key."""
     splits = {"train": train, "test": test}
     key = source_key(kind, resolution, index_files, splits, exact)
-    folder = cache_root() / key
+    imports = imports if imports is not None else default_imports()
+    folder = imports.root / key
     found = _read(folder, resolution)
     if found is None:
-        tmp = import_cache.new_temp(key)
+        tmp = imports.new_temp(key)
         try:
-            _build(tmp, key, name, resolution, splits, exact)
+            _build(tmp, key, name, resolution, splits, exact, imports.workers())
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -376,7 +373,7 @@ def load_cached(name: str, kind: str, resolution: int, index_files: list[Path],
         if found is None:
             raise RuntimeError(f"the import just written to {tmp} does not verify")
         metas: list[dict] = []
-        where = import_cache.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas],
+        where = imports.finish(tmp, folder, lambda final: [m.update(import_dir=str(final)) for m in metas],
                                     lambda final: _read(final, resolution) is not None)
     else:
         metas, where = [], folder

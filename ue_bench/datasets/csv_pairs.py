@@ -39,11 +39,8 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ue_bench.data import PairDataset
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
+from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
 from ue_bench.engine.images import readable_extensions
-from ue_bench.params import param
 
 from . import _example
 from ._imports import (HeldOutParams, Record, caption_lines, input_path, load_cached, relative_name,
@@ -210,14 +207,14 @@ class CsvPairs(Dataset):
         test, _, test_skipped = read_pairs(test_file, *opts)
         return records, test, [path, test_file], [skipped, test_skipped]
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         p = self.params
         train, test, index, skipped = self._splits()
         meta = {"source": str(index[0].resolve()), "format": "csv", **report_skipped(index[0], skipped[0])}
         if len(index) > 1 and skipped[1]:
             meta["test_file"] = report_skipped(index[1], skipped[1])
         return load_cached("csv", "csv", p.resolution, index, train, test, meta,
-                           p.allow_test_overlap, exact=p.publish == "original")
+                           p.allow_test_overlap, exact=p.publish == "original", imports=imports)
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The CSV's image files in :meth:`load`'s order, named after their paths in the CSV."""

@@ -41,10 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ue_bench.data import PairDataset
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
-from ue_bench.params import param
+from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
 
 from ._imports import Record, load_cached, read_utf8
 
@@ -138,7 +135,7 @@ class Emoji(Dataset):
         return [Record(f"{path} {e['image']} ({e['name']})", path, captions(e, self.params.captions),
                        *spans[e["image"]], name=e["image"].removesuffix(".png")) for e in entries]
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         """The train split (``train_artist``'s art, uint8 ``[N, resolution, resolution, 3]``, N = every emoji,
         less the test emoji if ``test_emoji=unseen``, or ``size``) and the test split (the other artist's art of the ``test_size`` held-out emoji),
         ``captions`` strings per image; decoded into the import cache on first use. UsageError on a
@@ -149,4 +146,4 @@ class Emoji(Dataset):
         meta = {"source": str(DATA), "format": "emoji", "train_artist": p.train_artist, "test_artist": test_artist,
                 "params": dataclasses.asdict(p)}
         return load_cached("emoji", "emoji", p.resolution, [DATA / "emoji.json"],
-                           self._records(train, p.train_artist), self._records(test, test_artist), meta)
+                           self._records(train, p.train_artist), self._records(test, test_artist), meta, imports=imports)

@@ -34,11 +34,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ue_bench.data import PairDataset
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
+from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
 from ue_bench.engine.images import readable_extensions
-from ue_bench.params import param
 
 from . import _example
 from ._imports import (HeldOutParams, Record, caption_lines, input_path, load_cached, read_utf8, report_skipped,
@@ -195,7 +192,7 @@ class Folder(Dataset):
         test_scan = read_folder(test_folder, p.on_missing_caption)
         return scan.records, test_scan.records, [(folder, scan), (test_folder, test_scan)]
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         p = self.params
         train, test, scans = self._splits()
         infos = [{"source": str(folder.resolve()), "unpaired_captions": scan.unpaired_captions,
@@ -205,7 +202,7 @@ class Folder(Dataset):
         if len(infos) > 1:
             meta["test_folder"] = infos[1]
         return load_cached("folder", "folder", p.resolution, [], train, test, meta,
-                           p.allow_test_overlap, exact=p.publish == "original")
+                           p.allow_test_overlap, exact=p.publish == "original", imports=imports)
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The folder's image files in :meth:`load`'s order, named after their paths in the folder."""

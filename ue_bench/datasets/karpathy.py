@@ -19,10 +19,7 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from ue_bench.data import PairDataset
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
-from ue_bench.params import param
+from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
 
 from . import _example
 from ._imports import PUBLISH, PUBLISH_HELP, Record, load_cached, read_utf8, relative_name, unique_names
@@ -94,12 +91,12 @@ class Karpathy(Dataset):
                                  f"{'+'.join(sorted(wanted[split_name]))} for the {split_name} split")
         return unique_names(splits["train"]), unique_names(splits["test"]), path, doc
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         p = self.params
         train, test, path, doc = self._splits()
         meta = {"source": str(path.resolve()), "format": "karpathy", "dataset": doc.get("dataset")}
         return load_cached(f"karpathy-{doc.get('dataset', path.stem)}", "karpathy", p.resolution, [path],
-                           train, test, meta, p.allow_test_overlap, exact=p.publish == "original")
+                           train, test, meta, p.allow_test_overlap, exact=p.publish == "original", imports=imports)
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """The split file's image files in :meth:`load`'s order, named ``filepath/filename``."""

@@ -37,10 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ue_bench.data import PairDataset, PairSplit
-from ue_bench.params import param
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
+from ue_bench import Dataset, ImportStage, PairDataset, PairSplit, UsageError, param
 
 ATTRIBUTES = ("shape", "colour", "position", "size", "background")
 
@@ -236,6 +233,6 @@ class Synthetic(Dataset):
                 "combinations": len(all_combinations())}
         return PairSplit(images, captions, meta=meta)
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         train_c, test_c = self.combinations()
         return PairDataset("synthetic", self._render(train_c, "train"), self._render(test_c, "test"))

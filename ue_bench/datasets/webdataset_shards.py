@@ -26,10 +26,7 @@ import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ue_bench.data import PairDataset
-from ue_bench.dataset import Dataset
-from ue_bench.errors import UsageError
-from ue_bench.params import param
+from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
 
 from . import _example
 from ._imports import HeldOutParams, Record, load_cached, relative_name, split_train_test, unique_names
@@ -152,12 +149,12 @@ class WebdatasetShards(Dataset):
             return records, read_shards(shard_files(p.test_path, "test_path"))
         return split_train_test(records, p.test_fraction, p.split_seed, str(p.path), "webdataset")
 
-    def load(self) -> PairDataset:
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
         p = self.params
         train, test = self._splits()
         meta = {"source": str(Path(p.path).resolve()), "format": "webdataset"}
         return load_cached("webdataset", "webdataset", p.resolution, [], train, test, meta,
-                           p.allow_test_overlap, exact=p.publish == "original")
+                           p.allow_test_overlap, exact=p.publish == "original", imports=imports)
 
     def originals(self) -> tuple[list[Record], list[Record]]:
         """Each image's byte range in its shard, in :meth:`load`'s order, named after its sample key."""

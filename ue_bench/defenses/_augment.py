@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ue_bench.params import param
+from ue_bench import param
 
 # TrivialAugmentWide's 31 magnitude bins (Müller & Hutter 2021; torchvision's "wide" space).
 _BINS = 31

@@ -27,9 +27,7 @@ import string
 from collections import Counter
 from dataclasses import dataclass
 
-from ue_bench.data import PairSplit
-from ue_bench.defense import Defense
-from ue_bench.params import param
+from ue_bench import Defense, PairSplit, param
 
 
 def _norm(word: str) -> str:

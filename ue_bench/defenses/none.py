@@ -1,6 +1,6 @@
 """The undefended baseline."""
 
-from ue_bench.defense import Defense
+from ue_bench import Defense
 
 
 class NoDefense(Defense):

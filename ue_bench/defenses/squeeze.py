@@ -18,9 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from ue_bench.data import PairSplit, release
-from ue_bench.defense import Defense
-from ue_bench.params import param
+from ue_bench import Defense, PairSplit, param, release
 
 
 def map_images(split: PairSplit, fn: Callable[[Image.Image], Image.Image]) -> PairSplit:

@@ -28,9 +28,7 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ue_bench.defense import Defense
-from ue_bench.errors import UsageError
-from ue_bench.params import param
+from ue_bench import Defense, UsageError, param
 from ue_bench.engine.training import clip_loss, normalize
 
 from ._augment import ViewParams, ueraser_view

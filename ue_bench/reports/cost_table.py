@@ -7,8 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from . import formats
-from ue_bench.report import Report
-from ue_bench.results import RunResults
+from ue_bench import Report, RunResults
 
 from .tables import costs
 

@@ -23,9 +23,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
 from . import formats  # noqa: E402
-from ue_bench.report import Report  # noqa: E402
-from ue_bench.results import RunResults  # noqa: E402
-from ue_bench.schema import NO_SURROGATE  # noqa: E402
+from ue_bench import NO_SURROGATE, Report, RunResults  # noqa: E402
 
 from .tables import poison_curve, transfer  # noqa: E402
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from ue_bench.report import Report
-from ue_bench.results import RunResults
+from ue_bench import Report, RunResults
 
 
 

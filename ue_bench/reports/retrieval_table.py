@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ue_bench.report import Report
-from ue_bench.results import RunResults
-from ue_bench.schema import BY_KEY, METRIC_KEYS
+from ue_bench import BY_KEY, METRIC_KEYS, Report, RunResults
 
 from . import formats
 from .tables import DERIVED_KEYS, retrieval

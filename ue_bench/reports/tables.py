@@ -17,8 +17,7 @@ import math
 
 import pandas as pd
 
-from ue_bench.results import RunResults
-from ue_bench.schema import DERIVED, METRIC_KEYS, PROTECTION
+from ue_bench import DERIVED, METRIC_KEYS, PROTECTION, RunResults
 
 from .stats import summarise
 

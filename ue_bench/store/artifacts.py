@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ue_bench.store.atomic import building, locked, write_json
+from ue_bench.store.imports import ImportStage
 
 MANIFEST = "manifest.json"
 
@@ -51,6 +52,12 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.builds: dict[str, int] = {}
+
+    def imports(self, workers: int | None = None, staged: bool = False) -> ImportStage:
+        """The store's import stage, ``<root>/imports``: the decoded datasets, handed to
+        ``Dataset.load`` (:class:`~ue_bench.store.imports.ImportStage`; ``workers`` decoding processes,
+        ``staged``: new imports published only at its ``commit()``)."""
+        return ImportStage(self.root / "imports", workers, staged)
 
     def path(self, stage: str, key: str) -> Path:
         return self.root / stage / key

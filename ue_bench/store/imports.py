@@ -1,20 +1,23 @@
-"""Where decoded datasets are cached, and when they are written there.
+"""The artifact store's import stage: where decoded datasets are cached, and when they are written there.
 
-The real-data plugins (``csv``, ``karpathy``, ``webdataset``) decode their images once into an import
-cache (see ``ue_bench.datasets._imports``). This module holds the three settings the command line gives
-them, as process-wide state, so that ``Plugin.load()`` keeps its signature:
+The real-data plugins (``csv``, ``folder``, ``karpathy``, ``webdataset``, ``emoji``) decode their images
+once into an import cache (see ``ue_bench.datasets._imports``). An :class:`ImportStage` is that cache,
+handed to ``Dataset.load(imports)`` by whoever loads the dataset — no process-wide state:
 
-* **The root.** :func:`root` is ``<cache>/imports`` where ``<cache>`` is the run's ``--cache`` (set with
-  :func:`using_root` for the duration of a command), else ``$UE_BENCH_CACHE``, else
-  ``~/.cache/ue-bench`` — the same default as the artifact store, so everything a run caches lives
-  under one folder.
-* **Staging.** Inside :func:`staged`, a new import is decoded into a temporary folder under the root
-  and only renamed into place by :meth:`Stage.commit`; leaving the block without committing (a
-  ``--dry-run``, a run refused with exit 2 after loading its data) deletes it again, together with
-  any folder it had to create. So checking a command's input never leaves a decoded dataset behind.
-  Outside :func:`staged` (the harness, a plugin used as a library) an import is published at once.
-* **Decoding processes.** :func:`workers` is how many processes decode an import: the number set with
-  :func:`decoding_with` (``ue-bench run --threads N``), else the CPUs this process may use, at most 8.
+* **The root.** ``<store>/imports``, where ``<store>`` is the artifact store of the command
+  (``--cache``; :meth:`ue_bench.store.artifacts.ArtifactStore.imports`); a dataset loaded without one
+  (a plugin used as a library) uses :func:`default_imports`: ``$UE_BENCH_CACHE/imports``, else
+  ``~/.cache/ue-bench/imports``, the same default as the artifact store, so everything a run caches
+  lives under one folder.
+* **Staging.** A stage made with ``staged=True`` decodes a new import into a temporary folder under
+  the root and renames it into place only at :meth:`ImportStage.commit`; leaving its ``with`` block
+  without committing (a ``--dry-run``, a run refused with exit 2 after loading its data) deletes it
+  again, together with any folder it had to create. So checking a command's input never leaves a
+  decoded dataset behind. An unstaged stage (the harness's workers, a library use) publishes at once.
+* **Decoding processes.** :meth:`ImportStage.workers` is how many processes decode an import: the
+  stage's ``workers`` (``--threads N``), else the CPUs this process may use, at most :data:`MAX_WORKERS`.
+
+Every import is verified before use by the plugin that reads it (its manifest's fingerprints).
 """
 
 from __future__ import annotations
@@ -24,8 +27,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 from ue_bench.store.atomic import locked, sweep
@@ -33,65 +35,37 @@ from ue_bench.store.paths import default_cache
 
 log = logging.getLogger(__name__)
 
-_root: Path | None = None
-_stage: Stage | None = None
-_workers: int | None = None
-
 #: Most processes an import decodes with by default (past that, reading the files is the limit).
 MAX_WORKERS = 8
 
 
-def base() -> Path:
-    """The cache folder: the one set by :func:`using_root`, else ``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench``."""
-    return _root if _root is not None else default_cache()
-
-
-def root() -> Path:
-    """The import cache: ``<cache>/imports``."""
-    return base() / "imports"
-
-
-def workers() -> int:
-    """Processes that decode an import: the number set by :func:`decoding_with`, else the CPUs this
-    process may use, at most :data:`MAX_WORKERS`. 1: decode in this process."""
-    if _workers is not None:
-        return _workers
+def default_workers() -> int:
+    """The CPUs this process may use, at most :data:`MAX_WORKERS`."""
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(MAX_WORKERS, cpus))
 
 
-@contextmanager
-def decoding_with(n: int | None) -> Iterator[None]:
-    """Within the block, imports decode with ``n`` processes (``None``: keep the current setting)."""
-    global _workers
-    previous = _workers
-    if n is not None:
-        _workers = n
-    try:
-        yield
-    finally:
-        _workers = previous
+class ImportStage:
+    """The import cache of one artifact store: ``root`` (``<store>/imports``), ``workers`` decoding
+    processes (None: :func:`default_workers`; 1: decode in this process) and, with ``staged``, new
+    imports held back until :meth:`commit` (a ``with`` block discards what was not committed)."""
 
-
-@contextmanager
-def using_root(cache: str | os.PathLike | None) -> Iterator[None]:
-    """Within the block, imports go under ``cache`` (``None``: keep the current setting)."""
-    global _root
-    previous = _root
-    if cache is not None:
-        _root = Path(cache)
-    try:
-        yield
-    finally:
-        _root = previous
-
-
-class Stage:
-    """Imports decoded while staging, waiting to be published by :meth:`commit`."""
-
-    def __init__(self) -> None:
+    def __init__(self, root: Path, workers: int | None = None, staged: bool = False) -> None:
+        self.root = Path(root)
+        self._workers = workers
+        self.staged = staged
         self.pending: list[tuple[Path, Path, Callable[[Path], None], Callable[[Path], bool]]] = []
         self.created: list[Path] = []
+
+    def workers(self) -> int:
+        """Processes that decode an import."""
+        return self._workers if self._workers is not None else default_workers()
+
+    def __enter__(self) -> ImportStage:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.discard()
 
     def commit(self) -> None:
         """Rename every staged import into place (callbacks update what pointed at the temporary folder)."""
@@ -100,6 +74,7 @@ class Stage:
             moved(publish(tmp, folder, valid))
 
     def discard(self) -> None:
+        """Delete every staged import not committed, and the folders created for them (if still empty)."""
         for tmp, *_ in self.pending:
             shutil.rmtree(tmp, ignore_errors=True)
         for folder in reversed(self.created):  # deepest first; only if still empty
@@ -109,37 +84,37 @@ class Stage:
                 pass
         self.pending, self.created = [], []
 
+    def make_root(self) -> Path:
+        """:attr:`root`, created if needed (and, while staging, removed again on discard if it was created)."""
+        missing = [p for p in [self.root, *self.root.parents] if not p.exists()]
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.staged:
+            self.created.extend(reversed(missing))  # shallowest first
+        return self.root
 
-@contextmanager
-def staged() -> Iterator[Stage]:
-    """Stage imports made in the block; what is not committed by its end is deleted."""
-    global _stage
-    previous, stage = _stage, Stage()
-    _stage = stage
-    try:
-        yield stage
-    finally:
-        _stage = previous
-        stage.discard()
+    def new_temp(self, key: str) -> Path:
+        """A fresh temporary folder under the root for building the import ``key``."""
+        folder = self.make_root()
+        sweep(folder, f".tmp-{key}-")  # left by a killed import
+        tmp = folder / f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        return tmp
+
+    def finish(self, tmp: Path, folder: Path, moved: Callable[[Path], None],
+               valid: Callable[[Path], bool] = lambda folder: False) -> Path:
+        """Publish ``tmp`` as ``folder`` (:func:`publish`, ``valid`` telling a verified import) now, or
+        when a staged stage is committed. Returns where the import is to be read from now (``folder``,
+        or ``tmp`` until the commit calls ``moved(folder)``)."""
+        if not self.staged:
+            return publish(tmp, folder, valid)
+        self.pending.append((tmp, folder, moved, valid))
+        return tmp
 
 
-def make_root() -> Path:
-    """:func:`root`, created if needed (and, while staging, removed again on discard if it was created)."""
-    folder = root()
-    missing = [p for p in [folder, *folder.parents] if not p.exists()]
-    folder.mkdir(parents=True, exist_ok=True)
-    if _stage is not None:
-        _stage.created.extend(reversed(missing))  # shallowest first
-    return folder
-
-
-def new_temp(key: str) -> Path:
-    """A fresh temporary folder under the root for building the import ``key``."""
-    folder = make_root()
-    sweep(folder, f".tmp-{key}-")  # left by a killed import
-    tmp = folder / f".tmp-{key}-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
+def default_imports() -> ImportStage:
+    """The import stage of the default store (``$UE_BENCH_CACHE``, else ``~/.cache/ue-bench``),
+    unstaged: for a dataset loaded without one."""
+    return ImportStage(default_cache() / "imports")
 
 
 def publish(tmp: Path, folder: Path, valid: Callable[[Path], bool] = lambda folder: False) -> Path:
@@ -170,14 +145,3 @@ def _replace(tmp: Path, folder: Path) -> None:
         os.replace(tmp, folder)
     except OSError:  # published concurrently by a process that does not lock: use theirs
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-def finish(tmp: Path, folder: Path, moved: Callable[[Path], None],
-           valid: Callable[[Path], bool] = lambda folder: False) -> Path:
-    """Publish ``tmp`` as ``folder`` (:func:`publish`, ``valid`` telling a verified import) now, or
-    while staging when the stage is committed. Returns where the import is to be read from now
-    (``folder``, or ``tmp`` until the commit calls ``moved(folder)``)."""
-    if _stage is None:
-        return publish(tmp, folder, valid)
-    _stage.pending.append((tmp, folder, moved, valid))
-    return tmp

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ue_bench.params import param
-from ue_bench.victim import Recipe, Victim
+from ue_bench import Recipe, Victim, param
 
 from . import MODEL_CONFIGS  # noqa: F401  (registers the tiny configs with open_clip)
 
