@@ -34,10 +34,11 @@ import torch.nn.functional as F
 
 from ue_bench import Attack, Protection, delta_buffer, param
 from ue_bench.engine.device import autocast
+from ue_bench.engine.pixel_box import project
 from ue_bench.engine.training import batches, normalize
 
 from ._hotflip import encode_text, hotflip
-from ._pgd import PGDBudgetParams, pgd, project
+from ._pgd import PGDBudgetParams, pgd
 from ._surrogate import SplitTensors, SurrogateTrainer, freeze, require
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ue_bench.engine.device import autocast
+from ue_bench.engine.pixel_box import project
 from ue_bench import param
 from ue_bench.engine.training import normalize
 
@@ -23,13 +24,6 @@ class PGDBudgetParams:
 
     eps: int = param(8, lo=0, hi=32, help="L∞ budget of the image noise, pixel units out of 255")
     step: int = param(1, lo=1, hi=32, help="PGD step in pixel units (keeps the noise on the published 1/255 grid)")
-
-
-def project(delta: torch.Tensor, images: torch.Tensor, eps: int | torch.Tensor) -> torch.Tensor:
-    """Clamp ``delta`` (float, pixel units) into the ε ball and so that ``images + delta`` stays in [0, 255];
-    a tensor ``eps`` (broadcast over ``delta``) bounds each element on its own."""
-    delta = delta.clamp(-eps, eps)
-    return torch.maximum(torch.minimum(delta, 255.0 - images), -images)
 
 
 def pgd(

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ue_bench import UsageError, param
+from ue_bench.engine.pixel_box import project
 from ue_bench.engine.training import images_tensor
 
 from ._minmin import FixedNoise
@@ -90,9 +91,7 @@ class WordPatterns:
         _, h, w, _ = images.shape
         words = self.signs[torch.searchsorted(self.vocab, trig)]
         tile = (words * self.weight).sum(1).clamp(-self.budget, self.budget)
-        delta = tile_over(tile.to(torch.int16), h, w)
-        pixels = images.to(torch.int16)
-        return torch.maximum(torch.minimum(delta, 255 - pixels), -pixels)
+        return project(tile_over(tile.to(torch.int16), h, w), images.to(torch.int16))
 
 
 class OwnWordPatterns(FixedNoise):

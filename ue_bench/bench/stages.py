@@ -32,8 +32,9 @@ from ue_bench.errors import ProtectionRejected
 from ue_bench.engine.evaluate import evaluate_retrieval
 from ue_bench.engine.images import decode_image, fit
 from ue_bench.engine.imperceptibility import imperceptibility_of_chunks
-from ue_bench.engine.lift import LiftSettings, publish_original
-from ue_bench.protection import CHUNK, Protection, delta_dtype, published_chunks, verify, with_trigger_text
+from ue_bench.engine.lift import LiftSettings
+from ue_bench.protection import (CHUNK, Protection, delta_dtype, published_chunks, published_pixels, verify,
+                                 with_trigger_text)
 from ue_bench.seeds import role_seed
 from ue_bench.engine.training import train_clip
 from ue_bench.victim import Victim
@@ -168,9 +169,9 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: Cal
     called only when the published split is built rather than found in the store; the dataset's
     ``publish=original``) a protected image is what a trainer reads from the full-size copy
     ``ue-bench protect`` writes: the original pixels plus the noise carried onto them by
-    :func:`ue_bench.engine.lift.publish_original` (within ±``eps``, views seeded by ``lift.seed``), resized and
-    cropped by :func:`ue_bench.engine.images.fit`; the import must then be exact (no JPEG draft decoding), so
-    that an unprotected image is the same resize + crop of its original.
+    :func:`~ue_bench.protection.published_pixels` with the lift (within ±``eps``, views seeded by
+    ``lift.seed``), resized and cropped by :func:`ue_bench.engine.images.fit`; the import must then be
+    exact (no JPEG draft decoding), so that an unprotected image is the same resize + crop of its original.
 
     A protection without a delta publishes the train images themselves (no copy). With a delta, the
     published images are written once, chunk by chunk, to ``published/<key>/images.npy`` in the store
@@ -190,7 +191,7 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: Cal
 
     def full_size(r, i: int, j: int) -> np.ndarray:
         pixels = np.asarray(decode_image(r.read(), name=r.where), dtype=np.uint8)
-        published = publish_original(pixels, prot.delta[j], eps, lift, i)
+        published = published_pixels(pixels, prot.delta[j], eps, lift, i)
         return fit(Image.fromarray(published), train.resolution)
 
     def blocks():
@@ -203,7 +204,7 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: Cal
             if k > j:
                 rows = idx[j:k] - a
                 if files is None:
-                    block[rows] = np.clip(block[rows].astype(np.int16) + prot.delta[j:k], 0, 255).astype(np.uint8)
+                    block[rows] = published_pixels(block[rows], prot.delta[j:k])
                 else:
                     for jj, row in enumerate(rows, start=j):
                         block[row] = full_size(files[a + row], int(a + row), jj)

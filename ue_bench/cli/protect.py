@@ -23,18 +23,18 @@ from pathlib import Path
 import open_clip
 import torch
 
-from ue_bench import __version__, registry
+from ue_bench import registry
 from ue_bench.bench import stages
 from ue_bench.cli import validate
-from ue_bench.store.atomic import lock_path, locked, write_json
+from ue_bench.store.atomic import lock_path, locked
 from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.publish.export import Layout, check_image_format, export_protected, prepare_out
 from ue_bench.publish.export_full import check_sizes, export_full_resolution
+from ue_bench.publish.manifest import protection_manifest
 from ue_bench.engine.lift import LiftSettings
 from ue_bench.params import parse_specs
 from ue_bench.store.paths import default_cache, prepare_writable
-from ue_bench.bench.environment import environment
 from ue_bench.seeds import trainer_seed
 from ue_bench.engine.training import steps_per_epoch
 
@@ -88,13 +88,6 @@ def _everything_protected(dataset, text: str):
     if "test_fraction" not in fields or "test_fraction" in given or getattr(dataset.params, "test_path", None):
         return dataset
     return registry.create("datasets", dataset.name, {**asdict(dataset.params), "test_fraction": 0.0})
-
-
-def _what_was_read(meta: dict) -> dict:
-    """The dataset's account of its input for the manifest: what it left out, skipped or found (counts
-    and first examples, e.g. ``ignored_files``, ``skipped_rows``, ``unpaired_captions``), without the
-    import cache's own keys."""
-    return {k: v for k, v in meta.items() if k not in ("split", "import_key", "import_dir")}
 
 
 def _one(family: str, text: str, flag: str):
@@ -256,19 +249,15 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     except ProtectionRejected as exc:
         print(f"ue-bench: protection rejected, nothing written: {exc}", file=sys.stderr)
         return 1
-    protection, info = artifact.protection(), artifact.info
-    eps = attack.budget()
-    manifest = {
-        "ue_bench_version": __version__, "attack": attack.spec(),
-        "surrogate": surrogate.spec() if attack.uses_surrogate else None,
-        "dataset": dataset.spec(), "seed": seed, "eps": eps, "eps_fraction": eps / 255,
-        "linf_mean": info.get("linf_mean", 0.0), "linf_max": info.get("linf_max", 0),
-        "protect_s": info["protect_s"], "protection_key": artifact.key,
-        "attack_meta": info["attack_meta"], "environment": environment(device),
-        "source_sha256": train.fingerprint(), "protection_sha256": info["protection_sha256"],
-    }
-    manifest["victim"] = victim.spec()
-    manifest["input"] = _what_was_read(train.meta)
+    protection, eps = artifact.protection(), attack.budget()
+    manifest = protection_manifest(attack, surrogate, dataset, victim, seed, artifact, train, device)
+
+    def trainer_command(m: dict) -> dict:
+        """The manifest with the open_clip command that trains ``victim`` on the copy, when its batch fits."""
+        if victim.params.batch_size > m["n_captions"]:
+            return m
+        return {**m, "open_clip_command": f"python -m open_clip_train.main {_shell(trainer_args(m, victim, device, seed))}"}
+
     if full:
         # what the image files depend on (the preview and the model folder are written at the end)
         job = {"protection_key": artifact.key, "import_key": train.meta.get("import_key"), "lift": asdict(settings),
@@ -276,20 +265,19 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         try:
             manifest = export_full_resolution(out, originals[0], originals[1] if len(data.test) else [], protection,
                                               eps, layout, layout.format == "folder", settings, job, manifest, cfg,
-                                              preview)
+                                              preview, trainer_command)
         except ProtectionRejected as exc:  # the harness's check on a written file (a bug if it ever fires)
             print(f"ue-bench: protection rejected, --out not written: {exc}", file=sys.stderr)
             return 1
         _print_summary(manifest["summary"], eps)
     else:
-        manifest = export_protected(out, train, protection, layout, args.image_format, manifest, data.test, cfg)
+        manifest = export_protected(out, train, protection, layout, args.image_format, manifest, data.test, cfg,
+                                    trainer_command)
     wrote = f"ue-bench: wrote {manifest['n_images']} protected images ({manifest['n_captions']} captions) to {out}"
-    if victim.params.batch_size > manifest["n_captions"]:
+    if "open_clip_command" not in manifest:
         print(f"{wrote}; no open_clip command: the batch size {victim.params.batch_size} of --victim "
               f"{victim.label()} exceeds its {manifest['n_captions']} caption rows", file=sys.stderr)
         return 0
-    command = f"python -m open_clip_train.main {_shell(trainer_args(manifest, victim, device, seed))}"
-    write_json(out / "manifest.json", {**manifest, "open_clip_command": command})
     print(f"{wrote}; train {victim.label()} on it (pip install 'ue-bench[train]') with:\n"
-          f"cd {shlex.quote(str(out))} && {command}", file=sys.stderr)
+          f"cd {shlex.quote(str(out))} && {manifest['open_clip_command']}", file=sys.stderr)
     return 0

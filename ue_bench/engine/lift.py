@@ -36,7 +36,7 @@ version, whose memory grows with the image (about 165 bytes per pixel).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from ue_bench.engine.views import crop_boxes
 from ue_bench.engine.images import shorter_side_size
+from ue_bench.engine.pixel_box import project
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,6 @@ def enlarge(delta: torch.Tensor, height: int, width: int) -> torch.Tensor:
 def _chw(a: np.ndarray) -> torch.Tensor:
     """float32 ``[1, 3, H, W]`` of an ``[H, W, 3]`` array (copied: the array may be read-only)."""
     return torch.tensor(np.asarray(a), dtype=torch.float32).permute(2, 0, 1)[None]
-
-
-def _project(d: torch.Tensor, x: torch.Tensor, eps: int) -> torch.Tensor:
-    return torch.maximum(torch.minimum(d.clamp(-eps, eps), 255.0 - x), -x)
 
 
 def _crop_view(x: torch.Tensor, box, resolution: int) -> torch.Tensor:
@@ -197,7 +194,7 @@ def _lift_general(image: np.ndarray, delta: np.ndarray, eps: int, settings: Lift
     d_r = _chw(delta)
     with torch.no_grad():
         target = (center_view(x, resolution) + d_r).clamp(0, 255)
-        start = _project(enlarge(d_r, *image.shape[:2]), x, eps)
+        start = project(enlarge(d_r, *image.shape[:2]), x, eps)
         follow = x + start  # within [0, 255]: start is projected
     gen = torch.Generator().manual_seed(settings.seed)
     d = start.clone().requires_grad_(True)
@@ -212,21 +209,10 @@ def _lift_general(image: np.ndarray, delta: np.ndarray, eps: int, settings: Lift
         loss.backward()
         opt.step()
         with torch.no_grad():
-            d.copy_(_project(d, x, eps))
+            d.copy_(project(d, x, eps))
     with torch.no_grad():
-        out = _project(d.round(), x, eps)
+        out = project(d.round(), x, eps)
     return out[0].permute(1, 2, 0).to(torch.int16).numpy()
-
-
-def publish_original(pixels: np.ndarray, delta: np.ndarray | None, eps: int, settings: LiftSettings,
-                     index: int) -> np.ndarray:
-    """The published full-size image: uint8 ``[H, W, 3]`` ``pixels`` plus the :func:`lift` of ``delta``
-    (``[R, R, 3]``; None: the pixels themselves), the random views of image ``index`` of a split seeded
-    by ``settings.seed + index``, so each image's noise depends on that image alone."""
-    if delta is None:
-        return pixels
-    noise = lift(pixels, np.asarray(delta), eps, replace(settings, seed=int(settings.seed + index)))
-    return (pixels.astype(np.int16) + noise).astype(np.uint8)
 
 
 def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -> tuple[float, float]:

@@ -34,6 +34,7 @@ import os
 import re
 import sys
 import tarfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +42,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from ue_bench.publish.manifest import write_manifest
 from ue_bench.store.atomic import building, write_json
 from ue_bench.store.artifacts import file_sha256
 from ue_bench.data import PairSplit, SplitHasher
@@ -206,11 +208,12 @@ def prepare_out(out: Path) -> Path:
 
 def export_protected(out: Path, split: PairSplit, protection: Protection, layout: Layout,
                      image_format: str, manifest: dict, val: PairSplit | None = None,
-                     model_cfg: dict | None = None) -> dict:
+                     model_cfg: dict | None = None, complete: Callable[[dict], dict] | None = None) -> dict:
     """Write the protected ``split`` to ``out`` (see the module docstring), with the clean ``val`` split
     (first caption of each image; none when None or empty) and ``model_cfg`` (an open_clip model config,
     written as ``model/open_clip_config.json`` when given); returns the manifest, completed with the
-    layout, the written files' hashes and the open_clip data arguments to train on it."""
+    layout, the written files' hashes and the open_clip data arguments to train on it, then by ``complete``
+    (:func:`~ue_bench.publish.manifest.write_manifest`)."""
     out = prepare_out(out)
     with building(out) as tmp:
         hasher = SplitHasher(split.images.shape)
@@ -233,5 +236,5 @@ def export_protected(out: Path, split: PairSplit, protection: Protection, layout
         manifest = {**manifest, "format": layout.format, "image_format": image_format,
                     "n_images": len(split), "n_captions": sum(len(c) for c in split.captions),
                     "resolution": split.resolution, "published_sha256": hasher.hexdigest(), **written}
-        write_json(tmp / "manifest.json", manifest)
+        manifest = write_manifest(tmp, manifest, complete)
     return manifest

@@ -59,9 +59,10 @@ from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.publish.export import csv_args, trainer_misreads, write_model_config
 from ue_bench.engine.images import conversions, decode_image, decode_rgb_array, icc_colour_space
 from ue_bench.engine.imperceptibility import psnr, ssim_banded
-from ue_bench.engine.lift import LiftSettings, publish_original, view_error
+from ue_bench.engine.lift import LiftSettings, view_error
+from ue_bench.publish.manifest import write_manifest
 from ue_bench.publish.preview import write_preview
-from ue_bench.protection import Protection, with_trigger_text
+from ue_bench.protection import Protection, published_pixels, with_trigger_text
 
 PROGRESS = "progress.jsonl"
 
@@ -191,7 +192,7 @@ def _protect_one(i: int, record, protection: Protection, eps: int, settings: Lif
     pixels, info, converted = _original(record)
     delta = None if protection.delta is None else np.array(protection.delta[i])
     release(protection.delta)  # one image at a time: a memory-mapped delta stays on disk
-    published = publish_original(pixels, delta, eps, settings, i)
+    published = published_pixels(pixels, delta, eps, settings, i)
     data = _encode_png(published, info)
     back = decode_rgb_array(data, name=f"{record.where} (as written)")
     linf = int(np.abs(back.astype(np.int16) - pixels).max())
@@ -290,14 +291,15 @@ class Summary:
 
 def export_full_resolution(out: Path, train, test, protection: Protection, eps: int, layout, sidecars: bool,
                            settings: LiftSettings, job: dict, manifest: dict, model_cfg: dict | None = None,
-                           preview: int = 0) -> dict:
+                           preview: int = 0, complete: Callable[[dict], dict] | None = None) -> dict:
     """Write the full-resolution copy of the ``train`` originals (records with ``where``, ``name``,
     ``captions``, ``read()``; see :meth:`ue_bench.dataset.Dataset.originals`) protected by
     ``protection`` (its delta ``[N, R, R, 3]`` on the import at the surrogate's resolution, in the
     same order), with the clean ``test`` originals as validation data; ``layout``: the CSV columns
     and separator (:class:`ue_bench.publish.export.Layout`); ``sidecars``: also write ``<name>.txt`` caption
     files (a folder input); ``job``: what identifies this copy for resuming. Returns the manifest
-    (written last, as ``manifest.json``). Raises ProtectionRejected if a written file is over ``eps``.
+    (written last, as ``manifest.json``, by :func:`~ue_bench.publish.manifest.write_manifest` after
+    ``complete``). Raises ProtectionRejected if a written file is over ``eps``.
     """
     folder = _start(out, job)
     progress = Progress(folder)
@@ -335,7 +337,7 @@ def export_full_resolution(out: Path, train, test, protection: Protection, eps: 
                 "published_sha256": published.hexdigest(), "summary": stats.figures(), "files": files,
                 "open_clip_args": args, **misreads}
     files["files.jsonl"] = file_sha256(folder / "files.jsonl")
-    write_json(folder / "manifest.json", manifest)
+    manifest = write_manifest(folder, manifest, complete)
     (folder / "job.json").unlink()
     (folder / PROGRESS).unlink()
     if out.is_dir():
