@@ -32,12 +32,17 @@ def integer(text: str, flag: str, lo: int) -> int:
     return value
 
 
+def _comma_list(text: str, flag: str, convert, what: str) -> list:
+    """The comma-separated items of ``text``, each through ``convert`` (``what`` names them in the error)."""
+    try:
+        return [convert(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{flag}: expected comma-separated {what}, got {text!r}") from None
+
+
 def integers(text: str, flag: str) -> list[int]:
     """``text`` as comma-separated non-negative integers (at least one)."""
-    try:
-        values = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(f"{flag}: expected comma-separated integers, got {text!r}") from None
+    values = _comma_list(text, flag, int, "integers")
     if not values or any(v < 0 for v in values):
         raise UsageError(f"{flag}: expected non-negative integers, got {text!r}")
     return values
@@ -69,10 +74,7 @@ def fraction(text: str, flag: str, lo: float, hi: float) -> float:
 
 def ratios(text: str, flag: str) -> list[float]:
     """``text`` as comma-separated poison ratios, each in ``(0, 1]``."""
-    try:
-        values = [float(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise UsageError(f"{flag}: expected comma-separated fractions, got {text!r}") from None
+    values = _comma_list(text, flag, float, "fractions")
     if not values or any(not 0.0 < v <= 1.0 for v in values):
         raise UsageError(f"{flag}: each poison ratio must be in (0, 1], got {text!r}")
     return values
