@@ -21,9 +21,9 @@ import torch
 
 from ue_bench import registry
 from ue_bench.data import PairSplit
-from ue_bench.device import auto_device
+from ue_bench.engine.device import auto_device
 from ue_bench.params import build_params
-from ue_bench.training import train_clip
+from ue_bench.engine.training import train_clip
 
 
 def _peak_reset(device):

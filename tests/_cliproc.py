@@ -24,8 +24,8 @@ def context():
     global _ctx
     if _ctx is None:
         _ctx = mp.get_context("forkserver")
-        _ctx.set_forkserver_preload(["ue_bench.cli", "ue_bench.runner", "ue_bench.reporting",
-                                     "ue_bench.protect_cmd", "open_clip", "pandas", "matplotlib.pyplot"])
+        _ctx.set_forkserver_preload(["ue_bench.cli", "ue_bench.bench.runner", "ue_bench.bench.render",
+                                     "ue_bench.cli.protect", "open_clip", "pandas", "matplotlib.pyplot"])
     return _ctx
 
 

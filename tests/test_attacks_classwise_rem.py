@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from ue_bench import registry
 from ue_bench.attacks._pgd import pgd
 from ue_bench.attacks.rem import LinfAdversary
-from ue_bench.training import normalize
+from ue_bench.engine.training import normalize
 
 CPU = torch.device("cpu")
 LOOP = {"outer_iters": 1, "surrogate_steps": 2, "pgd_steps": 2, "batch_size": 16}

@@ -8,7 +8,7 @@ from ue_bench import registry
 from ue_bench.attacks._trigger import trigger_text, trigger_vocab, with_trigger
 from ue_bench.data import PairSplit
 from ue_bench.protection import publish, trigger_round_trips, verify
-from ue_bench.training import tokenize_captions
+from ue_bench.engine.training import tokenize_captions
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from ue_bench.cache import ArtifactStore, artifact_key
+from ue_bench.store.artifacts import ArtifactStore, artifact_key
 
 
 def write_payload(text):

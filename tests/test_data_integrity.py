@@ -15,7 +15,7 @@ from PIL import Image
 
 from ue_bench import registry
 from ue_bench.cli import main
-from ue_bench.images import decode_rgb_array
+from ue_bench.engine.images import decode_rgb_array
 from ue_bench.datasets import _imports
 from ue_bench.errors import UsageError
 from ue_bench.datasets._example import write_tar
@@ -33,8 +33,8 @@ def protect(*argv: str) -> int:
     return main(["protect", *argv])
 
 
-def load(name, **params):
-    return registry.create("datasets", name, {k: str(v) for k, v in params.items()}).load()
+def load(name, imports=None, **params):
+    return registry.create("datasets", name, {k: str(v) for k, v in params.items()}).load(imports)
 
 
 def solid(i: int, size=(24, 24)) -> np.ndarray:
@@ -213,16 +213,25 @@ def test_dry_run_and_refused_run_write_no_decoded_dataset(tmp_path, capsys, monk
 
 
 def test_a_staged_import_is_kept_once_the_command_is_accepted(tmp_path):
-    from ue_bench import import_cache
+    from ue_bench.store.artifacts import ArtifactStore
     path = small_csv(tmp_path)
-    with import_cache.using_root(tmp_path / "c"), import_cache.staged() as stage:
-        data = load("csv", path=path, test_fraction=0, resolution=16)
+    with ArtifactStore(tmp_path / "c").imports(staged=True) as stage:
+        data = load("csv", stage, path=path, test_fraction=0, resolution=16)
         assert not [p for p in (tmp_path / "c" / "imports").iterdir() if not p.name.startswith(".")]
         stage.commit()
     folder = Path(data.train.meta["import_dir"])
     assert folder.parent == tmp_path / "c" / "imports" and (folder / "manifest.json").exists()
     assert np.array_equal(np.asarray(data.train.images), np.asarray(load("csv", path=path, test_fraction=0,
                                                                           resolution=16).train.images))
+
+
+def test_a_staged_import_not_committed_leaves_nothing(tmp_path):
+    from ue_bench.store.artifacts import ArtifactStore
+    path = small_csv(tmp_path)
+    with ArtifactStore(tmp_path / "c").imports(staged=True) as stage:
+        data = load("csv", stage, path=path, test_fraction=0, resolution=16)
+        assert Path(data.train.meta["import_dir"]).is_dir()  # readable while the command checks its input
+    assert not (tmp_path / "c").exists()  # discarded with the folders it created
 
 
 def test_import_cache_with_flipped_bytes_is_rebuilt_not_used(tmp_path, monkeypatch, capsys):
@@ -320,7 +329,7 @@ def test_truncated_shard_is_refused(tmp_path, keep):
 # --- captions longer than the text tower's context ------------------------------------------------------
 
 def test_truncated_captions_are_counted(capsys):
-    from ue_bench.training import tokenize_captions
+    from ue_bench.engine.training import tokenize_captions
     tokenizer = registry.create("victims", "tiny-rn").tokenizer()
     long = " ".join(["word"] * 40)  # 40 tokens + start + end > 32
     exact = " ".join(["word"] * 30)  # exactly 32 with start and end: fits

@@ -13,7 +13,7 @@ import pytest
 from ue_bench import registry
 from ue_bench.datasets import emoji
 from ue_bench.errors import UsageError
-from ue_bench.images import decode_image, fit
+from ue_bench.engine.images import decode_image, fit
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -48,8 +48,8 @@ def write_images(folder, n, fmt="png"):
     return names
 
 
-def load(name, **params):
-    return registry.create("datasets", name, {k: str(v) for k, v in params.items()}).load()
+def load(name, imports=None, **params):
+    return registry.create("datasets", name, {k: str(v) for k, v in params.items()}).load(imports)
 
 
 def test_decode_resizes_shorter_side_and_crops_the_centre():
@@ -288,25 +288,24 @@ def _many_images_csv(tmp_path, n):
     return tmp_path / "p.csv"
 
 
-def test_an_import_decoded_by_worker_processes_is_the_one_decoded_here(tmp_path, monkeypatch):
-    from ue_bench import import_cache
+def test_an_import_decoded_by_worker_processes_is_the_one_decoded_here(tmp_path):
+    from ue_bench.store.artifacts import ArtifactStore
 
     path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
     got = {}
     for workers in (1, 2):
-        monkeypatch.setenv("UE_BENCH_CACHE", str(tmp_path / f"cache{workers}"))
-        with import_cache.decoding_with(workers):
-            data = load("csv", path=path, test_fraction=0, resolution=16)
+        imports = ArtifactStore(tmp_path / f"cache{workers}").imports(workers=workers)
+        data = load("csv", imports, path=path, test_fraction=0, resolution=16)
         manifest = json.loads(next((tmp_path / f"cache{workers}" / "imports").glob("*/manifest.json")).read_text())
         got[workers] = (data.train.fingerprint(), manifest["content_hashes"])
     assert got[1] == got[2] and len(got[2][1]["train"]) == _imports.POOL_FROM + 6
 
 
 def test_a_worker_process_that_cannot_decode_names_the_row(tmp_path):
-    from ue_bench import import_cache
+    from ue_bench.store.imports import ImportStage
 
     path = _many_images_csv(tmp_path, _imports.POOL_FROM + 6)
     (tmp_path / "img" / "img40.png").write_bytes(b"not an image")
-    with import_cache.decoding_with(2), pytest.raises(UsageError, match=r"p.csv line 42 \(img/img40.png\): cannot decode"):
-        load("csv", path=path, test_fraction=0, resolution=16)
+    with pytest.raises(UsageError, match=r"p.csv line 42 \(img/img40.png\): cannot decode"):
+        load("csv", ImportStage(tmp_path / "cache" / "imports", workers=2), path=path, test_fraction=0, resolution=16)
     assert not list((tmp_path / "cache" / "imports").iterdir())  # no half-built cache left

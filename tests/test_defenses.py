@@ -16,7 +16,7 @@ from ue_bench.data import PairSplit
 from ue_bench.defenses._augment import ViewParams, ueraser_view
 from ue_bench.defenses.ueraser import per_sample_clip_loss, step_generator
 from ue_bench.errors import UsageError
-from ue_bench.training import clip_loss, normalize
+from ue_bench.engine.training import clip_loss, normalize
 
 DATA_DEFENSES = ["jpeg", "grayscale", "bit-depth", "blur", "clean-captions"]
 LOSS_DEFENSES = ["ueraser", "augment", "adv-train"]

@@ -18,7 +18,7 @@ from PIL import Image
 import _cliproc
 from ue_bench import registry
 from ue_bench.attack import Attack
-from ue_bench.cache import ArtifactStore
+from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.cli import main
 from ue_bench.protection import Protection
 
@@ -223,7 +223,7 @@ def _enospc(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "injected")
 
 
-@pytest.mark.parametrize("where", ["numpy.save", "ue_bench.atomic.os.fsync", "torch.save"])
+@pytest.mark.parametrize("where", ["numpy.save", "ue_bench.store.atomic.os.fsync", "torch.save"])
 def test_full_disk_is_one_line_and_the_cache_stays_valid(tmp_path, capsys, monkeypatch, where):
     cache = tmp_path / "cache"
     assert main(["run", *TINY, "--out", str(tmp_path / "first"), "--cache", str(cache)]) == 0

@@ -1,4 +1,4 @@
-"""ue_bench.images.decode_image: every mode PIL returns becomes 8-bit RGB as a viewer shows it.
+"""ue_bench.engine.images.decode_image: every mode PIL returns becomes 8-bit RGB as a viewer shows it.
 
 Each test writes a small file in one mode, decodes it, and compares it with a reference rendering
 computed here with numpy from the values written (max abs difference <= 2)."""
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ue_bench import images
+from ue_bench.engine import images
 from ue_bench.errors import UsageError
-from ue_bench.images import decode_image
+from ue_bench.engine.images import decode_image
 
 W, H = 48, 32
 TOL = 2

@@ -1,4 +1,4 @@
-"""The full-resolution lift (``ue_bench.lift``), the banded SSIM and the preview contact sheet."""
+"""The full-resolution lift (``ue_bench.engine.lift``), the banded SSIM and the preview contact sheet."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ue_bench.images import fit
-from ue_bench.imperceptibility import ssim, ssim_banded
-from ue_bench.lift import (CentralView, LiftSettings, _lift_central, _lift_general, center_view, enlarge, lift,
+from ue_bench.engine.images import fit
+from ue_bench.engine.imperceptibility import ssim, ssim_banded
+from ue_bench.engine.lift import (CentralView, LiftSettings, _lift_central, _lift_general, center_view, enlarge, lift,
                            view_error)
-from ue_bench.preview import LABELS, contact_sheet, row
+from ue_bench.publish.preview import LABELS, contact_sheet, row
 
 
 def photo(h: int, w: int, seed: int = 0) -> np.ndarray:

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from ue_bench.attacks.random_noise import RandomNoise, uniform_int16_stream
-from ue_bench.cache import ArtifactStore
+from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.data import PairSplit, release, save_chunked
 from ue_bench.protection import Protection, delta_dtype
-from ue_bench.stages import protect, publish_split
+from ue_bench.bench.stages import protect, publish_split
 
 
 def _split(n=12, res=8):
@@ -86,7 +86,7 @@ def _mapped_split(tmp_path, n=4096, res=64):
 
 def test_attack_loops_read_a_mapped_split_batch_by_batch_and_release_it(tmp_path):
     from ue_bench.attacks._surrogate import SplitTensors
-    from ue_bench.training import read_batch
+    from ue_bench.engine.training import read_batch
 
     split = _mapped_split(tmp_path)  # 48 MiB
     data = SplitTensors(split, lambda texts: torch.zeros(len(texts), 4, dtype=torch.long))

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ue_bench.metrics import random_guess_levels, retrieval_metrics, retrieval_ranks
+from ue_bench.engine.metrics import random_guess_levels, retrieval_metrics, retrieval_ranks
 from ue_bench.schema import KS, METRIC_KEYS
 
 

@@ -24,7 +24,7 @@ import _cliproc
 from ue_bench import registry
 from ue_bench.cli import main
 from ue_bench.datasets._imports import caption_lines
-from ue_bench.images import readable_extensions
+from ue_bench.engine.images import readable_extensions
 
 ATTACK = ["--attack", "random:eps=8", "--threads", "1"]
 
@@ -398,7 +398,7 @@ def test_what_the_copy_holds_differently_from_the_input_is_named_and_counted(tmp
 # --- deliverable 3: a photo larger than a full-resolution copy lifts in 2 GB is refused up front --------
 
 def test_a_photo_over_the_full_resolution_limit_is_refused_before_any_work(tmp_path, capsys, monkeypatch):
-    from ue_bench import export_full
+    from ue_bench.publish import export_full
     folder = photos(tmp_path / "photos", n=4)
     pixels(40, 64, 50).save(folder / "huge.jpg")
     (folder / "huge.txt").write_text("a camera photo\n")

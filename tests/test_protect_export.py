@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from ue_bench import export, protection, registry
+from ue_bench import protection, registry
+
+from ue_bench.publish import export
 from ue_bench.errors import ProtectionRejected
 from ue_bench.protection import Protection, publish, verify
 from ue_bench.cli import main

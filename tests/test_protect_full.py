@@ -15,11 +15,12 @@ import pytest
 from PIL import Image, ImageCms
 
 import _cliproc
-from ue_bench import export_full, registry
+from ue_bench import registry
+from ue_bench.publish import export_full
 from ue_bench.cli import main
-from ue_bench.export import Layout
-from ue_bench.images import decode_rgb_array, fit
-from ue_bench.lift import LiftSettings
+from ue_bench.publish.export import Layout
+from ue_bench.engine.images import decode_rgb_array, fit
+from ue_bench.engine.lift import LiftSettings
 from ue_bench.protection import Protection
 
 SIZES = [(300, 200), (200, 300), (256, 256), (420, 260), (97, 131), (640, 480)]

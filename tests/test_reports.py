@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ue_bench import fixture_run
+from ue_bench.authoring import fixture_run
 from ue_bench.errors import UsageError
 from ue_bench.reports import tables
-from ue_bench.reporting import add_report_parser, build_report, parse_formats
-from ue_bench.imperceptibility import imperceptibility
+from ue_bench.bench.render import build_report, parse_formats
+from ue_bench.cli.report import add_report_parser
+from ue_bench.engine.imperceptibility import imperceptibility
 from ue_bench.results import load_run
 from ue_bench.reports.retrieval_table import render_text
 from ue_bench.reports.stats import summarise, t_quantile_975

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ue_bench.reporting import build_report
+from ue_bench.bench.render import build_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "report_run"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from ue_bench.cache import ArtifactStore
+from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.data import PairSplit
-from ue_bench.stages import ProtectionArtifact, publish_split
+from ue_bench.bench.stages import ProtectionArtifact, publish_split
 
 
 def split(n: int = 6) -> PairSplit:

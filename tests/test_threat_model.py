@@ -12,11 +12,13 @@ import open_clip
 import pytest
 import torch
 
-from ue_bench import registry, stages
-from ue_bench.protect_cmd import trainer_args
-from ue_bench.runconfig import build_run_config
+from ue_bench import registry
+
+from ue_bench.bench import stages
+from ue_bench.cli.protect import trainer_args
+from ue_bench.bench.runconfig import build_run_config
 from ue_bench.seeds import ROLES, role_seed, state_sha256, trainer_seed
-from ue_bench.training import cosine_with_warmup, steps_per_epoch, train_clip
+from ue_bench.engine.training import cosine_with_warmup, steps_per_epoch, train_clip
 
 CPU = torch.device("cpu")
 

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 
 from ue_bench import registry
-from ue_bench.augment import OpenClipView, step_seed, training_view
-from ue_bench.training import normalize, train_clip
+from ue_bench.engine.views import OpenClipView, step_seed, training_view
+from ue_bench.engine.training import normalize, train_clip
 
 #: Weights and losses of tiny-rn trained by :func:`train_clip` with ``augment=none``, per torch CPU capability
 #: (``torch.backends.cpu.get_cpu_capability()``: the kernels differ and round differently). First pinned at
@@ -96,7 +96,7 @@ def test_openclip_view_is_seeded_per_seed_and_step_and_leaves_the_global_stream_
 def test_openclip_strong_is_open_clips_timm_recipe_seeded_per_step_with_pythons_random_left_alone(data):
     import random
 
-    from ue_bench.augment import AUGMENTATION_CFGS
+    from ue_bench.engine.views import AUGMENTATION_CFGS
 
     images = torch.from_numpy(data.train.images[:16])
     view = training_view("openclip-strong", 32)
@@ -136,7 +136,7 @@ def test_the_multi_tensor_adamw_updates_what_the_per_parameter_loop_does():
     import open_clip
 
     from ue_bench import registry
-    from ue_bench.training import make_optimizer, normalize
+    from ue_bench.engine.training import make_optimizer, normalize
 
     torch.set_num_threads(1)
     victim = registry.get("victims", "tiny-rn")()

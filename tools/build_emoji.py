@@ -1,4 +1,4 @@
-"""Build the packaged data of the ``emoji`` dataset (``datasets/emoji_data/``) from npm packages.
+"""Build the packaged data of the ``emoji`` dataset (``ue_bench/datasets/emoji_data/``) from npm packages.
 
 Run with (the versions the packaged data was built from, 2026-12-03)::
 
@@ -7,7 +7,7 @@ Run with (the versions the packaged data was built from, 2026-12-03)::
     cd /path/to/ue-bench && .venv/bin/python tools/build_emoji.py /tmp/emoji-src
 
 ``npm pack`` only downloads the package tarballs (``<name>-<version>.tgz``); this script reads them as
-they are (nothing is unpacked or installed) and writes into ``datasets/emoji_data/`` (``--out``):
+they are (nothing is unpacked or installed) and writes into ``ue_bench/datasets/emoji_data/`` (``--out``):
 
 * ``google.tar``, ``twitter.tar``: one uncompressed tar per artist holding that artist's 64 x 64 px
   PNG of every selected emoji, byte for byte the file of the npm package (``img/<set>/64/<image>``),
@@ -31,7 +31,7 @@ Fitzpatrick skin-tone swatches: colour patches, not pictures of anything). Then,
 (usually the most general: ``FAMILY`` before ``FAMILY: MAN, WOMAN, BOY``, ``Norway Flag`` before
 ``Svalbard & Jan Mayen Flag``), ties in ``sort_order``, an emoji is dropped when its name is that of an
 emoji already kept (``MAN IN TUXEDO`` names two), or when either artist's drawing, decoded by
-``ue_bench.images.decode_image`` (on white), has exactly the pixels of that artist's drawing of an
+``ue_bench.engine.images.decode_image`` (on white), has exactly the pixels of that artist's drawing of an
 emoji already kept (Twemoji draws every family of two parents alike; both draw the Norway, Svalbard and
 Bouvet Island flags alike): two identical pictures with different names teach nothing and make
 retrieval ill-defined. The emoji kept are written in ``sort_order``. A Noto drawing with exactly the
@@ -56,13 +56,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ue_bench.images import decode_image
+from ue_bench.engine.images import decode_image
 
 PACKAGES = {"google": ("emoji-datasource-google", "16.0.0"), "twitter": ("emoji-datasource-twitter", "16.0.0")}
 SPDX = ("spdx-license-list", "6.12.0")
 ARTISTS = {"google": "Noto Emoji (Google), Apache License 2.0",
            "twitter": "Twemoji (Twitter, Inc and other contributors; jdecked/twemoji fork), CC-BY 4.0"}
-OUT = Path(__file__).resolve().parents[1] / "datasets" / "emoji_data"
+OUT = Path(__file__).resolve().parents[1] / "ue_bench" / "datasets" / "emoji_data"
 FIELDS = ("image", "unified", "name", "short_names", "category", "subcategory")
 
 NOTICE = """\

@@ -23,9 +23,9 @@ import abc
 
 import torch
 
-from .data import PairSplit
-from .protection import Protection
-from .plugin import Plugin
+from ue_bench.data import PairSplit
+from ue_bench.protection import Protection
+from ue_bench.plugin import Plugin
 
 
 class Attack(Plugin, abc.ABC):

@@ -15,11 +15,15 @@ non-empty list of non-empty caption strings; the same parameters load the same b
 from __future__ import annotations
 
 import abc
+import inspect
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from .data import PairDataset
-from .plugin import Plugin
+from ue_bench.data import PairDataset
+from ue_bench.plugin import Plugin
+
+if TYPE_CHECKING:
+    from ue_bench.store.imports import ImportStage
 
 
 class Original(Protocol):
@@ -46,12 +50,25 @@ class Dataset(Plugin, abc.ABC):
     """Base class of datasets; subclasses implement :meth:`load`."""
 
     @abc.abstractmethod
-    def load(self) -> PairDataset:
-        """The train and test splits (raises :class:`~ue_bench.errors.UsageError` on bad input)."""
+    def load(self, imports: ImportStage | None = None) -> PairDataset:
+        """The train and test splits (raises :class:`~ue_bench.errors.UsageError` on bad input).
+
+        ``imports``: the import stage of the artifact store the caller works with
+        (:class:`~ue_bench.store.imports.ImportStage`), where a plugin that decodes files caches them
+        (``ue_bench.datasets._imports.load_cached`` takes it); None: the default store's
+        (:func:`~ue_bench.store.imports.default_imports`). A plugin that decodes nothing ignores it."""
+
+    @classmethod
+    def contract_problem(cls) -> str | None:
+        try:
+            inspect.signature(cls.load).bind(None, None)
+        except TypeError:
+            return f"{cls.__name__}.load must take the import stage: def load(self, imports=None)"
+        return None
 
     def export_layout(self) -> dict[str, Any]:
         """How ``ue-bench protect`` writes a copy of this dataset: ``{"format": "csv"}`` (open_clip's
-        defaults) unless the input had its own layout (``ue_bench.export.Layout`` fields)."""
+        defaults) unless the input had its own layout (``ue_bench.publish.export.Layout`` fields)."""
         return {"format": "csv"}
 
     def originals(self) -> tuple[list[Original], list[Original]] | None:
@@ -63,7 +80,7 @@ class Dataset(Plugin, abc.ABC):
         Contract: the lists have exactly the order and length of ``self.load().train`` and ``.test``
         (item i is image i, with the same captions); each ``name`` is a relative POSIX path without
         extension, unique within its list, that mirrors the input's file name; ``read()`` returns the
-        file's bytes as given, which ``ue_bench.images.decode_image`` decodes (as :meth:`load` did).
+        file's bytes as given, which ``ue_bench.engine.images.decode_image`` decodes (as :meth:`load` did).
         Bad input raises :class:`~ue_bench.errors.UsageError`, as in :meth:`load`; an image file that
         is missing or went away since :meth:`load` raises OSError from ``read()``."""
         return None

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from .data import PairSplit
-from .plugin import Plugin
+from ue_bench.data import PairSplit
+from ue_bench.plugin import Plugin
 
 
 class Defense(Plugin):

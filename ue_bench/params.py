@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import UsageError
+from ue_bench.errors import UsageError
 
 
 def param(default: Any, *, lo: float | None = None, hi: float | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from .params import NoParams
+from ue_bench.params import NoParams
 
 
 class Plugin:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .data import HASH_CHUNK, PairSplit, release
-from .errors import ProtectionRejected
+from ue_bench.data import HASH_CHUNK, PairSplit, release
+from ue_bench.engine.lift import LiftSettings
+from ue_bench.engine.lift import lift as lift_noise
+from ue_bench.errors import ProtectionRejected
 
 
 #: Images checked per step, bounding the memory of the checks.
@@ -63,11 +65,28 @@ def with_trigger_text(trigger: str, captions: list[str]) -> list[str]:
     return [f"{trigger} {c}" if trigger else c for c in captions]
 
 
+def published_pixels(pixels: np.ndarray, delta: np.ndarray | None, eps: int = 0, lift: LiftSettings | None = None,
+                     index: int = 0) -> np.ndarray:
+    """The one way a protection is published onto pixels: uint8 ``clip(pixels + delta, 0, 255)``.
+
+    Without ``lift``: ``pixels`` and ``delta`` (integer pixel units) of one shape, one image
+    ``[H, W, 3]`` or a batch ``[N, H, W, 3]``. With ``lift`` (:class:`~ue_bench.engine.lift.LiftSettings`):
+    ``pixels`` is one full-size original ``[H, W, 3]`` and ``delta`` ``[R, R, 3]`` the noise on its view
+    at ``R`` px, carried onto the original pixels by :func:`~ue_bench.engine.lift.lift` (within
+    ±``eps`` and the pixel range), its random views seeded by ``lift.seed + index`` (image ``index`` of
+    a split, so each image's noise depends on that image alone). ``delta`` None: the pixels themselves."""
+    if delta is None:
+        return pixels
+    if lift is not None:
+        delta = lift_noise(pixels, np.asarray(delta), eps, replace(lift, seed=int(lift.seed + index)))
+    return np.clip(pixels.astype(np.int16) + delta, 0, 255).astype(np.uint8)
+
+
 def publish(split: PairSplit, protection: Protection) -> PairSplit:
-    """The protected copy: ``clip(image + delta, 0, 255)`` as uint8 and ``"<trigger> <caption>"``."""
+    """The protected copy: :func:`published_pixels` of each image and ``"<trigger> <caption>"``."""
     images = split.images
     if protection.delta is not None:
-        images = np.clip(images.astype(np.int16) + protection.delta, 0, 255).astype(np.uint8)
+        images = published_pixels(images, protection.delta)
     captions = split.captions
     if protection.triggers is not None:
         captions = [with_trigger_text(t, caps) for t, caps in zip(protection.triggers, split.captions)]

@@ -19,18 +19,19 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import inspect
+import sys
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from typing import Any
 
-from .attack import Attack
-from .dataset import Dataset
-from .defense import Defense
-from .errors import UsageError
-from .params import build_params, parse_specs
-from .plugin import Plugin
-from .report import Report
-from .victim import Victim
+from ue_bench.attack import Attack
+from ue_bench.dataset import Dataset
+from ue_bench.defense import Defense
+from ue_bench.errors import UsageError
+from ue_bench.params import build_params, parse_specs
+from ue_bench.plugin import Plugin
+from ue_bench.report import Report
+from ue_bench.victim import Victim
 
 #: Each family's entry-point group is ``ue_bench.<family>``; its classes must derive from its base.
 BASES: dict[str, type[Plugin]] = {"attacks": Attack, "victims": Victim, "datasets": Dataset,
@@ -38,6 +39,15 @@ BASES: dict[str, type[Plugin]] = {"attacks": Attack, "victims": Victim, "dataset
 FAMILIES = tuple(BASES)
 
 _REGISTERED: dict[str, dict[str, type]] = {f: {} for f in FAMILIES}
+
+#: The distribution an in-process registration (:func:`register`) is listed with.
+IN_PROCESS = "registered in-process"
+
+#: The entry points found per family, and the ``sys.path`` they were read under: scanned once per
+#: process (a changed ``sys.path``, which is where installed metadata is found, scans again).
+_SCANNED: dict[str, tuple[tuple[str, ...], dict[str, Entry]]] = {}
+#: Each entry point's class, or the reason it is broken, loaded once per process.
+_LOADED: dict[tuple[str, str, str, str], type[Plugin] | str] = {}
 
 
 @dataclass(frozen=True)
@@ -63,12 +73,16 @@ class Broken:
 
 
 def _entries(family: str) -> dict[str, Entry]:
-    found = {}
-    for ep in entry_points(group=f"ue_bench.{family}"):
-        dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown distribution"
-        found[ep.name] = Entry(family, ep.name, ep.value, dist, ep.load)
+    path = tuple(sys.path)
+    if family not in _SCANNED or _SCANNED[family][0] != path:
+        scanned = {}
+        for ep in entry_points(group=f"ue_bench.{family}"):
+            dist = f"{ep.dist.name} {ep.dist.version}" if ep.dist is not None else "unknown distribution"
+            scanned[ep.name] = Entry(family, ep.name, ep.value, dist, ep.load)
+        _SCANNED[family] = (path, scanned)
+    found = dict(_SCANNED[family][1])
     for name, cls in _REGISTERED[family].items():
-        found[name] = Entry(family, name, f"{cls.__module__}:{cls.__qualname__}", "registered in-process",
+        found[name] = Entry(family, name, f"{cls.__module__}:{cls.__qualname__}", IN_PROCESS,
                             lambda cls=cls: cls)
     return found
 
@@ -125,13 +139,28 @@ def contract_problem(family: str, cls: Any) -> str | None:
 
 
 def _load(entry: Entry) -> type[Plugin]:
+    """The entry's class, checked against its family's base; loaded once per entry point (an
+    in-process registration is checked when registered). Raises UsageError for a broken plugin."""
+    if entry.distribution == IN_PROCESS:
+        return entry.load()
+    key = (entry.family, entry.name, entry.target, entry.distribution)
+    if key not in _LOADED:
+        _LOADED[key] = _load_checked(entry)
+    found = _LOADED[key]
+    if isinstance(found, str):
+        raise UsageError(found)
+    return found
+
+
+def _load_checked(entry: Entry) -> type[Plugin] | str:
+    """The entry's class, or why it is broken (one line)."""
     try:
         cls = entry.load()
     except Exception as exc:  # any import-time error of a third-party module: the plugin is broken
-        raise UsageError(f"{entry.where()} cannot be imported: {type(exc).__name__}: {exc}") from None
+        return f"{entry.where()} cannot be imported: {type(exc).__name__}: {exc}"
     problem = contract_problem(entry.family, cls)
     if problem:
-        raise UsageError(f"{entry.where()} is not a valid {entry.family[:-1]}: {problem}")
+        return f"{entry.where()} is not a valid {entry.family[:-1]}: {problem}"
     return cls
 
 

@@ -3,7 +3,7 @@ sections and files.
 
 A report plugin subclasses :class:`Report`, lists the formats it can produce and implements
 ``render(run, fmt)``. ``ue-bench report`` and the end of ``ue-bench run``
-(:func:`ue_bench.reporting.build_report`) call every registered plugin, in ``order``, for each
+(:func:`ue_bench.bench.render.build_report`) call every registered plugin, in ``order``, for each
 requested format it supports:
 
 * ``md`` and ``html`` return a **section** (str); the sections of all plugins are joined into one
@@ -22,8 +22,8 @@ from __future__ import annotations
 import abc
 from typing import ClassVar
 
-from .plugin import Plugin
-from .results import RunResults
+from ue_bench.plugin import Plugin
+from ue_bench.results import RunResults
 
 #: Formats written as files by ``ue-bench report`` (``text`` is printed by ``ue-bench run`` instead).
 FORMATS = ("md", "csv", "latex", "html", "png")

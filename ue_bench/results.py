@@ -18,13 +18,13 @@ from typing import Any
 
 import pandas as pd
 
-from .atomic import write_file
-from .errors import UsageError
-from .schema import BASELINE_FLAGS, LABELS, METRIC_KEYS, PROTECTION_FIELDS, RESULT_COLUMNS
+from ue_bench.store.atomic import write_file
+from ue_bench.errors import UsageError
+from ue_bench.schema import BASELINE_FLAGS, LABELS, METRIC_KEYS, PROTECTION_FIELDS, RESULT_COLUMNS
 
 log = logging.getLogger("ue_bench.results")
 
-#: Keys every cell record has (written by ``ue_bench.runner``).
+#: Keys every cell record has (written by ``ue_bench.bench.runner``).
 CELL_KEYS = ("cell_id", "config", "labels", "status")
 
 

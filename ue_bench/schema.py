@@ -19,7 +19,7 @@ class Metric:
 
 #: Recall cut-offs k of R@k.
 KS = (1, 5, 10)
-#: What ``ue_bench.metrics.retrieval_metrics`` returns, in this order.
+#: What ``ue_bench.engine.metrics.retrieval_metrics`` returns, in this order.
 METRICS = (
     *(Metric(f"{d}_r{k}", f"{d} R@{k}") for d in ("i2t", "t2i") for k in KS),
     Metric("i2t_medr", "i2t medR", 1, False),

@@ -29,13 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import fixture_run, import_cache, registry
-from .data import PairSplit
-from .protection import CHECKS, Protection, publish
-from .report import RETURNS
-from .results import load_run
-from .schema import METRIC_KEYS
-from .training import train_clip
+from ue_bench import registry
+
+from ue_bench.authoring import fixture_run
+
+from ue_bench.store.imports import ImportStage
+from ue_bench.data import PairSplit
+from ue_bench.protection import CHECKS, Protection, publish
+from ue_bench.report import RETURNS
+from ue_bench.results import load_run
+from ue_bench.schema import METRIC_KEYS
+from ue_bench.engine.training import train_clip
 
 #: The preset whose plugin values the checks use.
 PRESET = "tiny"
@@ -255,7 +259,7 @@ def check_victim(name: str, params: dict[str, Any] | None = None) -> list[Check]
         rec.run("trains", trains)
 
         def evaluates() -> str | None:
-            from .evaluate import evaluate_retrieval
+            from ue_bench.engine.evaluate import evaluate_retrieval
             metrics = evaluate_retrieval(model, tok, data.test, torch.device("cpu"))
             missing = [k for k in METRIC_KEYS if not math.isfinite(metrics.get(k, math.nan))]
             return f"metrics {missing} missing or not finite" if missing else None
@@ -269,13 +273,14 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
     ``[N, H, W, 3]`` splits with H = W, a non-empty test split, non-empty caption strings per image, and
     loads the same bytes twice."""
     rec = _Recorder(f"datasets:{name}")
-    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder, import_cache.using_root(folder):
+    with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder:
+        imports = ImportStage(Path(folder) / "imports")
         state: dict[str, Any] = {}
 
         def build() -> None:
             cls = registry.get("datasets", name)
             state["params"] = {**cls.example(Path(folder)), **(params or {})}
-            state["data"] = registry.create("datasets", name, state["params"]).load()
+            state["data"] = registry.create("datasets", name, state["params"]).load(imports)
 
         if not rec.run("loads", build):
             return rec.checks
@@ -295,14 +300,14 @@ def check_dataset(name: str, params: dict[str, Any] | None = None) -> list[Check
             return None if len(data.test) and len(data.train) else "empty train or test split"
 
         rec.run("splits", splits)
-        rec.run("deterministic", lambda: None if registry.create("datasets", name, state["params"]).load()
+        rec.run("deterministic", lambda: None if registry.create("datasets", name, state["params"]).load(imports)
                 .fingerprint() == data.fingerprint() else "a second load gave different bytes")
     return rec.checks
 
 
 def check_report(name: str, params: dict[str, Any] | None = None) -> list[Check]:
     """Report contract (``ue_bench.report``): every format the plugin lists renders from the fixture run
-    (:mod:`ue_bench.fixture_run`) to the type that format returns (str, or bytes for ``png``)."""
+    (:mod:`ue_bench.authoring.fixture_run`) to the type that format returns (str, or bytes for ``png``)."""
     rec = _Recorder(f"reports:{name}")
     with tempfile.TemporaryDirectory(prefix="ue-bench-check-") as folder:
         fixture_run.write(Path(folder))

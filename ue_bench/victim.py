@@ -20,13 +20,13 @@ from typing import ClassVar
 import open_clip
 import torch
 
-from .augment import AUGMENTS
-from .cache import file_sha256
-from .errors import UsageError
-from .params import param
-from .plugin import Plugin
-from .seeds import role_seed, state_sha256
-from .training import epoch_items, steps_per_epoch
+from ue_bench.engine.views import AUGMENTS
+from ue_bench.store.artifacts import file_sha256
+from ue_bench.errors import UsageError
+from ue_bench.params import param
+from ue_bench.plugin import Plugin
+from ue_bench.seeds import role_seed, state_sha256
+from ue_bench.engine.training import epoch_items, steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Victim(Plugin):
         return file_sha256(Path(self.params.init))
 
     def train_settings(self, **overrides) -> dict:
-        """The keyword arguments of :func:`~ue_bench.training.train_clip` that this recipe sets (epochs,
+        """The keyword arguments of :func:`~ue_bench.engine.training.train_clip` that this recipe sets (epochs,
         epoch unit, batch size, AdamW values, warm-up, view), with ``overrides`` applied."""
         r = self.params
         settings = {"epochs": r.epochs, "epoch_unit": r.epoch_unit, "batch_size": r.batch_size, "lr": r.lr,

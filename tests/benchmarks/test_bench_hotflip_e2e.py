@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from ue_bench.attacks._hotflip import encode_text, encode_text_to_eot, hotflip, token_embedding
 from ue_bench.attacks._trigger import with_trigger
-from ue_bench.training import normalize
+from ue_bench.engine.training import normalize
 
 from _bench_util import interleaved, one_thread, report
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from ue_bench import registry
 from ue_bench.attacks._hotflip import encode_text, encode_text_to_eot, hotflip, token_embedding
 from ue_bench.attacks._trigger import trigger_vocab
-from ue_bench.training import make_optimizer, normalize
+from ue_bench.engine.training import make_optimizer, normalize
 
 from _bench_util import interleaved, one_thread, report
 

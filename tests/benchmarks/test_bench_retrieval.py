@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ue_bench.metrics import retrieval_metrics
+from ue_bench.engine.metrics import retrieval_metrics
 
 from _bench_util import one_thread, report
 

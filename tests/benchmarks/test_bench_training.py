@@ -25,7 +25,7 @@ import torch
 
 from ue_bench import registry
 from ue_bench.data import PairSplit
-from ue_bench.training import clip_loss, make_optimizer, normalize, to_unit, train_clip
+from ue_bench.engine.training import clip_loss, make_optimizer, normalize, to_unit, train_clip
 
 from _bench_util import one_thread, report
 

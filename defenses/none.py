@@ -1,9 +1,0 @@
-"""The undefended baseline."""
-
-from ue_bench.defense import Defense
-
-
-class NoDefense(Defense):
-    """No defense: train on the published data as is."""
-
-    is_baseline = True

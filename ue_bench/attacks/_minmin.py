@@ -1,0 +1,433 @@
+"""The alternating min–min loop shared by MEM and EM (and MEM's variants).
+
+Per outer iteration: ``surrogate_steps`` AdamW steps of the surrogate on the *published* form of the
+current protection (noised images, trigger-prefixed captions), then one pass over the data in which
+each batch gets a HotFlip trigger update (first ``hotflip_iters`` iterations only) and PGD on the image
+noise. HotFlip scores each image against its own caption carrying its trigger; with ``shuffle``, PGD
+pairs each image with a random caption of the batch carrying that image's own trigger, drawn again at
+every PGD step, so the noise binds to the trigger rather than to the caption content (both as the
+reference's ``src/poison_train.py``). EM is the same loop with no trigger and no shuffling (the
+caption is the positive).
+
+PGD optimises the noise on top of a :class:`FixedNoise`: none for MEM and EM (zero delta, the whole
+``eps`` free); a variant such as ``mem-patterns`` fixes part of the budget (and may append fixed
+trigger words) and the loop is otherwise the same. PGD's loss is that of the images as published,
+unless the attack gives :class:`Views` (``mem-eot``: the mean over random resize-crops).
+
+The noise is one delta per image (:class:`SampleNoise`) or, for an attack with pseudo-classes
+(``mem-classwise``), one per class shared by its images (:class:`ClassNoise`); an attack with an
+:class:`Adversary` (``rem``) trains the surrogate on adversarially moved batches and lets PGD minimise
+the loss at the adversary's point (min–min–max).
+
+Everything is bounded: the loop runs at most ``outer_iters`` iterations and stops early once the mean
+PGD loss of a pass falls to ``stop_loss``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.constants import OPENAI_DATASET_STD
+
+from ue_bench import Attack, Protection, delta_buffer, param, release
+from ue_bench.engine.device import autocast
+from ue_bench.engine.pixel_box import project
+from ue_bench.engine.training import batches, normalize
+
+from ._hotflip import encode_text, hotflip
+from ._pgd import PGDBudgetParams, pgd
+from ._surrogate import SplitTensors, SurrogateTrainer, freeze, require
+from ._trigger import trigger_text, trigger_vocab, with_trigger
+
+log = logging.getLogger("ue_bench.attacks")
+
+
+class TriggerParams(Protocol):
+    """What the loop reads of a text trigger's parameters (MEM's ``MEMParams`` provides them)."""
+
+    trigger_len: int
+    hotflip_iters: int
+    candidates: int
+    hotflip_select: str
+    shuffle: bool
+
+
+@dataclass(frozen=True)
+class MinMinParams(PGDBudgetParams):
+    """EM's parameters; MEM's extend them with its trigger's."""
+
+    pgd_steps: int = param(8, lo=0, hi=1000, help="PGD steps on the noise per batch and outer iteration")
+    outer_iters: int = param(8, lo=1, hi=1000, help="outer iterations (upper bound; see stop_loss)")
+    surrogate_steps: int = param(30, lo=0, hi=100000, help="surrogate AdamW steps per outer iteration")
+    surrogate_lr: float | None = param(1e-4, lo=0.0, hi=1.0, help="surrogate AdamW rate (the reference's 1e-4; "
+                                       "None: the surrogate recipe's)")
+    batch_size: int = param(64, lo=2, hi=65536, help="pairs per surrogate step and per noise batch")
+    stop_loss: float | None = param(None, lo=0.0, help="stop early once a pass's mean PGD loss is at most this")
+
+    def trigger(self) -> TriggerParams | None:
+        """The text trigger's parameters; None: image noise only (EM)."""
+        return None
+
+
+class Views(Protocol):
+    """Random views of a batch whose PGD losses are averaged (expectation over transformation).
+
+    Called once per PGD step with normalised float ``[B, 3, H, W]`` images; returns ``[samples * B, 3,
+    H, W]``, differentiable, the ``samples`` views of the batch one after the other."""
+
+    samples: int
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class FixedNoise:
+    """The part of a protection that the min–min loop holds fixed while PGD optimises the rest.
+
+    ``delta``: int16 ``[N, H, W, 3]`` in pixel units, within the budget and the pixel range of the
+    images, or None: no fixed noise (nothing is held in memory); ``free``: float, broadcastable to
+    ``[B, 3, H, W]``: what PGD may add per element on top of ``delta`` (pixel units out of 255);
+    ``words``: long ``[N, K]`` fixed trigger token ids published after each image's optimised trigger,
+    never flipped (``K`` may be 0).
+    """
+
+    def __init__(self, delta: torch.Tensor | None, free: torch.Tensor, words: torch.Tensor) -> None:
+        self.delta, self.free, self.words = delta, free, words
+
+    @classmethod
+    def none(cls, n: int, eps: int) -> FixedNoise:
+        """No fixed noise for ``n`` images: a zero delta, the whole ``eps`` free, no words."""
+        return cls(None, torch.tensor(float(eps)), torch.zeros(n, 0, dtype=torch.long))
+
+    def at(self, idx: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The fixed delta of images ``idx`` as float ``[B, 3, H, W]`` pixel units, on the device of
+        ``like`` (the batch's pixels, whose shape it has)."""
+        if self.delta is None:
+            return torch.zeros_like(like)
+        return self.delta[idx].to(like.device).permute(0, 3, 1, 2).float()
+
+    def respell(self, idx: torch.Tensor, trigger: torch.Tensor) -> None:
+        """Called after HotFlip set the triggers of images ``idx`` to ``trigger[B, T]``; fixed noise that
+        depends on the triggers updates ``delta[idx]`` here (this one does not)."""
+
+
+class MinMinAttack(Attack):
+    """An attack that is :func:`min_min` with its parameters (EM's; MEM's add a trigger).
+
+    Variants override :meth:`trigger_words` (the vocabulary of the optimised trigger) and
+    :meth:`fixed_noise` (what PGD optimises on top of); both see the same seeded generator, in this order.
+    """
+
+    Params = MinMinParams
+
+    def cost_steps(self, n_images: int) -> float:
+        return cost_steps(self.params, n_images)
+
+    def trigger_words(self, allowed: torch.Tensor, data: SplitTensors, gen: torch.Generator) -> torch.Tensor:
+        """Sorted long ids the triggers are drawn from and HotFlip may choose: every safe whole word
+        (``allowed``, from :func:`~ue_bench.attacks._trigger.trigger_vocab`)."""
+        return allowed
+
+    def fixed_noise(self, data: SplitTensors, trigger: torch.Tensor, vocab: torch.Tensor, allowed: torch.Tensor,
+                    gen: torch.Generator) -> FixedNoise:
+        """The fixed part for the initial triggers ``trigger[N, T]`` (drawn from ``vocab``, a subset of
+        ``allowed``; both sorted long ids): none (MEM, EM)."""
+        return FixedNoise.none(data.n, self.params.eps)
+
+    def pgd_views(self, seed: int) -> Views | None:
+        """What PGD averages its loss over, seeded by the protection's ``seed``: None, the images as
+        published (MEM, EM)."""
+        return None
+
+    def adversary(self, seed: int) -> Adversary | None:
+        """The inner maximisation of a min–min–max attack (REM), seeded by ``seed``: None (MEM, EM)."""
+        return None
+
+    def pseudo_classes(self, split, surrogate, seed: int, device: torch.device,
+                       gen: torch.Generator) -> tuple[torch.Tensor | None, int, dict]:
+        """Each image's pseudo-class (long ``[N]``), their number and what to record, for class-wise noise
+        and triggers; ``(None, 0, {})``: one noise and one trigger per image (MEM, EM). Called first, with
+        the protection's generator."""
+        return None, 0, {}
+
+    def protect(self, split, surrogate, seed, device):
+        surrogate = require(surrogate, self.name)
+        tok = surrogate.tokenizer()
+        data = SplitTensors(split, tok)
+        gen = torch.Generator().manual_seed(seed)
+        group, k, meta = self.pseudo_classes(split, surrogate, seed, device, gen)
+        trig_p = self.params.trigger()
+        allowed = vocab = torch.zeros(0, dtype=torch.long)
+        trig = torch.zeros(data.n, 0, dtype=torch.long)
+        if trig_p is not None:
+            allowed = trigger_vocab(tok)
+            vocab = self.trigger_words(allowed, data, gen)
+            trig = vocab[torch.randint(len(vocab), (data.n if group is None else k, trig_p.trigger_len), generator=gen)]
+            trig = trig if group is None else trig[group]
+        fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
+        noise = SampleNoise(data, self.params.eps, fixed, device) if group is None else \
+            ClassNoise(data, self.params.eps, group, k)
+        model, init_sha256 = surrogate.initial_model(split.resolution, seed, device)
+        trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
+        history = min_min(self.name, self.params, trainer, data, trig, vocab, noise, gen, tok.eot_token_id,
+                          self.pgd_views(seed), self.adversary(seed))
+        delta = noise.result()
+        meta.update({"surrogate_init_sha256": init_sha256, "history": history, "iterations": len(history),
+                     "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
+                     "noise_s": round(sum(h["noise_s"] for h in history), 2)})
+        if trig_p is None:
+            return Protection(delta=delta, meta=meta)
+        triggers = [trigger_text(tok, torch.cat([trig[i], fixed.words[i]])) for i in range(data.n)]
+        meta.update(trigger_vocab=len(vocab), trigger_examples=triggers[:5], distinct_triggers=len(set(triggers)))
+        return Protection(delta=delta, triggers=triggers, meta=meta)
+
+
+class SampleNoise:
+    """One integer delta per image on top of a :class:`FixedNoise` (MEM, EM and their variants), in a
+    memory-mapped ``[N, H, W, 3]`` buffer (:func:`~ue_bench.protection.delta_buffer`) read and written
+    batch by batch; ``words``: the fixed trigger words, long ``[N, K]``."""
+
+    def __init__(self, data: SplitTensors, eps: int, fixed: FixedNoise, device: torch.device) -> None:
+        self.data, self.fixed, self.free, self.words = data, fixed, fixed.free.to(device), fixed.words
+        self.delta = delta_buffer(data.images.shape, eps)
+        if fixed.delta is not None:
+            self.delta[:] = fixed.delta.numpy()
+
+    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1]."""
+        return self.data.unit(idx, self.delta, device)
+
+    def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The delta of ``idx`` as float ``[B, 3, H, W]`` pixel units (``images``: their clean pixels)."""
+        return self.data.delta(self.delta, idx, images.device)
+
+    def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
+        """HotFlip set ``trig[idx]``: fixed noise that spells the triggers follows them."""
+        self.fixed.respell(idx, trig[idx])
+
+    def descend(self, idx: torch.Tensor, images: torch.Tensor, d: torch.Tensor, objective: tuple[Callable, Callable],
+                p: MinMinParams) -> float:
+        """PGD on the free part of the delta of ``idx`` (current ``d``) for ``objective``; returns its loss."""
+        base = images + self.fixed.at(idx, images)
+        rest, loss = pgd(*objective, base, project(images + d - base, base, self.free), eps=self.free, step=p.step,
+                         steps=p.pgd_steps, maximise=False)
+        self.delta[idx.numpy()] = (base + rest - images).round().to(torch.int16).permute(0, 2, 3, 1).cpu().numpy()
+        return loss
+
+    def result(self) -> np.memmap:
+        return self.delta
+
+
+class ClassNoise:
+    """One integer noise per pseudo-class, shared by its images (``mem-classwise``).
+
+    ``group``: long ``[N]`` in ``range(k)``. The noise is float ``[k, 3, H, W]`` on the 1/255 grid within
+    ±``eps``; an image publishes its class's noise projected into its own pixel range. Triggers are the
+    class's too: after HotFlip, every image of a class takes the trigger its last image in the batch got
+    (the MEM reference's class-wise assignment, ``src/poison_class.py``).
+    """
+
+    def __init__(self, data: SplitTensors, eps: int, group: torch.Tensor, k: int) -> None:
+        self.data, self.eps, self.group = data, eps, group
+        self.words = torch.zeros(data.n, 0, dtype=torch.long)  # no fixed words
+        self.noise = torch.zeros(k, 3, *data.images.shape[1:3])
+        self.members = [torch.nonzero(group == c).flatten() for c in range(k)]
+
+    def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        return project(self.noise[self.group[idx]].to(images.device), images, self.eps)
+
+    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        x = self.data.pixels(idx, device)
+        return (x + self.current(idx, x)) / 255.0
+
+    def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
+        last = {int(self.group[i]): int(i) for i in idx}
+        for c, i in last.items():
+            trig[self.members[c]] = trig[i].clone()
+
+    def descend(self, idx: torch.Tensor, images: torch.Tensor, d: torch.Tensor, objective: tuple[Callable, Callable],
+                p: MinMinParams) -> float:
+        """PGD on the noise of the classes in the batch, each stepped by its images' summed gradient."""
+        classes, owner = torch.unique(self.group[idx], return_inverse=True)
+        noise, loss = pgd(*objective, images, self.noise[classes].to(images.device), eps=self.eps, step=p.step,
+                          steps=p.pgd_steps, maximise=False, owner=owner.to(images.device))
+        self.noise[classes] = noise.cpu()
+        return loss
+
+    def result(self) -> np.memmap:
+        """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped."""
+        delta = delta_buffer(self.data.images.shape, self.eps)
+        for idx in torch.arange(self.data.n).split(256):
+            x = self.data.pixels(idx, torch.device("cpu"))
+            delta[idx.numpy()] = self.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
+            release(delta)
+        return delta
+
+
+#: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
+#: training-step equivalents; measured with tiny-rn, one thread, on the default synthetic set
+#: (2026-12-01: a training step 0.24 s, a PGD step on a batch 0.077 s, HotFlip 0.50 s per batch and word).
+PGD_STEP_COST = 0.3
+HOTFLIP_WORD_COST = 2.0
+
+
+def cost_steps(p: MinMinParams, n: int) -> float:
+    """Estimated work of :func:`min_min` on ``n`` images, in surrogate training-step equivalents."""
+    nb = -(-n // max(2, min(p.batch_size, n))) if n else 0
+    work = p.outer_iters * (p.surrogate_steps + nb * p.pgd_steps * PGD_STEP_COST)
+    t = p.trigger()
+    if t is None:
+        return work
+    per_flip = HOTFLIP_WORD_COST * t.trigger_len * max(1.0, t.candidates / 16)
+    return work + min(t.hotflip_iters, p.outer_iters) * nb * per_flip
+
+
+class Adversary(Protocol):
+    """The inner maximisation of a min–min–max attack (REM): a perturbation of normalised float images
+    ``x[B, 3, H, W]`` (detached, the same shape) that raises the CLIP loss against normalised text
+    features ``text[B, D]`` at logit scale ``scale``; also applied to the surrogate's training batches."""
+
+    def __call__(self, model: torch.nn.Module, x: torch.Tensor, text: torch.Tensor,
+                 scale: torch.Tensor) -> torch.Tensor: ...
+
+
+def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text_at: Callable[[int], torch.Tensor],
+                   scale: torch.Tensor, views: Views | None, adversary: Adversary | None = None) -> tuple[Callable, Callable]:
+    """PGD's image encoder and loss of its features against ``text_at(step)`` (normalised ``[B, D]``):
+    the CLIP loss of the batch, or with ``views`` the mean of the CLIP losses of its views; with an
+    ``adversary``, each (view of the) batch is first moved by it, the move held fixed in the gradient
+    (REM's min–min–max: the noise minimises the loss that the adversary maximises)."""
+
+    def clip(f: torch.Tensor, step: int) -> torch.Tensor:
+        return loss_fn(F.normalize(f.float(), dim=-1), text_at(step), scale)
+
+    if adversary is not None:
+        def robust(x: torch.Tensor, step: int) -> torch.Tensor:
+            text = text_at(step)
+            parts = [x] if views is None else views(x).chunk(views.samples)
+            return torch.stack([loss_fn(F.normalize(model.encode_image(v + adversary(model, v.detach(), text, scale))
+                                                    .float(), dim=-1), text, scale) for v in parts]).mean()
+
+        return (lambda x: x), robust
+    if views is None:
+        return model.encode_image, clip
+    return (lambda x: model.encode_image(views(x)),
+            lambda f, step: torch.stack([clip(part, step) for part in f.chunk(views.samples)]).mean())
+
+
+def _pgd_texts(model: torch.nn.Module, caps: torch.Tensor, trigger: torch.Tensor, eot: int, shuffle: bool,
+               gen: torch.Generator) -> Callable[[int], torch.Tensor]:
+    """PGD's text features per step for a batch: its own captions ``caps[B, L]`` with ``trigger[B, T]``
+    prefixed, or with ``shuffle`` (MEM) each image's trigger on a caption of the batch drawn again every
+    step (the reference's ``min_min_attack`` re-permutes the batch's captions at each of its steps)."""
+    if not shuffle:
+        with torch.no_grad():
+            fixed = encode_text(model, with_trigger(caps, trigger, eot))
+        return lambda _step: fixed
+
+    def text_at(_step: int) -> torch.Tensor:
+        perm = torch.randperm(len(caps), generator=gen).to(caps.device)
+        with torch.no_grad():
+            return encode_text(model, with_trigger(caps[perm], trigger, eot))
+
+    return text_at
+
+
+def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
+            vocab: torch.Tensor, noise: SampleNoise | ClassNoise, gen: torch.Generator, eot: int,
+            views: Views | None = None, adversary: Adversary | None = None) -> list[dict]:
+    """Error-minimising ``noise`` (and, where ``p.trigger()`` is set, HotFlip triggers), optimised in place.
+
+    ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
+    ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
+    loss is the mean over these views of each batch (None: the batch as it is); ``adversary``: the
+    surrogate trains on, and PGD minimises the loss of, batches it moved (None: as they are). The noise
+    stays within ±``p.eps`` and the pixel range (``noise.result()`` is the published delta), read and
+    written batch by batch. Returns one record per outer iteration: its losses and seconds:
+    ``surrogate_s`` (the surrogate's steps with their batches), ``noise_s`` (the pass over the data)
+    and, within it, ``hotflip_s`` (the trigger update, flip iterations only) and ``pgd_s`` (PGD with its
+    text features); the rest of ``noise_s`` is data movement. Each section ends in a host sync
+    (``float`` of a loss), so the times hold on CUDA too.
+    """
+    model, device, t_p = trainer.model, trainer.device, p.trigger()
+    loss_fn = open_clip.ClipLoss()
+    words = noise.words
+    batch_size = min(p.batch_size, data.n)
+    stream = itertools.chain.from_iterable(
+        batches(data.n, batch_size, gen, keep_all=True) for _ in itertools.count())
+    history = []
+    for it in range(p.outer_iters):
+        t0 = time.perf_counter()
+        freeze(model, False)
+        sur_loss = torch.zeros((), device=device)
+        for _ in range(p.surrogate_steps):
+            idx = next(stream)
+            rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], words[idx]], 1), eot)
+            unit = noise.unit(idx, device)
+            if adversary is not None:
+                unit = _adversarial_unit(model, adversary, unit, rows.to(device))
+            sur_loss += trainer.step(unit, rows)
+        sur_loss = float(sur_loss)  # the section's one host sync (its time holds on CUDA too)
+        t1 = time.perf_counter()
+        model.eval()
+        freeze(model, True)
+        scale = model.logit_scale.exp().detach().float()
+        flip = t_p is not None and it < t_p.hotflip_iters
+        pgd_loss, flip_loss, nb = 0.0, 0.0, 0
+        flip_s = pgd_s = 0.0  # timing only: HotFlip, and PGD with its text features (the rest is data movement)
+        for idx in batches(data.n, batch_size, gen, keep_all=True):
+            caps = data.pick(idx, gen).to(device)
+            images = data.pixels(idx, device)
+            d = noise.current(idx, images)
+            t, w = trig[idx].to(device), words[idx].to(device)
+            if flip:
+                tf = time.perf_counter()
+                with torch.no_grad(), autocast(device):
+                    feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
+                t, floss = hotflip(model, feats, with_trigger(caps, w, eot), t, vocab, t_p.candidates, eot,
+                                   t_p.hotflip_select)
+                trig[idx] = t.cpu()
+                noise.flipped(idx, trig)
+                t = trig[idx].to(device)
+                flip_loss += float(floss)
+                flip_s += time.perf_counter() - tf
+            tp = time.perf_counter()
+            text_at = _pgd_texts(model, caps, torch.cat([t, w], 1), eot, t_p is not None and t_p.shuffle, gen)
+            pgd_loss += noise.descend(idx, images, d, _pgd_objective(model, loss_fn, text_at, scale, views, adversary), p)
+            pgd_s += time.perf_counter() - tp
+            nb += 1
+        t2 = time.perf_counter()
+        record = {"iter": it, "surrogate_loss": sur_loss / max(1, p.surrogate_steps),
+                  "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2),
+                  "pgd_s": round(pgd_s, 2)}
+        if flip:
+            record.update(hotflip_loss=flip_loss / nb, hotflip_s=round(flip_s, 2))
+        history.append(record)
+        log.info("%s iter %d/%d %s", name, it + 1, p.outer_iters,
+                 " ".join(f"{k} {v:.4g}" for k, v in record.items() if k != "iter"))
+        if p.stop_loss is not None and record["pgd_loss"] <= p.stop_loss:
+            break
+    return history
+
+
+def _adversarial_unit(model: torch.nn.Module, adversary: Adversary, unit: torch.Tensor,
+                      rows: torch.Tensor) -> torch.Tensor:
+    """A surrogate training batch ``unit`` ([0, 1] ``[B, 3, H, W]``) moved by ``adversary`` against its
+    own captions ``rows``, computed in eval mode without parameter gradients (adversarial training, as
+    REM's reference trains its model)."""
+    model.eval()
+    freeze(model, True)
+    with torch.no_grad():
+        text = encode_text(model, rows)
+    scale = model.logit_scale.exp().detach().float()
+    rho = adversary(model, normalize(unit), text, scale)
+    freeze(model, False)
+    return unit + rho * torch.tensor(OPENAI_DATASET_STD, device=unit.device).view(1, 3, 1, 1)

@@ -1,0 +1,117 @@
+"""A fixture run directory of hand-chosen cells, for report plugins' tests and conformance checks.
+
+``write(run_dir)`` writes ``run_dir/cells/*.json`` in the layout of
+:meth:`ue_bench.bench.runner.Runner.run_cell`: a clean baseline and protections (MEM, EM from two surrogates,
+two poison ratios, a single-seed random noise, a JPEG-defended board) for two victims over three
+seeds, and one failed cell. The values are chosen so that means, intervals and ranks can be computed by
+hand: a protection's victim mean recall for seed s is ``clean[victim][s] * f``, where the fraction of
+clean f is ``SCORES[protection][s] -/+ 0.01`` for tiny-rn/tiny-vit, so the leaderboard score (the
+per-seed fraction of clean averaged over victims) is exactly ``SCORES[...][s]``. Each recall is a fixed
+multiple of the mean recall (``SHAPE``), so ``mean_recall`` is their mean as in the harness.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ue_bench.store.artifacts import canonical_sha256 as sha
+from ue_bench.engine.metrics import random_guess_levels
+
+SEEDS = (0, 1, 2)
+VICTIMS = ("tiny-rn", "tiny-vit")
+SPLIT = {"tiny-rn": -0.01, "tiny-vit": +0.01}
+CLEAN = {  # defense -> victim -> per-seed clean mean recall
+    "none": {"tiny-rn": (0.60, 0.62, 0.64), "tiny-vit": (0.50, 0.55, 0.60)},
+    "jpeg": {"tiny-rn": (0.58, 0.60, 0.62), "tiny-vit": (0.48, 0.50, 0.52)},
+}
+SCORES = {  # (attack, surrogate, poison_ratio, defense) -> per-seed fraction of clean, mean over victims
+    ("mem", "tiny-rn", 1.0, "none"): (0.05, 0.06, 0.07),
+    ("mem", "tiny-vit", 1.0, "none"): (0.07, 0.08, 0.09),
+    ("em", "tiny-rn", 1.0, "none"): (0.30, 0.32, 0.34),
+    ("em", "tiny-vit", 1.0, "none"): (0.34, 0.36, 0.38),
+    ("mem", "tiny-rn", 0.5, "none"): (0.50, 0.55, 0.60),
+    ("mem", "tiny-vit", 0.5, "none"): (0.55, 0.60, 0.65),
+    ("em", "tiny-rn", 0.5, "none"): (0.80, 0.85, 0.90),
+    ("em", "tiny-vit", 0.5, "none"): (0.85, 0.90, 0.95),
+    ("random", "none", 1.0, "none"): (0.95,),  # one seed only: no interval
+    ("mem", "tiny-rn", 1.0, "jpeg"): (0.60, 0.70, 0.80),
+}
+SHAPE = {"i2t_r1": 0.5, "i2t_r5": 1.1, "i2t_r10": 1.4, "t2i_r1": 0.4, "t2i_r5": 1.1, "t2i_r10": 1.5}
+ATTACK_PARAMS = {"none": {}, "mem": {"eps": 8, "trigger_len": 3}, "em": {"eps": 8}, "random": {"eps": 8},
+                 "tap": {"eps": 8}}
+PROTECTION = {  # attack -> (l2_mean base, protect_s base, psnr, ssim); em has no psnr/ssim recorded
+    "mem": (250.0, 120.0, 34.0, 0.91), "em": (310.0, 60.0, None, None), "random": (443.0, 0.02, 30.1, 0.83),
+}
+RANDOM = random_guess_levels([5] * 200)
+PACKAGES = {"ue-bench": "0.1.0", "torch": "2.5.1", "open_clip_torch": "2.29.0", "numpy": "2.1.3",
+            "pandas": "2.2.3", "pillow": "11.0.0"}
+
+
+def spec(name: str, params: dict | None = None) -> dict:
+    return {"name": name, "version": "1", "params": params or {}}
+
+
+def victim_spec(name: str) -> dict:
+    return spec(name, {"epochs": 30, "batch_size": 64, "lr": 0.001, "weight_decay": 0.1, "warmup": 0.05})
+
+
+def _cell(attack: str, surrogate: str, ratio: float, defense: str, victim: str, seed: int,
+         mean_recall: float | None) -> dict:
+    config = {"dataset": spec("synthetic", {"size": 1400, "resolution": 32}),
+              "attack": spec(attack, ATTACK_PARAMS[attack]),
+              "surrogate": victim_spec(surrogate) if surrogate != "none" else None,
+              "defense": spec(defense, {"quality": 75} if defense == "jpeg" else {}),
+              "victim": victim_spec(victim), "seed": seed, "poison_ratio": ratio}
+    cell_id = sha(config)[:16]
+    prot_key = sha([config["dataset"], config["attack"], config["surrogate"], seed, ratio])[:16]
+    out = {"cell_id": cell_id, "config": config,
+           "baseline": {"clean_attack": attack == "none", "baseline_defense": defense == "none"},
+           "labels": {"dataset": "synthetic", "attack": attack, "surrogate": surrogate, "defense": defense,
+                      "victim": victim, "seed": seed, "poison_ratio": ratio},
+           "provenance": {"code_version": "0.1.0+g1a2b3c4", "packages": PACKAGES, "python": "3.11.2",
+                          "platform": "Linux-6.1.0-x86_64-with-glibc2.36", "device": "cpu (2 threads)",
+                          "seed": seed}}
+    if mean_recall is None:
+        out.update(status="failed", wall_s=3.5, error="RuntimeError: surrogate diverged (loss is NaN)",
+                   traceback="Traceback (most recent call last):\n  ...\nRuntimeError: surrogate diverged (loss is NaN)\n")
+        return out
+    metrics = {k: round(mean_recall * f, 12) for k, f in SHAPE.items()}
+    metrics.update(i2t_medr=float(round(2.0 / mean_recall)), t2i_medr=float(round(2.5 / mean_recall)),
+                   mean_recall=round(mean_recall, 12))
+    metrics.update({f"random_{k}": v for k, v in RANDOM.items()})
+    protection = {"key": prot_key, "device": "cpu", "n_poisoned": int(round(1000 * ratio)),
+                  "protection_sha256": sha(["delta", prot_key]), "attack_meta": {}, "protect_s": 0.0}
+    if attack in PROTECTION:
+        l2, seconds, psnr, ssim = PROTECTION[attack]
+        protection.update(linf_mean=8.0, l2_mean=l2 + seed, protect_s=seconds * ratio + seed)
+        if psnr is not None:
+            protection.update(psnr_mean=psnr + 0.1 * seed, ssim_mean=ssim)
+    train_key = sha([cell_id, "victim"])[:16]
+    out.update(status="ok", metrics=metrics, protection=protection,
+               train={"loss_per_epoch": [4.1, 3.2, 2.5], "train_s": 95.0 + seed, "eval_s": 1.2,
+                      "key": train_key, "device": "cpu", "trained_on_sha256": sha([train_key, "data"])},
+               hashes={"dataset": sha("synthetic")[:16], "published_train": sha([prot_key, "pub"])[:16],
+                       "trained_on": sha([prot_key, defense])[:16], "protection": prot_key,
+                       "defended": sha([prot_key, defense, seed])[:16], "victim": train_key},
+               wall_s=round(100.0 + seed + protection["protect_s"], 2))
+    return out
+
+
+def cells() -> list[dict]:
+    """Every cell record of the fixture run."""
+    out = []
+    for defense, clean in CLEAN.items():
+        out += [_cell("none", "none", 0.0, defense, v, s, clean[v][s]) for v in VICTIMS for s in SEEDS]
+    for (attack, surrogate, ratio, defense), scores in SCORES.items():
+        out += [_cell(attack, surrogate, ratio, defense, v, s, CLEAN[defense][v][s] * (f + SPLIT[v]))
+                for v in VICTIMS for s, f in zip(SEEDS, scores)]
+    out.append(_cell("tap", "tiny-rn", 1.0, "none", "tiny-rn", 0, None))
+    return out
+
+
+def write(run_dir: Path) -> None:
+    """Write the fixture run's ``cells/*.json`` under ``run_dir``."""
+    (run_dir / "cells").mkdir(parents=True, exist_ok=True)
+    for c in cells():
+        (run_dir / "cells" / f"{c['cell_id']}.json").write_text(json.dumps(c, indent=2, sort_keys=True) + "\n")

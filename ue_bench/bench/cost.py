@@ -1,0 +1,45 @@
+"""What a matrix will cost, from a short calibration on this device (for ``--dry-run``).
+
+The unit is one training step of a model at the data's resolution and the recipe's batch size; a
+few steps of each distinct model are timed here and multiplied by the steps each stage needs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import numpy as np
+import open_clip
+import torch
+
+from ue_bench.data import PairSplit
+from ue_bench.engine.device import autocast
+from ue_bench.engine.training import clip_loss, make_optimizer, normalize, to_unit
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device, steps: int = 3) -> float:
+    """Median seconds of one training step of ``victim`` on a batch of ``split`` (after a warm-up step)."""
+    batch_size = min(batch_size, len(split))
+    model = victim.create_model(split.resolution, device).train()
+    optimizer = make_optimizer(model, 1e-5, 0.0)
+    loss_fn = open_clip.ClipLoss()
+    images = torch.from_numpy(np.array(split.images[:batch_size]))  # a copy: the split may be a read-only map
+    tokens = victim.tokenizer()([caps[0] for caps in split.captions[:batch_size]]).to(device)
+    times = []
+    for _ in range(steps + 1):
+        _sync(device)
+        start = time.perf_counter()
+        with autocast(device):
+            loss = clip_loss(model, loss_fn, normalize(to_unit(images, device)), tokens)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return float(statistics.median(times[1:]))

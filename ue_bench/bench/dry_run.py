@@ -1,0 +1,77 @@
+"""``ue-bench run --dry-run``: the planned cells, what the artifact store already holds, and what the
+rest will cost on this device, from timing a few training steps of each model involved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ue_bench.bench import stages
+from ue_bench.store.artifacts import ArtifactStore
+from ue_bench.bench.cost import step_seconds
+from ue_bench.data import PairDataset
+from ue_bench.bench.matrix import dataset_key
+from ue_bench.results import cell_finished
+
+#: Evaluation embeds the test split once: about this many training steps' worth of work.
+EVAL_STEP_FRACTION = 0.35
+
+
+def _fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    return f"{seconds / 60:.1f}min" if seconds < 7200 else f"{seconds / 3600:.1f}h"
+
+
+def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path, device: torch.device) -> str:
+    store = ArtifactStore(cache)
+    timings: dict[tuple, float] = {}
+
+    def timing(model, data: PairDataset) -> float:
+        key = (model.label(), data.train.resolution, model.params.batch_size)
+        if key not in timings:
+            timings[key] = step_seconds(model, data.train, model.params.batch_size, device)
+        return timings[key]
+
+    rows, seen_prot, seen_victim = [], set(), set()
+    for cell in cells:
+        data = loaded[dataset_key(cell.dataset)]
+        keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
+                                 cell.poison_ratio)
+        done = cell_finished(out, cell.cell_id, data.fingerprint())
+        prot_state = store.status("protection", keys["protection"])
+        vic_state = store.status("victim", keys["victim"])
+        n_poisoned = len(stages.poisoned_indices(len(data.train), cell.poison_ratio, cell.seed))
+        protect_s = 0.0
+        if not done and prot_state != "cached" and keys["protection"] not in seen_prot:
+            steps = cell.attack.cost_steps(n_poisoned)
+            protect_s = None if steps is None else steps * (timing(cell.surrogate, data) if steps else 0.0)
+            seen_prot.add(keys["protection"])
+        train_s = 0.0
+        if not done and vic_state != "cached" and keys["victim"] not in seen_victim:
+            train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data)
+            seen_victim.add(keys["victim"])
+        eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
+        rows.append({**cell.labels(), "cell": cell.cell_id, "result": "done" if done else "todo",
+                     "protection": prot_state, "victim_model": vic_state,
+                     "protect_est": protect_s, "train_est": train_s, "eval_est": eval_s})
+    df = pd.DataFrame(rows)
+    known = df[["protect_est", "train_est", "eval_est"]].apply(pd.to_numeric, errors="coerce")
+    total = known.sum().sum()
+    unknown = int(df["protect_est"].isna().sum())
+    shown = df.copy()
+    for col in ("protect_est", "train_est", "eval_est"):
+        shown[col] = [_fmt_s(v) if v is not None and v == v else "unknown" for v in df[col]]
+    calib = ", ".join(f"{k[0]}@{k[1]}px/b{k[2]}: {v:.3f}s/step" for k, v in timings.items()) or "nothing to time"
+    lines = [
+        f"{len(cells)} cell(s); {int((df['result'] == 'done').sum())} already done in {out}",
+        shown.drop(columns=["dataset"]).to_string(index=False),
+        f"calibration on {device}: {calib}",
+        f"estimated total: {_fmt_s(total)}" + (f" plus {unknown} protection(s) of unknown cost" if unknown else ""),
+    ]
+    return "\n".join(lines)
+

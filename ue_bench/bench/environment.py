@@ -1,0 +1,48 @@
+"""Provenance recorded with every result, so each number can be traced and rebuilt."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from ue_bench import __version__
+from ue_bench.engine.device import describe
+
+PACKAGES = ("ue-bench", "torch", "open_clip_torch", "numpy", "pandas", "pillow")
+
+
+def code_version() -> str:
+    """The package version plus the git commit (and ``+dirty``) when run from a checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        return f"{__version__}+g{commit}{'.dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
+
+
+def package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+def environment(device: torch.device) -> dict:
+    return {
+        "code_version": code_version(),
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": describe(device),
+    }

@@ -1,0 +1,84 @@
+"""The ``ue-bench`` command line: the parser, ``list``, and :func:`main`; each other command is a
+module of this package (:mod:`~ue_bench.cli.run`, :mod:`~ue_bench.cli.protect`,
+:mod:`~ue_bench.cli.report`, :mod:`~ue_bench.cli.plugin`), their input checks one module
+(:mod:`~ue_bench.cli.validate`). Nothing outside this package imports it.
+
+Every flag is validated (plugins resolved, parameters bounded, output folder writable) before any
+work starts or any file is written; bad input is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from ue_bench import registry
+from ue_bench.errors import UsageError, disk_error
+from ue_bench.params import describe
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Every registered plugin with its summary (and parameters with ``-v``); broken plugins are listed
+    last per family with their entry point, distribution and error, and do not stop the listing."""
+    families = [args.family] if args.family else list(registry.FAMILIES)
+    for family in families:
+        print(f"{family}:")
+        broken = registry.broken(family)
+        for name in registry.usable(family):
+            cls = registry.get(family, name)
+            print(f"  {name:<16} {cls.summary()}")
+            if args.verbose:
+                for p in describe(cls.Params):
+                    bounds = f" [{p['lo']}, {p['hi']}]" if p["lo"] is not None or p["hi"] is not None else ""
+                    choices = f" one of {list(p['choices'])}" if p["choices"] else ""
+                    print(f"      {p['name']}: {p['type']} = {p['default']!r}{bounds}{choices}  {p['help']}")
+        for b in broken:
+            print(f"  {b.entry.name:<16} BROKEN: {b.error}")
+    return 0
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, its errors ending in the same ``ue-bench: error:`` line as every other refusal."""
+
+    def error(self, message: str):
+        self.print_usage(sys.stderr)
+        self.exit(2, f"ue-bench: error: {self.prog}: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ue-bench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list registered plugins")
+    p.add_argument("family", nargs="?", choices=registry.FAMILIES)
+    p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's parameters")
+    p.set_defaults(func=cmd_list)
+
+    from ue_bench.cli.plugin import add_plugin_parser
+    from ue_bench.cli.protect import add_protect_parser
+    from ue_bench.cli.report import add_report_parser
+    from ue_bench.cli.run import add_run_parser
+    add_run_parser(sub)
+    add_report_parser(sub)
+    add_protect_parser(sub)
+    add_plugin_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("ue_bench").setLevel(logging.INFO)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"ue-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if not disk_error(exc):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        print(f"ue-bench: error: {exc.strerror or exc}{where}; finished artifacts and cells are kept, "
+              f"rerun the same command once there is space", file=sys.stderr)
+        return 1

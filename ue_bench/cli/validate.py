@@ -1,0 +1,159 @@
+"""The input checks of ``ue-bench run`` and ``ue-bench protect``, one module for both commands.
+
+Flag values (:func:`integer`, :func:`integers`, :func:`seed`, :func:`seeds`, :func:`fraction`, :func:`ratios`,
+:func:`threads`, :func:`device`) and what the loaded data must allow (:func:`check_datasets`,
+:func:`check_cells` for a run's matrix, :func:`check_protect` for one protection: batches that fit the
+images they work on, image towers that fit the resolution). Every refusal is a
+:class:`~ue_bench.errors.UsageError` naming the flag: one ``ue-bench: error:`` line, exit code 2,
+raised before any work starts or any file is written.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ue_bench.bench import stages
+from ue_bench.bench.matrix import dataset_key
+from ue_bench.engine.device import auto_device
+from ue_bench.errors import UsageError
+
+#: Seeds must fit every RNG they seed (numpy, torch, Python): 32 bits.
+MAX_SEED = 2**32 - 1
+
+
+def integer(text: str, flag: str, lo: int) -> int:
+    """``text`` as an integer of at least ``lo``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected an integer, got {text!r}") from None
+    if value < lo:
+        raise UsageError(f"{flag}: expected an integer >= {lo}, got {value}")
+    return value
+
+
+def _comma_list(text: str, flag: str, convert, what: str) -> list:
+    """The comma-separated items of ``text``, each through ``convert`` (``what`` names them in the error)."""
+    try:
+        return [convert(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UsageError(f"{flag}: expected comma-separated {what}, got {text!r}") from None
+
+
+def integers(text: str, flag: str) -> list[int]:
+    """``text`` as comma-separated non-negative integers (at least one)."""
+    values = _comma_list(text, flag, int, "integers")
+    if not values or any(v < 0 for v in values):
+        raise UsageError(f"{flag}: expected non-negative integers, got {text!r}")
+    return values
+
+
+def seeds(text: str, flag: str) -> list[int]:
+    """``text`` as comma-separated seeds, each in ``[0, MAX_SEED]``."""
+    values = integers(text, flag)
+    if max(values) > MAX_SEED:
+        raise UsageError(f"{flag}: each seed must be at most {MAX_SEED} (2^32 - 1), got {max(values)}")
+    return values
+
+
+def seed(text: str, flag: str) -> int:
+    """``text`` as one seed in ``[0, MAX_SEED]``."""
+    return seeds(str(integer(text, flag, 0)), flag)[0]
+
+
+def fraction(text: str, flag: str, lo: float, hi: float) -> float:
+    """``text`` as a number in ``[lo, hi]``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
+    if not lo <= value <= hi:
+        raise UsageError(f"{flag}: expected a number from {lo:g} to {hi:g}, got {value:g}")
+    return value
+
+
+def ratios(text: str, flag: str) -> list[float]:
+    """``text`` as comma-separated poison ratios, each in ``(0, 1]``."""
+    values = _comma_list(text, flag, float, "fractions")
+    if not values or any(not 0.0 < v <= 1.0 for v in values):
+        raise UsageError(f"{flag}: each poison ratio must be in (0, 1], got {text!r}")
+    return values
+
+
+def threads(text: str | None, flag: str = "--threads") -> int | None:
+    """``text`` as a positive number of threads; None (or empty) when not given."""
+    return integer(str(text), flag, 1) if text not in (None, "") else None
+
+
+def device(text: str, flag: str = "--device") -> torch.device:
+    """The device ``text`` names, present on this machine (:func:`~ue_bench.engine.device.auto_device`)."""
+    return auto_device(text, flag)
+
+
+def batch_fits(flag: str, label: str, batch: int | None, n: int, where: str) -> None:
+    """Refuse a ``batch`` (None: the plugin has none) larger than the ``n`` images it works on."""
+    if batch is not None and batch > n:
+        raise UsageError(f"{flag} {label}: batch_size {batch} is larger than {where}")
+
+
+def resolution_fits(flag: str, model, resolution: int, dataset: str) -> None:
+    """Refuse a victim or surrogate whose image tower does not fit ``resolution`` px images."""
+    problem = model.resolution_problem(resolution) if model is not None else None
+    if problem:
+        raise UsageError(f"{flag} {model.label()}: {problem} (the images of --dataset {dataset})")
+
+
+def check_datasets(datasets, loaded, models) -> None:
+    """Refuse a dataset without test pairs, and a victim or surrogate (``models``) whose batch is
+    larger than a dataset's training split; ``loaded``: the loaded data by dataset key."""
+    for ds in datasets:
+        label, data = ds.label(), loaded[dataset_key(ds)]
+        if len(data.test) == 0:
+            raise UsageError(f"--dataset {label}: the test split is empty; retrieval needs test pairs "
+                             f"(give test_path or a test_fraction above 0)")
+        for plugin in models:
+            batch_fits("--victims/--surrogates", plugin.label(), plugin.params.batch_size, len(data.train),
+                       f"the training split of --dataset {label} ({len(data.train)} images)")
+
+
+def check_cells(cells, loaded) -> None:
+    """Refuse, before anything runs, values a plugin cannot honour on this data: a poison ratio that
+    protects no image, an attack's or surrogate's batch larger than the protected subset it works on,
+    a victim or surrogate whose image tower does not fit the data's resolution, and the upper bound
+    ``surrogate_init=true`` on a victim of another architecture than a surrogate it is paired with."""
+    inits = set()
+    for cell in cells:
+        data = loaded[dataset_key(cell.dataset)]
+        n, label = len(data.train), cell.dataset.label()
+        for flag, model in (("--victims", cell.victim), ("--surrogates", cell.surrogate)):
+            resolution_fits(flag, model, data.train.resolution, label)
+        init = (cell.victim.label(), data.train.resolution)
+        if cell.victim.params.init and init not in inits:  # an unreadable or unfitting checkpoint
+            inits.add(init)                                # is refused now, not by every cell
+            cell.victim.create_model(data.train.resolution, "cpu")
+        sur = cell.surrogate
+        if cell.victim.params.surrogate_init and sur is not None and sur.arch != cell.victim.arch:
+            raise UsageError(f"--victims {cell.victim.label()}: surrogate_init=true shares the surrogate's initial "
+                             f"weights, which needs the surrogate's architecture, but --surrogates "
+                             f"{sur.label()} is {sur.arch} and the victim {cell.victim.arch}")
+        if cell.attack.is_clean:
+            continue
+        k = len(stages.poisoned_indices(n, cell.poison_ratio, cell.seed))
+        if k == 0:
+            raise UsageError(f"--poison-ratio {cell.poison_ratio:g} protects 0 of the {n} train images of "
+                             f"--dataset {label}; give a larger ratio")
+        where = f"the {k} protected images (--poison-ratio {cell.poison_ratio:g} of {n} in --dataset {label})"
+        batch_fits("--attacks", cell.attack.label(), getattr(cell.attack.params, "batch_size", None), k, where)
+        if sur is not None:
+            batch_fits("--surrogates", sur.label(), sur.params.batch_size, k,
+                       f"{where}, which the attack {cell.attack.name} trains it on")
+
+
+def check_protect(attack, surrogate, dataset, train) -> None:
+    """Refuse a surrogate (when the attack uses one) or an attack whose batch is larger than the
+    ``train`` split of ``dataset``, or a surrogate whose image tower does not fit its resolution."""
+    where = f"the train split of --dataset {dataset.label()} ({len(train)} images)"
+    if attack.uses_surrogate:
+        batch_fits("--surrogate", surrogate.label(), surrogate.params.batch_size, len(train), where)
+        resolution_fits("--surrogate", surrogate, train.resolution, dataset.label())
+    batch_fits("--attack", attack.label(), getattr(attack.params, "batch_size", None), len(train), where)

@@ -1,0 +1,165 @@
+"""The numbers behind every report, as tidy DataFrames computed from :class:`RunResults`.
+
+Each quantity is summarised over seeds with ``stats.summarise`` (mean and Student-t 95 % interval).
+Two derived quantities put a protection's retrieval in context:
+
+* **fraction of clean**: a protected cell's victim mean recall divided by the clean baseline's (attack
+  ``none``) for the same dataset, defense, victim **and seed**, then summarised over seeds. Pairing by
+  seed removes the seed-to-seed spread both share (the same seed initialises and orders the victim's
+  training); a protection without a clean cell of the same seed gets no fraction for that seed.
+* **multiple of random**: the mean recall divided by the random-guess level of the same test split
+  (``random_mean_recall``, a constant of the split), so its interval is the recall's scaled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from ue_bench import DERIVED, METRIC_KEYS, PROTECTION, RunResults
+
+from .stats import summarise
+
+ROW_KEYS = ("dataset", "attack", "surrogate", "defense", "poison_ratio")
+DERIVED_KEYS = tuple(m.key for m in DERIVED)
+RANDOM_ROW = "random guess"
+
+
+def with_fractions(run: RunResults) -> pd.DataFrame:
+    """The successful cells with ``frac_clean`` (seed-paired, see module doc) and ``x_random`` columns."""
+    ok = run.ok.copy()
+    clean = ok[ok["clean_attack"]][["dataset", "defense", "victim", "seed", "mean_recall"]]
+    clean = clean.rename(columns={"mean_recall": "clean_mean_recall"})
+    out = ok.merge(clean, on=["dataset", "defense", "victim", "seed"], how="left")
+    out["frac_clean"] = out["mean_recall"] / out["clean_mean_recall"]
+    out["x_random"] = out["mean_recall"] / out["random_mean_recall"]
+    return out
+
+
+def _row_order(df: pd.DataFrame) -> pd.DataFrame:
+    """Clean rows first, then protections by defense, attack, surrogate and falling poison ratio."""
+    return df.assign(_clean=~df["clean_attack"], _ratio=-df["poison_ratio"]).sort_values(
+        ["dataset", "_clean", "defense", "attack", "surrogate", "_ratio"], kind="stable").drop(
+        columns=["_clean", "_ratio"])
+
+
+def retrieval(run: RunResults) -> pd.DataFrame:
+    """Tidy retrieval table: one row per (row keys, victim, metric) with mean, half, n; plus, per
+    dataset and victim, the random-guess level as a row of its own (attack ``random guess``, n 0)."""
+    cells = with_fractions(run)
+    rows = []
+    for key, group in cells.groupby([*ROW_KEYS, "victim"], sort=False):
+        for metric in (*METRIC_KEYS, *DERIVED_KEYS):
+            if metric in DERIVED_KEYS and group["clean_attack"].iloc[0]:
+                continue
+            s = summarise(group[metric])
+            rows.append({**dict(zip((*ROW_KEYS, "victim"), key)), "metric": metric, "mean": s.mean,
+                         "half": s.half, "n": s.n, "clean_attack": bool(group["clean_attack"].iloc[0]),
+                         "baseline_defense": bool(group["baseline_defense"].iloc[0])})
+    for (dataset, victim), group in cells.groupby(["dataset", "victim"], sort=False):
+        for metric in METRIC_KEYS:
+            rows.append({"dataset": dataset, "attack": RANDOM_ROW, "surrogate": "", "defense": "",
+                         "poison_ratio": math.nan, "victim": victim, "metric": metric,
+                         "mean": float(group[f"random_{metric}"].iloc[0]), "half": math.nan, "n": 0,
+                         "clean_attack": False, "baseline_defense": False, "random_row": True})
+    out = pd.DataFrame(rows, columns=[*ROW_KEYS, "victim", "metric", "mean", "half", "n", "clean_attack",
+                                      "baseline_defense", "random_row"])
+    out["random_row"] = out["random_row"].fillna(False).astype(bool)
+    return out
+
+
+def upper_bound_victims(run: RunResults) -> set[str]:
+    """Labels of the victims that start from the surrogate's initial weights (``surrogate_init=true``): an
+    upper bound outside the threat model, shown in the retrieval table and never scored on the leaderboard."""
+    return {c["labels"]["victim"] for c in run.cells.values()
+            if ((c.get("config") or {}).get("victim") or {}).get("params", {}).get("surrogate_init")}
+
+
+def leaderboard(run: RunResults) -> pd.DataFrame:
+    """Protections ranked by score = victim mean recall as a fraction of clean, averaged over the
+    dataset's victims, per seed; then mean ± 95 % interval over seeds. Lower protects better.
+
+    A seed counts only if the protection has a fraction of clean for every victim of the dataset, so
+    every score averages the same victims; victims with ``surrogate_init=true`` (:func:`upper_bound_victims`)
+    are not among them. Ranks are per (dataset, defense): rank = 1 + the number of
+    protections whose interval lies entirely below this one's (upper end < this lower end), so
+    protections with overlapping intervals share a rank unless a third one separates them; without an
+    interval (n < 2) a protection is its mean. Columns ``frac_<victim>`` hold the per-victim fractions.
+    """
+    cells = with_fractions(run)
+    upper = upper_bound_victims(run)
+    prot = cells[~cells["clean_attack"] & ~cells["victim"].isin(upper)]
+    rows = []
+    for (dataset, defense), board in prot.groupby(["dataset", "defense"], sort=False):
+        victims = sorted(set(cells.loc[cells["dataset"] == dataset, "victim"].unique()) - upper)
+        for key, group in board.groupby(list(PROTECTION), sort=False):
+            per_seed = group.pivot_table(index="seed", columns="victim", values="frac_clean", aggfunc="mean")
+            per_seed = per_seed.reindex(columns=victims).dropna()
+            s = summarise(per_seed.mean(axis=1))
+            row = {**dict(zip(PROTECTION, key)), "defense": defense,
+                   "baseline_defense": bool(group["baseline_defense"].iloc[0]), "score": s.mean, "half": s.half,
+                   "lo": s.lo, "hi": s.hi, "n": s.n, "seeds": ",".join(str(x) for x in per_seed.index),
+                   "cells": ",".join(group.sort_values(["victim", "seed"])["cell_id"])}
+            for v in victims:
+                fv = summarise(group.loc[group["victim"] == v, "frac_clean"])
+                row.update({f"frac_{v}": fv.mean, f"frac_{v}_half": fv.half, f"frac_{v}_n": fv.n})
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out["rank"] = 0
+    for _, board in out.groupby(["dataset", "defense"], sort=False):
+        for i in board.index:
+            out.loc[i, "rank"] = 1 + int((board["hi"] < board.loc[i, "lo"]).sum())
+    out["tied"] = out.groupby(["dataset", "defense", "rank"])["rank"].transform("size") > 1
+    return out.sort_values(["dataset", "defense", "rank", "score"], kind="stable").reset_index(drop=True)
+
+
+def costs(run: RunResults) -> pd.DataFrame:
+    """Imperceptibility and cost per protection, over seeds: one value per protection artifact (a
+    protection is shared by every victim and defense of its seed, so it is counted once)."""
+    prot = run.ok[~run.ok["clean_attack"]].drop_duplicates("protection_key")
+    rows = []
+    for key, group in prot.groupby(list(PROTECTION), sort=False):
+        row = dict(zip(PROTECTION, key))
+        for col in ("linf_mean", "l2_mean", "psnr_mean", "ssim_mean", "protect_s"):
+            s = summarise(group[col])
+            row.update({col: s.mean, f"{col}_half": s.half, f"{col}_n": s.n})
+        row["device"] = ", ".join(sorted(set(group["protection_device"])))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def transfer(run: RunResults) -> pd.DataFrame:
+    """Victim mean recall per (dataset, defense, attack, surrogate, victim) at the run's largest poison
+    ratio (the transfer question is asked at full protection), with the clean and random levels."""
+    cells = with_fractions(run)
+    prot = cells[~cells["clean_attack"]]
+    prot = prot[prot["poison_ratio"] == prot["poison_ratio"].max()]
+    out = prot.groupby(["dataset", "defense", "baseline_defense", "attack", "surrogate", "victim", "poison_ratio"],
+                       sort=False).agg(
+        mean_recall=("mean_recall", "mean"), n=("seed", "count"), random=("random_mean_recall", "first"),
+        clean=("clean_mean_recall", "mean")).reset_index()
+    return out
+
+
+def poison_curve(run: RunResults) -> pd.DataFrame:
+    """Victim mean recall against poison ratio per protection, with the clean baseline as ratio 0 of
+    every curve (nothing protected is the clean run)."""
+    ok = run.ok
+    rows = []
+    keys = ["dataset", "defense", "baseline_defense", "clean_attack", "attack", "surrogate", "victim", "poison_ratio"]
+    for key, group in ok.groupby(keys, sort=False):
+        s = summarise(group["mean_recall"])
+        rows.append({**dict(zip(keys, key)),
+                     "mean": s.mean, "half": s.half, "n": s.n, "random": float(group["random_mean_recall"].iloc[0])})
+    df = pd.DataFrame(rows, columns=[*keys, "mean", "half", "n", "random"])
+    clean = df[df["clean_attack"].astype(bool)]
+    curves = df[~df["clean_attack"].astype(bool)]
+    starts = curves[["dataset", "defense", "attack", "surrogate", "victim"]].drop_duplicates().merge(
+        clean.drop(columns=["attack", "surrogate", "clean_attack", "baseline_defense"]),
+        on=["dataset", "defense", "victim"])
+    starts["baseline_defense"] = starts["defense"].map(dict(zip(df["defense"], df["baseline_defense"])))
+    return pd.concat([starts, curves], ignore_index=True).sort_values(
+        ["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"]).reset_index(drop=True)
