@@ -17,9 +17,22 @@ from ue_bench.errors import UsageError
 
 
 def param(default: Any, *, lo: float | None = None, hi: float | None = None,
-          choices: tuple | None = None, help: str = "") -> Any:
-    """A dataclass field with bounds (inclusive), an optional set of choices and a help text."""
-    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "help": help})
+          choices: tuple | None = None, help: str = "", keyed_at_default: bool = True) -> Any:
+    """A dataclass field with bounds (inclusive), an optional set of choices and a help text.
+
+    ``keyed_at_default=False`` leaves the parameter out of :func:`spec_values` (so of the plugin's
+    spec: its cache keys, cell ids and recorded config) while it holds its default: for a parameter
+    added to a plugin whose keys are already in use, so that every key made before it stays valid and
+    only a value other than the default makes new ones."""
+    return field(default=default, metadata={"lo": lo, "hi": hi, "choices": choices, "help": help,
+                                            "keyed_at_default": keyed_at_default})
+
+
+def spec_values(params: Any) -> dict[str, Any]:
+    """The parameter values that identify ``params`` (a parameter dataclass instance): every field,
+    except those declared ``keyed_at_default=False`` while they hold their default."""
+    return {f.name: getattr(params, f.name) for f in dataclasses.fields(params)
+            if f.metadata.get("keyed_at_default", True) or getattr(params, f.name) != f.default}
 
 
 @dataclass(frozen=True)
@@ -81,7 +94,9 @@ def build_params(owner: str, cls: type, values: dict[str, Any]) -> Any:
                 raise UsageError(f"{owner}: parameter {name!r} must be one of {list(meta['choices'])}, got {value!r}")
             lo, hi = meta.get("lo"), meta.get("hi")
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                raise UsageError(f"{owner}: parameter {name!r}={value!r} is out of bounds [{lo}, {hi}]")
+                bounds = f"[{lo}, {hi}]" if lo is not None and hi is not None else (
+                    f"(expected at least {lo})" if lo is not None else f"(expected at most {hi})")
+                raise UsageError(f"{owner}: parameter {name!r}={value!r} is out of bounds {bounds}")
         kwargs[name] = value
     return cls(**kwargs)
 

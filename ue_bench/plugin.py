@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from ue_bench.params import NoParams
+from ue_bench.params import NoParams, spec_values
 
 
 class Plugin:
@@ -30,8 +30,9 @@ class Plugin:
         self.name = name or type(self).__name__.lower()
 
     def spec(self) -> dict[str, Any]:
-        """Everything that identifies this configured plugin: the basis of cache keys and provenance."""
-        return {"name": self.name, "version": self.version, "params": dataclasses.asdict(self.params)}
+        """Everything that identifies this configured plugin: the basis of cache keys and provenance
+        (its parameters as :func:`~ue_bench.params.spec_values` gives them)."""
+        return {"name": self.name, "version": self.version, "params": spec_values(self.params)}
 
     def label(self) -> str:
         """``name`` or ``name:k=v,...`` listing only the parameters that differ from their defaults."""

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 import traceback
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,6 @@ from ue_bench.data import PairDataset
 from ue_bench.dataset import Dataset
 from ue_bench.engine.device import auto_device
 from ue_bench.errors import UsageError, disk_error
-from ue_bench.engine.lift import LiftSettings
 from ue_bench.bench.matrix import Cell, dataset_key
 from ue_bench.bench.environment import environment
 from ue_bench.results import cell_finished, cell_path
@@ -61,14 +61,15 @@ class Runner:
 
     @staticmethod
     def publication(cell: Cell) -> dict[str, Any]:
-        """How the cell's protected images are published: with the dataset's ``publish=original``, as
-        the trainer's view of the full-size files ``ue-bench protect`` writes (the lift seeded by the
-        cell's seed, as ``protect --seed``; the originals listed only if that view must be built); else
-        the protected import."""
-        if getattr(cell.dataset.params, "publish", "import") != "original":
+        """How the cell's protected images are published (the keyword arguments of
+        :func:`~ue_bench.bench.stages.publish_split`): with the dataset's ``publish=original``, as the
+        trainer's view of the full-size files ``ue-bench protect`` writes with the dataset's lift
+        settings (:meth:`~ue_bench.dataset.Dataset.lift`, seeded by the cell's seed, as ``protect
+        --seed``; the originals listed only if that view must be built); else (``{}``) the protected import."""
+        if not cell.dataset.publishes_originals():
             return {}
         return {"originals": lambda: cell.dataset.originals()[0], "eps": cell.attack.budget(),
-                "lift": LiftSettings(seed=cell.seed)}
+                "lift": cell.dataset.lift(cell.seed)}
 
     def protect_only(self, cell: Cell) -> None:
         """Build (or find) the cell's protection; errors surface again, recorded, in :meth:`run_cell`."""
@@ -90,7 +91,8 @@ class Runner:
         try:
             data = self.dataset(cell.dataset)
             protection = self.protect(cell)
-            published = stages.publish_split(data.train, protection, **self.publication(cell))
+            publication = self.publication(cell)
+            published = stages.publish_split(data.train, protection, **publication)
             defended = stages.defend(self.store, cell.defense, cell.seed, protection.key, published)
             trained = stages.train(self.store, cell.victim, cell.defense, cell.seed, defended, self.device,
                                    desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}")
@@ -107,6 +109,9 @@ class Runner:
                         "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get(
                             "surrogate_init_sha256")},
             )
+            if publication:  # the lift the full-size copy was made with, defaults included
+                result["publication"] = {"publish": "original", "eps": publication["eps"],
+                                         "lift": asdict(publication["lift"])}
         except Exception as exc:  # a failing cell is recorded and the matrix goes on
             if disk_error(exc):  # ... unless the disk is full: every later cell would fail the same way
                 raise

@@ -32,11 +32,15 @@ from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.publish.export import Layout, check_image_format, export_protected, prepare_out
 from ue_bench.publish.export_full import check_sizes, export_full_resolution
 from ue_bench.publish.manifest import protection_manifest
-from ue_bench.engine.lift import LiftSettings
-from ue_bench.params import parse_specs
+from ue_bench.dataset import PublishParams
+from ue_bench.params import build_params, parse_specs
 from ue_bench.store.paths import default_cache, prepare_writable
 from ue_bench.seeds import trainer_seed
 from ue_bench.engine.training import steps_per_epoch
+
+#: ``protect``'s flags for the lift settings, aliases of the dataset parameters they are named after.
+LIFT_FLAGS = {"lift_steps": "--lift-steps", "lift_lr": "--lift-lr", "lift_eot_views": "--lift-eot-views",
+              "lift_eot_scale": "--lift-eot-scale"}
 
 
 def add_protect_parser(subparsers) -> None:
@@ -68,12 +72,9 @@ def add_protect_parser(subparsers) -> None:
                            "(default for datasets with image files: csv, folder, karpathy, webdataset)")
     size.add_argument("--import-resolution", dest="full_resolution", action="store_false",
                       help="publish the imported images (resized and center-cropped to the dataset's resolution)")
-    p.add_argument("--lift-steps", default="40", help="optimisation steps carrying the noise onto each "
-                                                      "full-size image (default: 40)")
-    p.add_argument("--lift-eot-views", default="0",
-                   help="random resize-crops (open_clip's RandomResizedCrop) per lift step besides the central "
-                        "view, so the noise does not depend on one exact preprocessing (default: 0)")
-    p.add_argument("--lift-eot-scale", default="0.9", help="smallest crop area of those views (default: 0.9)")
+    for name, flag in LIFT_FLAGS.items():
+        p.add_argument(flag, dest=name, help=f"the dataset parameter {name} (an alias; give one of the two): "
+                                             f"{_param_help(name)}")
     p.add_argument("--preview", default="0", help="write preview.png: N originals, protected files and amplified "
                                                   "noise side by side (default: 0, none)")
     p.set_defaults(func=cmd_protect)
@@ -97,10 +98,31 @@ def _one(family: str, text: str, flag: str):
     return plugins[0]
 
 
-def _lift_settings(args: argparse.Namespace, seed: int) -> LiftSettings:
-    return LiftSettings(steps=validate.integer(args.lift_steps, "--lift-steps", 0),
-                        eot_views=validate.integer(args.lift_eot_views, "--lift-eot-views", 0),
-                        eot_scale=validate.fraction(args.lift_eot_scale, "--lift-eot-scale", 0.05, 1.0), seed=seed)
+def _param_help(name: str) -> str:
+    """The help and default of a :class:`~ue_bench.dataset.PublishParams` parameter."""
+    (f,) = [f for f in fields_of(PublishParams) if f.name == name]
+    return f"{f.metadata['help']} (default: {f.default})"
+
+
+def _with_lift_flags(dataset, args: argparse.Namespace, text: str):
+    """``dataset`` with the ``--lift-*`` flags given set as its parameters: each flag is an alias of a
+    :class:`~ue_bench.dataset.PublishParams` parameter, checked against that parameter's type and
+    bounds (the error names the flag), and refused when ``--dataset`` gives the parameter too or the
+    dataset has no lift settings (no original files)."""
+    values = {name: getattr(args, name) for name in LIFT_FLAGS if getattr(args, name) is not None}
+    if not values:
+        return dataset
+    given = parse_specs(text, "--dataset")[0][1]
+    for name, raw in values.items():
+        flag = LIFT_FLAGS[name]
+        if not isinstance(dataset.params, PublishParams):
+            raise UsageError(f"{flag}: dataset {dataset.name!r} has no original image files to carry the noise onto "
+                             f"(it is published at its resolution)")
+        if name in given:
+            raise UsageError(f"{flag}: --dataset {text} sets {name} too; give it once (the flag is an alias of "
+                             f"the dataset parameter)")
+        build_params(flag, PublishParams, {name: raw})
+    return registry.create("datasets", dataset.name, {**asdict(dataset.params), **values})
 
 
 def _full_resolution(args: argparse.Namespace, dataset, originals) -> bool:
@@ -204,9 +226,9 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     shard_size = validate.integer(args.shard_size, "--shard-size", 1)
     preview = validate.integer(args.preview, "--preview", 0)
     threads = validate.threads(args.threads)
-    settings = _lift_settings(args, seed)
     attack = _one("attacks", args.attack, "--attack")
-    dataset = _everything_protected(_one("datasets", args.dataset, "--dataset"), args.dataset)
+    dataset = _with_lift_flags(_one("datasets", args.dataset, "--dataset"), args, args.dataset)
+    dataset = _everything_protected(dataset, args.dataset)
     surrogate = _one("victims", args.surrogate, "--surrogate")
     victim = _one("victims", args.victim, "--victim")
     out = prepare_out(Path(args.out))
@@ -219,12 +241,15 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         torch.set_num_threads(threads)
     originals = dataset.originals()
     full = _full_resolution(args, dataset, originals)
+    validate.lift_used(dataset, full, "--import-resolution writes the imported images; leave it out for the "
+                                      "full-resolution copy")
     if full:
         check_sizes([*originals[0], *originals[1]])
     if full and getattr(dataset.params, "publish", "original") != "original":
         # the attack sees the exact resize + crop of each original (no JPEG draft decoding), the view
         # the lift reproduces on the full-size file; the same import as a run's publish=original
         dataset = registry.create("datasets", dataset.name, {**asdict(dataset.params), "publish": "original"})
+    settings = dataset.lift(seed)  # the dataset's lift settings, as a run's publish=original uses them
     if preview and not full:
         raise UsageError("--preview: needs a full-resolution copy (a dataset with image files)")
     layout = _layout(dataset, args.format, shard_size, full)

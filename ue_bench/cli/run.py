@@ -65,6 +65,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
              "threads": args.threads}
     cfg = build_run_config(flags, args.config, args.preset)
     datasets = cfg.plugins("dataset")
+    for ds in datasets:
+        validate.lift_used(ds, ds.publishes_originals(), "add publish=original to train the victims on that copy")
     attacks = cfg.plugins("attacks")
     surrogates = cfg.plugins("surrogates")
     defenses = cfg.plugins("defenses")

@@ -1,7 +1,7 @@
 """The input checks of ``ue-bench run`` and ``ue-bench protect``, one module for both commands.
 
 Flag values (:func:`integer`, :func:`integers`, :func:`seed`, :func:`seeds`, :func:`fraction`, :func:`ratios`,
-:func:`threads`, :func:`device`) and what the loaded data must allow (:func:`check_datasets`,
+:func:`threads`, :func:`device`), lift settings that would go unused (:func:`lift_used`) and what the loaded data must allow (:func:`check_datasets`,
 :func:`check_cells` for a run's matrix, :func:`check_protect` for one protection: batches that fit the
 images they work on, image towers that fit the resolution). Every refusal is a
 :class:`~ue_bench.errors.UsageError` naming the flag: one ``ue-bench: error:`` line, exit code 2,
@@ -14,6 +14,7 @@ import torch
 
 from ue_bench.bench import stages
 from ue_bench.bench.matrix import dataset_key
+from ue_bench.dataset import PublishParams
 from ue_bench.engine.device import auto_device
 from ue_bench.errors import UsageError
 
@@ -101,6 +102,17 @@ def resolution_fits(flag: str, model, resolution: int, dataset: str) -> None:
     problem = model.resolution_problem(resolution) if model is not None else None
     if problem:
         raise UsageError(f"{flag} {model.label()}: {problem} (the images of --dataset {dataset})")
+
+
+def lift_used(dataset, used: bool, why: str) -> None:
+    """Refuse lift settings (a :class:`~ue_bench.dataset.PublishParams` ``lift_*`` parameter off its
+    default) that nothing would use: ``used`` is whether a full-size copy is made, ``why`` says what
+    to change when it is not (e.g. "add publish=original")."""
+    changed = dataset.params.lift_changed() if isinstance(dataset.params, PublishParams) else {}
+    if changed and not used:
+        shown = ",".join(f"{k}={v}" for k, v in changed.items())
+        raise UsageError(f"--dataset {dataset.label()}: {shown} sets how the noise is carried onto the full-size "
+                         f"files, and no full-size copy is made here; {why}")
 
 
 def check_datasets(datasets, loaded, models) -> None:

@@ -57,7 +57,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ue_bench import ImportStage, PairDataset, PairSplit, UsageError, default_imports, param
+from ue_bench import ImportStage, PairDataset, PairSplit, PublishParams, UsageError, default_imports, param
 from ue_bench.engine.images import TooSmall, decode_image, fit, smallest_side
 
 log = logging.getLogger(__name__)
@@ -68,19 +68,8 @@ IMPORT_VERSION = "3"  # 3: images under images.MIN_SIDE px are refused
 MANIFEST = "manifest.json"
 
 
-#: What a run's victims train on (the datasets' ``publish`` parameter): ``import``, the protection added
-#: to the imported images; ``original``, the full-size files ``ue-bench protect`` publishes (the noise
-#: carried onto the original pixels by ``ue_bench.engine.lift``), read back through the import's resize + crop.
-PUBLISH = ("import", "original")
-PUBLISH_HELP = ("what victims train on: import (the protected import; default) or original (the full-size "
-                "protected files a data owner publishes, resized and cropped as a trainer reads them)")
-
-
 @dataclass(frozen=True)
-class HeldOutParams:
-    """What the file-based datasets share: an input path and a test split that is a second input or
-    a seeded held-out share of the first (subclasses override ``path``/``test_path`` to say which files)."""
-
+class _InputParams:
     path: str = param("", help="the input file or folder")
     test_path: str | None = param(None, help="input with the clean test pairs; default: hold out test_fraction")
     test_fraction: float = param(0.1, lo=0.0, hi=0.9,
@@ -89,7 +78,13 @@ class HeldOutParams:
     allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
                                                  "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
-    publish: str = param("import", choices=PUBLISH, help=PUBLISH_HELP)
+
+
+@dataclass(frozen=True)
+class HeldOutParams(PublishParams, _InputParams):
+    """What the file-based datasets share: an input path and a test split that is a second input or
+    a seeded held-out share of the first (subclasses override ``path``/``test_path`` to say which files),
+    then ``publish`` and the lift settings (:class:`ue_bench.PublishParams`)."""
 
 
 @dataclass(frozen=True)

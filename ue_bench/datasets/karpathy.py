@@ -19,14 +19,14 @@ import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 
-from ue_bench import Dataset, ImportStage, PairDataset, UsageError, param
+from ue_bench import Dataset, ImportStage, PairDataset, PublishParams, UsageError, param
 
 from . import _example
-from ._imports import PUBLISH, PUBLISH_HELP, Record, load_cached, read_utf8, relative_name, unique_names
+from ._imports import Record, load_cached, read_utf8, relative_name, unique_names
 
 
 @dataclass(frozen=True)
-class Params:
+class _Fields:
     path: str = param("", help="dataset_flickr8k.json, dataset_flickr30k.json or dataset_coco.json")
     image_root: str | None = param(None, help="folder holding the images (COCO: the folder of train2014/ and val2014/); "
                                               "default: the JSON's folder")
@@ -36,7 +36,11 @@ class Params:
     allow_test_overlap: bool = param(False, help="accept a test split sharing images (same file or same decoded "
                                                  "pixels) with the train split; refused by default")
     resolution: int = param(224, lo=16, hi=1024, help="image side in pixels after resize + center crop")
-    publish: str = param("import", choices=PUBLISH, help=PUBLISH_HELP)
+
+
+@dataclass(frozen=True)
+class Params(PublishParams, _Fields):
+    """Karpathy's own fields, then ``publish`` and the lift settings."""
 
 
 class Karpathy(Dataset):
