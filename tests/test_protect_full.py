@@ -230,8 +230,13 @@ def test_a_sigkilled_protect_resumes_to_byte_identical_files(photos, tmp_path):
     (["--format", "webdataset"], "full-resolution copies are written as image files"),
     (["--image-format", "jpg", "--force-lossy"], "full-resolution copies are PNG"),
     (["--dataset", "synthetic:size=24,test_size=8,resolution=16", "--preview", "2"], "--preview: needs"),
-    (["--lift-eot-scale", "2"], "--lift-eot-scale: expected a number from 0.05 to 1"),
-    (["--lift-steps", "x"], "--lift-steps: expected an integer"),
+    (["--lift-eot-scale", "2"], "--lift-eot-scale: parameter 'lift_eot_scale'=2.0 is out of bounds [0.05, 1.0]"),
+    (["--lift-steps", "x"], "--lift-steps: parameter 'lift_steps' expects int, got 'x'"),
+    (["--lift-steps", "-1"], "--lift-steps: parameter 'lift_steps'=-1 is out of bounds (expected at least 0)"),
+    (["--lift-steps", "5", "--dataset", "synthetic:size=24,test_size=8,resolution=16"],
+     "--lift-steps: dataset 'synthetic' has no original image files"),
+    (["--lift-eot-views", "2", "--import-resolution"], "lift_eot_views=2 sets how the noise is carried onto the "
+                                                       "full-size files, and no full-size copy is made here"),
 ])
 def test_bad_full_resolution_flags_are_one_line_and_write_nothing(photos, tmp_path, capsys, argv, message):
     base = ["--attack", "random", "--dataset", f"folder:{photos},resolution=32", "--cache", str(tmp_path / "c")]
