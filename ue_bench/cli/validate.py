@@ -1,7 +1,8 @@
 """The input checks of ``ue-bench run`` and ``ue-bench protect``, one module for both commands.
 
-Flag values (:func:`integer`, :func:`integers`, :func:`seed`, :func:`seeds`, :func:`fraction`, :func:`ratios`,
-:func:`threads`, :func:`device`), lift settings that would go unused (:func:`lift_used`) and what the loaded data must allow (:func:`check_datasets`,
+Flag values (:func:`integer`, :func:`integers`, :func:`seed`, :func:`seeds`, :func:`ratios`,
+:func:`threads`, :func:`device`), lift settings that nothing would use (:func:`lift_used`), and what
+the loaded data must allow (:func:`check_datasets`,
 :func:`check_cells` for a run's matrix, :func:`check_protect` for one protection: batches that fit the
 images they work on, image towers that fit the resolution). Every refusal is a
 :class:`~ue_bench.errors.UsageError` naming the flag: one ``ue-bench: error:`` line, exit code 2,
@@ -60,17 +61,6 @@ def seeds(text: str, flag: str) -> list[int]:
 def seed(text: str, flag: str) -> int:
     """``text`` as one seed in ``[0, MAX_SEED]``."""
     return seeds(str(integer(text, flag, 0)), flag)[0]
-
-
-def fraction(text: str, flag: str, lo: float, hi: float) -> float:
-    """``text`` as a number in ``[lo, hi]``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"{flag}: expected a number, got {text!r}") from None
-    if not lo <= value <= hi:
-        raise UsageError(f"{flag}: expected a number from {lo:g} to {hi:g}, got {value:g}")
-    return value
 
 
 def ratios(text: str, flag: str) -> list[float]:
