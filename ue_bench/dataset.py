@@ -87,7 +87,8 @@ class PublishParams:
                            help="step size of that optimisation, in pixel units out of 255")
     lift_eot_views: int = param(_LIFT.eot_views, lo=0, keyed_at_default=False,
                                 help="random resize-crops (open_clip's RandomResizedCrop) per lift step besides the "
-                                     "central view (0: the central view only; each needs ~165 bytes per pixel)")
+                                     "central view (0: the central view only; more lifts through the whole image, ~165 "
+                                     "bytes of memory per pixel)")
     lift_eot_scale: float = param(_LIFT.eot_scale, lo=0.05, hi=1.0, keyed_at_default=False,
                                   help="smallest crop area of those views, a fraction of the image")
 
