@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 from ue_bench.attack import Attack
 from ue_bench.data import PairDataset, PairSplit, release
 from ue_bench.dataset import Dataset, Original
-from ue_bench.defense import Defense
+from ue_bench.defense import Defense, Selection
 from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.params import NoParams, param
 from ue_bench.plugin import Plugin
@@ -31,7 +31,7 @@ __all__ = [
     # every family's root, and the parameters of a plugin
     "Plugin", "param", "NoParams",
     # one base per family, with its contract
-    "Attack", "Defense", "Victim", "Recipe", "Dataset", "Original", "Report", "FORMATS",
+    "Attack", "Defense", "Selection", "Victim", "Recipe", "Dataset", "Original", "Report", "FORMATS",
     # what plugins receive and return
     "PairSplit", "PairDataset", "release", "Protection", "delta_buffer", "with_trigger_text",
     "ImportStage", "default_imports", "RunResults",

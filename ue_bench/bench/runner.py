@@ -93,13 +93,15 @@ class Runner:
             published = stages.publish_split(data.train, protection, **self.publication(cell))
             defended = stages.defend(self.store, cell.defense, cell.seed, protection.key, published)
             trained = stages.train(self.store, cell.victim, cell.defense, cell.seed, defended, self.device,
-                                   desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}")
+                                   desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}", test=data.test)
             metrics, eval_s = stages.evaluate(cell.victim, trained.model, data.test, self.device)
             result.update(
                 status="ok",
                 metrics=metrics,
                 protection={"key": protection.key, **protection.info},
-                train={"key": trained.key, **trained.info, "eval_s": eval_s},
+                train={"key": trained.key, **{k: v for k, v in trained.info.items() if k != "curve"},
+                       "eval_s": eval_s},
+                curve=trained.info.get("curve"),
                 hashes={"dataset": data.fingerprint(), "published_train": published.fingerprint(),
                         "trained_on": defended.split.fingerprint(), "protection": protection.key,
                         "defended": defended.key, "victim": trained.key,
