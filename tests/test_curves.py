@@ -168,3 +168,105 @@ def test_bad_early_stop_parameter_is_one_line_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "ue-bench: error: defense 'early-stop': parameter 'share'=0.9 is out of bounds [0.01, 0.5]"]
+
+
+# --- reports: final against peak, learning curves, legible figures -------------------------------------
+
+LONG = {"tiny-rn": "tiny-rn:augment=none,init=/work/checkpoints/tiny-rn-pretrained-on-cc3m.pt",
+        "tiny-vit": "tiny-vit:augment=openclip-strong,lr=0.0003,epochs=40,eval_every=5"}
+
+
+@pytest.fixture(scope="module")
+def fixture_run_dir(tmp_path_factory):
+    from ue_bench.authoring import fixture_run
+    root = tmp_path_factory.mktemp("fixture")
+    fixture_run.write(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_run(tmp_path_factory):
+    """The fixture run with long victim, surrogate and attack labels."""
+    from ue_bench.authoring import fixture_run
+    root = tmp_path_factory.mktemp("long")
+    fixture_run.write(root)
+    for p in (root / "cells").glob("*.json"):
+        c = json.loads(p.read_text())
+        c["labels"]["victim"] = LONG[c["labels"]["victim"]]
+        c["labels"]["surrogate"] = LONG.get(c["labels"]["surrogate"], c["labels"]["surrogate"])
+        if c["labels"]["attack"] == "mem":
+            c["labels"]["attack"] = "mem:trigger_len=5,hotflip_select=sample,eps=8"
+        p.write_text(json.dumps(c))
+    from ue_bench.results import load_run
+    return load_run(root)
+
+
+def test_peak_table_shows_final_and_peak_and_says_when_a_cell_has_no_curve(fixture_run_dir):
+    from ue_bench.authoring.fixture_run import CLEAN, PROTECTED_CURVE, SCORES, SPLIT
+    from ue_bench.reports.tables import NO_CURVE, peaks
+    from ue_bench.results import load_run
+    run = load_run(fixture_run_dir)
+    long = peaks(run)
+    row = long[(long["attack"] == "mem") & (long["surrogate"] == "tiny-rn") & (long["poison_ratio"] == 1.0)
+               & (long["defense"] == "none") & (long["victim"] == "tiny-rn") & (long["metric"] == "mean_recall")].iloc[0]
+    clean = CLEAN["none"]["tiny-rn"]
+    finals = [c * (f + SPLIT["tiny-rn"]) for c, f in zip(clean, SCORES[("mem", "tiny-rn", 1.0, "none")])]
+    best = max(PROTECTED_CURVE)
+    assert row["final"] == pytest.approx(np.mean(finals))
+    assert row["peak"] == pytest.approx(np.mean([f + (c - f) * best for f, c in zip(finals, clean)]))
+    assert row["peak_epochs"] == "10,10,10" and row["without_curve"] == 0
+    jpeg = long[(long["defense"] == "jpeg") & (long["metric"] == "mean_recall")]
+    assert (jpeg["peak_n"] == 0).all() and jpeg["peak"].isna().all() and (jpeg["without_curve"] == 3).all()
+    md = registry.create("reports", "peak-table", {}).render(run, "md")
+    assert NO_CURVE in md and "upper bound" in md
+    csv = pd.read_csv(__import__("io").StringIO(registry.create("reports", "peak-table", {}).render(run, "csv")))
+    assert set(csv["metric"]) == set(METRIC_KEYS)
+
+
+def test_learning_curve_data_are_seed_means_per_epoch(fixture_run_dir):
+    from ue_bench.authoring.fixture_run import CLEAN, CLEAN_CURVE, CURVE_EPOCHS
+    from ue_bench.reports.tables import curves
+    from ue_bench.results import load_run
+    df = curves(load_run(fixture_run_dir))
+    clean = df[df["clean_attack"] & (df["victim"] == "tiny-rn") & (df["defense"] == "none")].sort_values("epoch")
+    assert list(clean["epoch"]) == list(CURVE_EPOCHS)
+    assert clean["mean"].tolist() == pytest.approx([np.mean(CLEAN["none"]["tiny-rn"]) * f for f in CLEAN_CURVE])
+    assert (clean["n"] == 3).all()
+    assert not (df["defense"] == "jpeg").any()  # cells without a curve contribute nothing
+
+
+def _overlapping_texts(fig) -> list[tuple[str, str]]:
+    import matplotlib.text
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    hidden = {id(t) for ax in fig.axes if not ax.axison for t in ax.findobj(matplotlib.text.Text)}  # panels turned off
+    for ax in fig.axes:  # tick labels outside the view limits exist but are not drawn
+        for axis, (lo, hi) in ((ax.xaxis, sorted(ax.get_xlim())), (ax.yaxis, sorted(ax.get_ylim()))):
+            span = (hi - lo) * 1e-9
+            hidden |= {id(lab) for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                       if not lo - span <= tick.get_loc() <= hi + span for lab in (tick.label1, tick.label2)}
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(matplotlib.text.Text)
+             if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+    return [(a, b) for i, (a, box) in enumerate(boxes) for b, other in boxes[i + 1:] if box.overlaps(other)]
+
+
+def test_the_overlap_check_sees_overlapping_texts():
+    import matplotlib.pyplot as plt
+    fig = plt.figure()
+    fig.text(0.5, 0.5, "a long label here")
+    fig.text(0.52, 0.5, "another long label")
+    assert _overlapping_texts(fig)
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name", ["transfer", "curve", "learning"])
+def test_figures_stay_legible_with_long_labels(long_run, name):
+    import matplotlib.pyplot as plt
+    from ue_bench.reports import figures, tables
+    data = {"transfer": tables.transfer, "curve": tables.poison_curve, "learning": tables.curves}[name](long_run)
+    with plt.rc_context(figures.STYLE):
+        fig = getattr(figures, f"{name}_figure")(data)
+        try:
+            assert _overlapping_texts(fig) == []
+        finally:
+            plt.close(fig)
