@@ -270,3 +270,18 @@ def test_figures_stay_legible_with_long_labels(long_run, name):
             assert _overlapping_texts(fig) == []
         finally:
             plt.close(fig)
+
+
+def test_a_run_without_any_curve_says_so_and_shows_no_figure(tmp_path):
+    from ue_bench.authoring import fixture_run
+    from ue_bench.results import load_run
+    fixture_run.write(tmp_path)
+    for p in (tmp_path / "cells").glob("*.json"):
+        c = json.loads(p.read_text())
+        c.pop("curve", None)
+        p.write_text(json.dumps(c))
+    run = load_run(tmp_path)
+    report = registry.create("reports", "learning-curve", {})
+    assert "No cell of this run recorded a learning curve" in report.render(run, "md")
+    assert report.render(run, "png") == b""
+    assert run.frame["mean_recall_peak"].isna().all() and run.frame["mean_recall"].notna().any()

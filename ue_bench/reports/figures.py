@@ -303,5 +303,14 @@ class LearningCurves(_Figure):
     def data(self, run: RunResults) -> pd.DataFrame:
         return curves(run)
 
+    def render(self, run: RunResults, fmt: str) -> str | bytes:
+        """As every figure; a run none of whose cells recorded a curve says so in ``md`` and ``html``."""
+        if fmt in ("md", "html") and not run.ok.empty and self.data(run).empty:
+            text = ("No cell of this run recorded a learning curve (cells written before 2026-12-06, or "
+                    "victims with eval_every=0): no peak is shown for them.")
+            return (f"## {self.title}\n\n{text}\n" if fmt == "md" else
+                    f"<section id='{self.name}'><h2>{formats.esc(self.title)}</h2><p class='note'>{formats.esc(text)}</p></section>")
+        return super().render(run, fmt)
+
     def draw(self, data: pd.DataFrame) -> bytes:
         return learning_png(data)
