@@ -26,6 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from . import formats  # noqa: E402
 from ue_bench import NO_SURROGATE, Report, RunResults  # noqa: E402
@@ -210,6 +211,7 @@ def learning_figure(df: pd.DataFrame, columns: int = 4):
             ax.axhline(board["random"].iloc[0], color="grey", linestyle="--", linewidth=1, label="random guess")
             ax.set_title(wrap(t1, 40) + "\n" + wrap(t2, 40), fontsize=9)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("test mean recall")
             ax.yaxis.set_tick_params(labelleft=True)
         handles, labels = [], []

@@ -55,7 +55,8 @@ class PeakTable(Report):
     formats = ("md", "csv", "latex", "html")
     title = "Final and peak over epochs"
     order = 25
-    NOTE = ("Victim retrieval on the clean test split at the last epoch (final) and at its best epoch of the "
+    NOTE = ("Victim retrieval on the clean test split of the evaluated model (final: the last epoch's, or the "
+            "kept epoch's under a defense that selects one, such as early-stop) and at the best epoch of its "
             "learning curve (peak: the highest recall, the lowest median rank), mean ± 95 % interval over seeds; "
             "peak epoch lists each seed's. The peak is chosen on the test split itself: an upper bound on what "
             "a trainer who stops early gets (the early-stop defense chooses on held-out published pairs "
