@@ -285,3 +285,16 @@ def test_a_run_without_any_curve_says_so_and_shows_no_figure(tmp_path):
     assert "No cell of this run recorded a learning curve" in report.render(run, "md")
     assert report.render(run, "png") == b""
     assert run.frame["mean_recall_peak"].isna().all() and run.frame["mean_recall"].notna().any()
+
+
+def test_a_cell_whose_curve_is_malformed_is_refused_naming_the_file(tmp_path):
+    from ue_bench.authoring import fixture_run
+    from ue_bench.results import load_run
+    fixture_run.write(tmp_path)
+    path = next(p for p in sorted((tmp_path / "cells").glob("*.json")) if "curve" in json.loads(p.read_text()))
+    cell = json.loads(path.read_text())
+    cell["curve"]["points"][0].pop("epoch")
+    path.write_text(json.dumps(cell))
+    with pytest.raises(UsageError, match=f"{path} is not a ue-bench cell result .curve is not an object whose "
+                                         "points each have a numeric epoch."):
+        load_run(tmp_path)
