@@ -35,8 +35,8 @@ class Recipe:
     in minutes on 2 CPU cores with the tiny models). ``augment`` defaults to ``openclip``, the view
     open_clip's trainer trains on (``docs/results/2026-11-30/trainer-view``); ``none`` is the view of
     every result before that date. ``eval_every`` only sets how often the learning curve is sampled: the
-weights trained are the same whatever its value (tested); 5 costs tiny-rn about 4 % of its training time
-on the default synthetic set (one evaluation ≈ 0.17 of an epoch on 2 busy CPU cores)."""
+weights trained are the same whatever its value (tested); 5 cost tiny-rn 2.3 % of its training time on
+the default synthetic set (one evaluation ≈ 0.13–0.18 of an epoch on 2 busy CPU cores; README, *Metrics*)."""
 
     epochs: int = param(40, lo=1, hi=10000, help="passes over the training data (see epoch_unit)")
     epoch_unit: str = param("images", choices=("images", "captions"),
