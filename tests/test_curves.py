@@ -88,6 +88,7 @@ def test_early_stop_evaluates_the_model_of_its_best_validation_epoch(matrix):
         assert sel["epochs_trained"] == min(4, sel["epoch"] + 1)
         assert sel["n_validation"] == round(0.25 * 48) and sel["n_train"] == 48 - sel["n_validation"]
         assert len(c["train"]["loss_per_epoch"]) == sel["epochs_trained"]
+        assert c["hashes"]["trained_on"] == c["train"]["trained_on_sha256"] != c["hashes"]["published_train"]
         kept = [p for p in c["curve"]["points"] if p["epoch"] == sel["epoch"]]
         if kept:  # the curve sampled the kept epoch: the cell's metrics are that point's
             assert {k: kept[0][k] for k in METRIC_KEYS} == {k: c["metrics"][k] for k in METRIC_KEYS}

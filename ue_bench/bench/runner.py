@@ -103,7 +103,7 @@ class Runner:
                        "eval_s": eval_s},
                 curve=trained.info.get("curve"),
                 hashes={"dataset": data.fingerprint(), "published_train": published.fingerprint(),
-                        "trained_on": defended.split.fingerprint(), "protection": protection.key,
+                        "trained_on": trained.info["trained_on_sha256"], "protection": protection.key,
                         "defended": defended.key, "victim": trained.key,
                         "victim_init_sha256": trained.info.get("victim_init_sha256"),
                         "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get(
