@@ -159,3 +159,26 @@ def test_the_multi_tensor_adamw_updates_what_the_per_parameter_loop_does():
         params[foreach] = torch.cat([p.detach().flatten() for p in m.parameters()])
     assert not torch.equal(params[True], torch.cat([p.detach().flatten() for p in model.parameters()]))
     assert torch.equal(params[True], params[False])
+
+
+@pytest.mark.parametrize("augment", ["none", "openclip"])
+def test_evaluating_between_epochs_changes_no_trained_bit(data, augment):
+    """The learning curve (issue 29) evaluates the test split after every epoch: the weights and losses
+    must be those of training without it, bit for bit, and the evaluations must have run."""
+    from ue_bench.engine.evaluate import RetrievalProbe
+
+    plain, plain_losses = trained(data, augment=augment, epochs=3)
+    torch.set_num_threads(1)
+    victim = registry.create("victims", "tiny-rn", {"epochs": 3, "batch_size": 16, "augment": augment})
+    torch.manual_seed(0)
+    model = victim.create_model(data.train.resolution, "cpu")
+    p = victim.params
+    probe = RetrievalProbe(victim.tokenizer(), data.test, torch.device("cpu"))
+    seen = []
+    losses = train_clip(model, victim.tokenizer(), data.train, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                        weight_decay=p.weight_decay, warmup=p.warmup, seed=0, device=torch.device("cpu"),
+                        augment=p.augment, after_epoch=lambda e, m: seen.append((e, m.training, probe(m))))
+    assert [(e, training) for e, training, _ in seen] == [(1, False), (2, False), (3, False)]
+    assert losses == plain_losses
+    assert weights_sha256(model) == weights_sha256(plain)
+    assert seen[-1][2] == probe(model)  # the last epoch's point is the final model's retrieval

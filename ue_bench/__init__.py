@@ -14,14 +14,14 @@ __version__ = "0.1.0"
 from ue_bench.attack import Attack
 from ue_bench.data import PairDataset, PairSplit, release
 from ue_bench.dataset import Dataset, Original, PublishParams
-from ue_bench.defense import Defense
+from ue_bench.defense import Defense, Selection
 from ue_bench.errors import ProtectionRejected, UsageError
 from ue_bench.params import NoParams, param
 from ue_bench.plugin import Plugin
 from ue_bench.protection import Protection, delta_buffer, with_trigger_text
 from ue_bench.registry import register, unregister
 from ue_bench.report import FORMATS, Report
-from ue_bench.results import RunResults
+from ue_bench.results import RunResults, curve_points
 from ue_bench.schema import BY_KEY, DERIVED, METRIC_KEYS, NO_SURROGATE, PROTECTION
 from ue_bench.seeds import role_seed
 from ue_bench.store.imports import ImportStage, default_imports
@@ -31,10 +31,11 @@ __all__ = [
     # every family's root, and the parameters of a plugin
     "Plugin", "param", "NoParams",
     # one base per family, with its contract
-    "Attack", "Defense", "Victim", "Recipe", "Dataset", "Original", "PublishParams", "Report", "FORMATS",
+    "Attack", "Defense", "Selection", "Victim", "Recipe", "Dataset", "Original", "PublishParams", "Report",
+    "FORMATS",
     # what plugins receive and return
     "PairSplit", "PairDataset", "release", "Protection", "delta_buffer", "with_trigger_text",
-    "ImportStage", "default_imports", "RunResults",
+    "ImportStage", "default_imports", "RunResults", "curve_points",
     # the results' schema, which reports read
     "METRIC_KEYS", "BY_KEY", "DERIVED", "PROTECTION", "NO_SURROGATE",
     # seeds per role, errors, in-process registration

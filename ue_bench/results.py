@@ -20,7 +20,7 @@ import pandas as pd
 
 from ue_bench.store.atomic import write_file
 from ue_bench.errors import UsageError
-from ue_bench.schema import BASELINE_FLAGS, LABELS, METRIC_KEYS, PROTECTION_FIELDS, RESULT_COLUMNS
+from ue_bench.schema import BASELINE_FLAGS, BY_KEY, LABELS, METRIC_KEYS, PEAK_COLUMNS, PROTECTION_FIELDS, RESULT_COLUMNS
 
 log = logging.getLogger("ue_bench.results")
 
@@ -64,10 +64,38 @@ def baseline_flags(cell: dict[str, Any]) -> dict[str, bool]:
     return {"clean_attack": labels["attack"] == "none", "baseline_defense": labels["defense"] == "none"}
 
 
+def curve_points(cell: dict[str, Any]) -> list[dict[str, Any]]:
+    """The points of a cell's learning curve (``{"epoch": e, <metric>: value}``, by epoch), or ``[]`` for a
+    cell without one: written before curves existed (2026-12-06), or with ``eval_every=0``."""
+    curve = cell.get("curve") or {}
+    return sorted(curve.get("points") or [], key=lambda p: p["epoch"])
+
+
+def curve_peaks(cell: dict[str, Any]) -> dict[str, Any]:
+    """``<metric>_peak`` and ``<metric>_peak_epoch`` for every metric (:data:`~ue_bench.schema.PEAK_COLUMNS`):
+    the best value over the cell's learning curve (the highest recall, the lowest median rank) and the
+    earliest epoch reaching it; NaN and None for a cell without a curve (never filled in from the final
+    value)."""
+    points = curve_points(cell)
+    out: dict[str, Any] = {}
+    for k in METRIC_KEYS:
+        values = [(p[k], p["epoch"]) for p in points if _number(p.get(k))]
+        if not values:
+            out.update({f"{k}_peak": math.nan, f"{k}_peak_epoch": None})
+            continue
+        sign = 1 if BY_KEY[k].higher_is_better else -1
+        best = max(v * sign for v, _ in values) * sign
+        out.update({f"{k}_peak": best, f"{k}_peak_epoch": min(e for v, e in values if v == best)})
+    return out
+
+
 def result_row(cell: dict[str, Any]) -> dict[str, Any]:
-    """The flat ``results.csv`` row of one cell record."""
+    """The flat ``results.csv`` row of one cell record: labels, each metric with its peak over the
+    learning curve and the peak's epoch (:func:`curve_peaks`), the random-guess levels, status."""
     row = {k: cell["labels"][k] for k in LABELS}
     row.update(cell.get("metrics", {}))
+    if cell.get("status") == "ok":
+        row.update(curve_peaks(cell))
     row.update(status=cell["status"], wall_s=round(cell["wall_s"], 2), cell_id=cell["cell_id"],
                error=cell.get("error", ""))
     return row
@@ -77,6 +105,8 @@ def write_results_csv(run_dir: Path, cell_ids: list[str]) -> pd.DataFrame:
     """``RUN_DIR/results.csv``: one row per cell of ``cell_ids``, in that order."""
     rows = [result_row(json.loads(cell_path(run_dir, c).read_text())) for c in cell_ids]
     df = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    for col in PEAK_COLUMNS[1::2]:  # epochs are whole numbers, blank without a curve
+        df[col] = df[col].astype("Int64")
     write_file(Path(run_dir) / "results.csv", df.to_csv(index=False))
     return df
 
@@ -113,6 +143,7 @@ def _row(cell: dict[str, Any]) -> dict[str, Any]:
     row["poison_ratio"] = float(row["poison_ratio"])
     row.update({k: metrics.get(k, math.nan) for k in METRIC_KEYS})
     row.update({f"random_{k}": metrics.get(f"random_{k}", math.nan) for k in METRIC_KEYS})
+    row.update({k: math.nan if v is None else v for k, v in curve_peaks(cell).items()})
     row.update({k: prot.get(k, math.nan) if prot.get(k) is not None else math.nan for k in PROTECTION_FIELDS})
     row.update(baseline_flags(cell))
     row.update(
@@ -165,6 +196,11 @@ def cell_problem(cell: Any) -> str | None:
     bad = next((k for k in PROTECTION_FIELDS if prot.get(k) is not None and not _number(prot[k])), None)
     if bad:
         return f"protection.{bad} is not a number"
+    curve = cell.get("curve")
+    if curve is not None:
+        points = curve.get("points") if isinstance(curve, dict) else None
+        if not isinstance(points, list) or not all(isinstance(p, dict) and _number(p.get("epoch")) for p in points):
+            return "curve is not an object whose points each have a numeric epoch"
     return None
 
 

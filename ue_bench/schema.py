@@ -43,6 +43,12 @@ PROTECTION_FIELDS = ("linf_mean", "l2_mean", "psnr_mean", "ssim_mean", "protect_
 #: Flags of a cell's ``baseline`` record: its attack is the clean baseline, its defense the no-defense one.
 BASELINE_FLAGS = ("clean_attack", "baseline_defense")
 
+#: Beside each metric ``k`` of ``results.csv``: ``k_peak``, its best value over the cell's learning curve on the
+#: clean test split (highest recall, lowest median rank; the final epoch is one of the curve's points), and
+#: ``k_peak_epoch``, the earliest epoch that reached it; blank for a cell without a curve. The peak is
+#: chosen on the test split itself, so it bounds from above what a trainer who stops early can get.
+PEAK_COLUMNS = tuple(c for k in METRIC_KEYS for c in (f"{k}_peak", f"{k}_peak_epoch"))
+
 #: The columns of ``results.csv``, one row per cell of a command.
-RESULT_COLUMNS = (*LABELS, *METRIC_KEYS, *(f"random_{k}" for k in METRIC_KEYS), "status", "wall_s", "cell_id",
-                  "error")
+RESULT_COLUMNS = (*LABELS, *(c for k in METRIC_KEYS for c in (k, f"{k}_peak", f"{k}_peak_epoch")),
+                  *(f"random_{k}" for k in METRIC_KEYS), "status", "wall_s", "cell_id", "error")

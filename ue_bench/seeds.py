@@ -25,6 +25,7 @@ ROLES = {
     "victim-train": 0x56545241,  # a victim's batch order, caption picks and augmentation draws
     "trainer": 0x54524E52,  # the --seed of the open_clip trainer command ``ue-bench protect`` prints
     "attack-adversary": 0x41445652,  # the random starts of an attack's inner adversary (REM)
+    "defense-holdout": 0x484F4C44,  # which published pairs a defense holds out to validate on (early-stop)
 }
 
 

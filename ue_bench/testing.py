@@ -35,6 +35,7 @@ from ue_bench.authoring import fixture_run
 
 from ue_bench.store.imports import ImportStage
 from ue_bench.data import PairSplit
+from ue_bench.defense import selection_problem
 from ue_bench.protection import CHECKS, Protection, publish
 from ue_bench.report import RETURNS
 from ue_bench.results import load_run
@@ -172,7 +173,9 @@ def _tiny_model(resolution: int) -> torch.nn.Module:
 def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check]:
     """Defense contract (``ue_bench.defense``): ``transform`` keeps uint8 ``[N, H, W, 3]`` and one caption
     list per image, leaves its input untouched and is deterministic per seed; a ``batch_loss`` gives a
-    finite scalar with a gradient on a tiny-rn batch."""
+    finite scalar with a gradient on a tiny-rn batch; a ``selection`` passes
+    :func:`~ue_bench.defense.selection_problem`, holds the split's rows its indices name, leaves its input
+    untouched and is deterministic per seed."""
     rec = _Recorder(f"defenses:{name}")
     with _one_thread():
         state: dict[str, Any] = {}
@@ -217,6 +220,27 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
             return None
 
         rec.run("batch-loss", batch_loss)
+
+        def selection() -> str | None:
+            first = defense.selection(train, SEED)
+            if first is None:
+                return None
+            problem = selection_problem(first, train)
+            if problem:
+                return problem
+            if PairSplit(np.array(train.images), train.captions).fingerprint() != before:
+                return "selection modified the split it was given"
+            again = defense.selection(train, SEED)
+            if (again.validation.fingerprint(), again.train.fingerprint()) != (
+                    first.validation.fingerprint(), first.train.fingerprint()):
+                return f"a second selection with seed {SEED} holds out other pairs"
+            for name, part, idx in (("train", first.train, first.train_index),
+                                    ("validation", first.validation, first.validation_index)):
+                if part.fingerprint() != train.subset(np.asarray(idx)).fingerprint():
+                    return f"selection {name} is not the split's rows {name}_index"
+            return None
+
+        rec.run("selection", selection)
     return rec.checks
 
 

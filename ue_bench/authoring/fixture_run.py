@@ -8,6 +8,11 @@ hand: a protection's victim mean recall for seed s is ``clean[victim][s] * f``, 
 clean f is ``SCORES[protection][s] -/+ 0.01`` for tiny-rn/tiny-vit, so the leaderboard score (the
 per-seed fraction of clean averaged over victims) is exactly ``SCORES[...][s]``. Each recall is a fixed
 multiple of the mean recall (``SHAPE``), so ``mean_recall`` is their mean as in the harness.
+
+Cells without a defense carry a learning curve (every 5 of 30 epochs, the last point the final
+metrics): a clean victim's mean recall rises to its final value (``CLEAN_CURVE``); a protected one
+rises towards clean and falls back (``PROTECTED_CURVE``: learned early, forgotten, its peak at epoch 10).
+The JPEG-defended cells have none, as cells written before curves were recorded (2026-12-06).
 """
 
 from __future__ import annotations
@@ -44,6 +49,11 @@ PROTECTION = {  # attack -> (l2_mean base, protect_s base, psnr, ssim); em has n
     "mem": (250.0, 120.0, 34.0, 0.91), "em": (310.0, 60.0, None, None), "random": (443.0, 0.02, 30.1, 0.83),
 }
 RANDOM = random_guess_levels([5] * 200)
+CURVE_EPOCHS = (5, 10, 15, 20, 25, 30)
+#: Clean victim mean recall per curve epoch, as a fraction of its final value.
+CLEAN_CURVE = (0.5, 0.75, 0.9, 0.95, 1.0, 1.0)
+#: A protected victim's mean recall per curve epoch: final + this share of (clean final − final).
+PROTECTED_CURVE = (0.4, 0.6, 0.4, 0.2, 0.1, 0.0)
 PACKAGES = {"ue-bench": "0.1.0", "torch": "2.5.1", "open_clip_torch": "2.29.0", "numpy": "2.1.3",
             "pandas": "2.2.3", "pillow": "11.0.0"}
 
@@ -56,8 +66,22 @@ def victim_spec(name: str) -> dict:
     return spec(name, {"epochs": 30, "batch_size": 64, "lr": 0.001, "weight_decay": 0.1, "warmup": 0.05})
 
 
+def _metrics(mean_recall: float) -> dict[str, float]:
+    metrics = {k: round(mean_recall * f, 12) for k, f in SHAPE.items()}
+    metrics.update(i2t_medr=float(round(2.0 / mean_recall)), t2i_medr=float(round(2.5 / mean_recall)),
+                   mean_recall=round(mean_recall, 12))
+    return metrics
+
+
+def _curve(mean_recall: float, clean: float | None) -> dict:
+    values = ([mean_recall * f for f in CLEAN_CURVE] if clean is None
+              else [mean_recall + (clean - mean_recall) * f for f in PROTECTED_CURVE])
+    return {"every": 5, "eval_s": 6.0,
+            "points": [{"epoch": e, **_metrics(v)} for e, v in zip(CURVE_EPOCHS, values)]}
+
+
 def _cell(attack: str, surrogate: str, ratio: float, defense: str, victim: str, seed: int,
-         mean_recall: float | None) -> dict:
+         mean_recall: float | None, clean: float | None = None) -> dict:
     config = {"dataset": spec("synthetic", {"size": 1400, "resolution": 32}),
               "attack": spec(attack, ATTACK_PARAMS[attack]),
               "surrogate": victim_spec(surrogate) if surrogate != "none" else None,
@@ -76,9 +100,7 @@ def _cell(attack: str, surrogate: str, ratio: float, defense: str, victim: str, 
         out.update(status="failed", wall_s=3.5, error="RuntimeError: surrogate diverged (loss is NaN)",
                    traceback="Traceback (most recent call last):\n  ...\nRuntimeError: surrogate diverged (loss is NaN)\n")
         return out
-    metrics = {k: round(mean_recall * f, 12) for k, f in SHAPE.items()}
-    metrics.update(i2t_medr=float(round(2.0 / mean_recall)), t2i_medr=float(round(2.5 / mean_recall)),
-                   mean_recall=round(mean_recall, 12))
+    metrics = _metrics(mean_recall)
     metrics.update({f"random_{k}": v for k, v in RANDOM.items()})
     protection = {"key": prot_key, "device": "cpu", "n_poisoned": int(round(1000 * ratio)),
                   "protection_sha256": sha(["delta", prot_key]), "attack_meta": {}, "protect_s": 0.0}
@@ -95,6 +117,8 @@ def _cell(attack: str, surrogate: str, ratio: float, defense: str, victim: str, 
                        "trained_on": sha([prot_key, defense])[:16], "protection": prot_key,
                        "defended": sha([prot_key, defense, seed])[:16], "victim": train_key},
                wall_s=round(100.0 + seed + protection["protect_s"], 2))
+    if defense == "none":
+        out["curve"] = _curve(mean_recall, None if attack == "none" else clean)
     return out
 
 
@@ -104,7 +128,8 @@ def cells() -> list[dict]:
     for defense, clean in CLEAN.items():
         out += [_cell("none", "none", 0.0, defense, v, s, clean[v][s]) for v in VICTIMS for s in SEEDS]
     for (attack, surrogate, ratio, defense), scores in SCORES.items():
-        out += [_cell(attack, surrogate, ratio, defense, v, s, CLEAN[defense][v][s] * (f + SPLIT[v]))
+        out += [_cell(attack, surrogate, ratio, defense, v, s, CLEAN[defense][v][s] * (f + SPLIT[v]),
+                      CLEAN[defense][v][s])
                 for v in VICTIMS for s, f in zip(SEEDS, scores)]
     out.append(_cell("tap", "tiny-rn", 1.0, "none", "tiny-rn", 0, None))
     return out

@@ -41,7 +41,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
     for cell in cells:
         data = loaded[dataset_key(cell.dataset)]
         keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
-                                 cell.poison_ratio)
+                                 cell.poison_ratio, data.test)
         done = cell_finished(out, cell.cell_id, data.fingerprint())
         prot_state = store.status("protection", keys["protection"])
         vic_state = store.status("victim", keys["victim"])
@@ -56,6 +56,8 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
             train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data)
             seen_victim.add(keys["victim"])
         eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
+        if train_s:  # the learning curve's evaluations of the test split, made while training
+            eval_s *= 1 + len(stages.curve_epochs(cell.victim.params.epochs, cell.victim.params.eval_every))
         rows.append({**cell.labels(), "cell": cell.cell_id, "result": "done" if done else "todo",
                      "protection": prot_state, "victim_model": vic_state,
                      "protect_est": protect_s, "train_est": train_s, "eval_est": eval_s})

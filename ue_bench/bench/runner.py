@@ -95,15 +95,17 @@ class Runner:
             published = stages.publish_split(data.train, protection, **publication)
             defended = stages.defend(self.store, cell.defense, cell.seed, protection.key, published)
             trained = stages.train(self.store, cell.victim, cell.defense, cell.seed, defended, self.device,
-                                   desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}")
+                                   desc=f"{cell.victim.name}|{cell.attack.name}|{cell.defense.name}", test=data.test)
             metrics, eval_s = stages.evaluate(cell.victim, trained.model, data.test, self.device)
             result.update(
                 status="ok",
                 metrics=metrics,
                 protection={"key": protection.key, **protection.info},
-                train={"key": trained.key, **trained.info, "eval_s": eval_s},
+                train={"key": trained.key, **{k: v for k, v in trained.info.items() if k != "curve"},
+                       "eval_s": eval_s},
+                curve=trained.info.get("curve"),
                 hashes={"dataset": data.fingerprint(), "published_train": published.fingerprint(),
-                        "trained_on": defended.split.fingerprint(), "protection": protection.key,
+                        "trained_on": trained.info["trained_on_sha256"], "protection": protection.key,
                         "defended": defended.key, "victim": trained.key,
                         "victim_init_sha256": trained.info.get("victim_init_sha256"),
                         "surrogate_init_sha256": (protection.info.get("attack_meta") or {}).get(

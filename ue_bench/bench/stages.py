@@ -27,22 +27,25 @@ from PIL import Image
 from ue_bench.attack import Attack
 from ue_bench.store.artifacts import ArtifactStore, artifact_key
 from ue_bench.data import PairSplit, release, save_chunked
-from ue_bench.defense import Defense
-from ue_bench.errors import ProtectionRejected
-from ue_bench.engine.evaluate import evaluate_retrieval
+from ue_bench.defense import Defense, Selection, selection_problem
+from ue_bench.errors import ProtectionRejected, UsageError
+from ue_bench.engine.evaluate import RetrievalProbe, evaluate_retrieval
 from ue_bench.engine.images import decode_image, fit
 from ue_bench.engine.imperceptibility import imperceptibility_of_chunks
 from ue_bench.engine.lift import LiftSettings
 from ue_bench.protection import (CHUNK, Protection, delta_dtype, published_chunks, published_pixels, verify,
                                  with_trigger_text)
+from ue_bench.schema import BY_KEY
 from ue_bench.seeds import role_seed
 from ue_bench.engine.training import train_clip
 from ue_bench.victim import Victim
 
 #: Bumped whenever the training loop changes what a (recipe, data, seed) produces, so that cached
 #: victims trained by an older loop are not reused (2: initial weights seeded per cell; 3: the victim's
-#: weights, batch order and views drawn from its own role seeds, apart from the surrogate's).
-TRAINING_VERSION = 3
+#: weights, batch order and views drawn from its own role seeds, apart from the surrogate's; 4: ``train.json``
+#: holds the learning curve on the clean test split and a defense's epoch selection, issue 29 — the weights
+#: of a cell without a selection are those version 3 trained, but its artifact had no curve).
+TRAINING_VERSION = 4
 
 #: Enters the key of every protection made with a surrogate: bumped when the surrogate's seeding changes
 #: (1: its initial weights and clean training drawn from their own role seeds, :mod:`ue_bench.seeds`).
@@ -75,18 +78,25 @@ def _defended_deps(protection: str, defense: Defense, seed: int) -> dict[str, An
     return {"protection": protection, "defense": defense.spec(), "seed": seed}
 
 
-def _victim_deps(defended: str, victim: Victim, seed: int, resolution: int) -> dict[str, Any]:
-    return {"defended": defended, "victim": victim.spec(), "seed": seed, "resolution": resolution,
+def _victim_deps(defended: str, victim: Victim, seed: int, resolution: int,
+                 test: PairSplit | None = None) -> dict[str, Any]:
+    """The trained victim's dependencies; with a learning curve (the recipe's ``eval_every`` > 0) also the
+    clean test split it is measured on, which ``train.json`` then holds."""
+    deps = {"defended": defended, "victim": victim.spec(), "seed": seed, "resolution": resolution,
             "training": TRAINING_VERSION}
+    if test is not None and victim.params.eval_every:
+        deps["curve_test"] = test.fingerprint()
+    return deps
 
 
 def stage_keys(train: PairSplit, attack: Attack, surrogate: Victim | None, defense: Defense, victim: Victim,
-               seed: int, ratio: float) -> dict[str, str]:
-    """The artifact key of every stage, computed without building anything (for ``--dry-run``)."""
+               seed: int, ratio: float, test: PairSplit | None = None) -> dict[str, str]:
+    """The artifact key of every stage, computed without building anything (for ``--dry-run``); ``test``
+    is the clean test split the victim's learning curve is measured on, as :func:`train` takes it."""
     prot = protection_key(train, attack, surrogate, seed, ratio)
     defended = artifact_key(_defended_deps(prot, defense, seed))
     return {"protection": prot, "defended": defended,
-            "victim": artifact_key(_victim_deps(defended, victim, seed, train.resolution))}
+            "victim": artifact_key(_victim_deps(defended, victim, seed, train.resolution, test))}
 
 
 @dataclass(frozen=True)
@@ -252,33 +262,115 @@ def defend(store: ArtifactStore, defense: Defense, seed: int, protection: str, p
 
 @dataclass(frozen=True)
 class TrainedVictim:
-    """A trained victim in eval mode, its artifact key and ``train.json`` (losses, times, device)."""
+    """A trained victim in eval mode, its artifact key and ``train.json`` (:attr:`info`: losses, times,
+    device, hashes, and, when recorded, ``curve`` and ``selection``; see :func:`train`)."""
 
     key: str
     model: torch.nn.Module
     info: dict
 
 
+def curve_epochs(epochs: int, every: int) -> list[int]:
+    """The epochs (1-based) after which the learning curve evaluates the test split: every ``every``-th
+    and always the last; none when ``every`` is 0."""
+    if every <= 0:
+        return []
+    return sorted({*range(every, epochs + 1, every), epochs})
+
+
+def better(metric: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of ``metric`` strictly improves on ``best`` (higher recall, lower median rank)."""
+    if best is None:
+        return True
+    return value < best if not BY_KEY[metric].higher_is_better else value > best
+
+
+class _EpochMonitor:
+    """What :func:`train` does between epochs (:func:`~ue_bench.engine.training.train_clip`'s ``after_epoch``):
+    the clean test split's retrieval at the curve's epochs, and, with a defense's :class:`Selection`, the
+    validation share's retrieval after every epoch, a copy of the best epoch's weights and the stop."""
+
+    def __init__(self, probe: RetrievalProbe | None, epochs: list[int], validation: RetrievalProbe | None,
+                 selection: Selection | None) -> None:
+        self.probe, self.epochs, self.validation, self.selection = probe, set(epochs), validation, selection
+        self.points: list[dict] = []
+        self.scores: list[dict] = []
+        self.eval_s = 0.0
+        self.best_epoch: int | None = None
+        self.best_score: float | None = None
+        self.best_state: dict[str, torch.Tensor] | None = None
+
+    def __call__(self, epoch: int, model: torch.nn.Module) -> bool:
+        start = time.perf_counter()
+        if self.probe is not None and epoch in self.epochs:
+            self.points.append({"epoch": epoch, **self.probe(model)})
+        stop = False
+        if self.selection is not None:
+            scores = self.validation(model)
+            self.scores.append({"epoch": epoch, **scores})
+            metric = self.selection.metric
+            if better(metric, scores[metric], self.best_score):
+                self.best_epoch, self.best_score = epoch, scores[metric]
+                self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            patience = self.selection.patience
+            stop = patience is not None and epoch - self.best_epoch >= patience
+        self.eval_s += time.perf_counter() - start
+        return stop
+
+
 def train(store: ArtifactStore, victim: Victim, defense: Defense, seed: int, data: DefendedData,
-          device: torch.device, desc: str = "train") -> TrainedVictim:
+          device: torch.device, desc: str = "train", test: PairSplit | None = None) -> TrainedVictim:
     """Train the victim from scratch (or its ``init``) on the defended data with its recipe and the
-    defense's training-time loss; store its weights."""
+    defense's training-time loss; store its weights.
+
+    With ``test`` (the clean test split) and the recipe's ``eval_every`` > 0, the retrieval metrics of the
+    model on ``test`` after every ``eval_every``-th epoch and the last (:func:`curve_epochs`) are stored as
+    ``info["curve"]`` = ``{"every": k, "points": [{"epoch": e, <METRIC_KEYS>: float}, ...], "eval_s": s}``;
+    evaluating changes no trained weight (:func:`~ue_bench.engine.training.between_epochs`). With a
+    defense's :meth:`~ue_bench.defense.Defense.selection`, the victim trains on its ``train`` share, its
+    ``validation`` share is scored after every epoch, the weights stored are those of the best epoch and
+    ``info["selection"]`` records it: ``{"metric", "patience", "epoch" (the kept one), "epochs_trained",
+    "n_train", "n_validation", "validation_index", "scores": [{"epoch": e, <METRIC_KEYS>}, ...]}``. A
+    selection that fails :func:`~ue_bench.defense.selection_problem` raises :class:`UsageError`."""
     split = data.split
+    every = victim.params.eval_every if test is not None else 0
 
     def build(tmp: Path) -> dict:
         model, init_sha256 = initial_victim(victim, seed, split.resolution, device)
+        selection = defense.selection(split, seed)
+        if selection is not None:
+            problem = selection_problem(selection, split)
+            if problem:
+                raise UsageError(f"defense {defense.name!r}: {problem}")
+        fit_on = split if selection is None else selection.train
         settings = victim.train_settings()
-        total = victim.training_steps(split)
+        total = victim.training_steps(fit_on)
+        tokenizer = victim.tokenizer()
+        monitor = _EpochMonitor(RetrievalProbe(tokenizer, test, device) if every else None,
+                                curve_epochs(settings["epochs"], every),
+                                None if selection is None else RetrievalProbe(tokenizer, selection.validation, device),
+                                selection)
         start = time.perf_counter()
-        losses = train_clip(model, victim.tokenizer(), split, **settings, seed=role_seed(seed, "victim-train"),
-                            device=device, desc=desc, batch_loss=defense.batch_loss(seed, total))
+        losses = train_clip(model, tokenizer, fit_on, **settings, seed=role_seed(seed, "victim-train"),
+                            device=device, desc=desc, batch_loss=defense.batch_loss(seed, total),
+                            after_epoch=monitor if (every or selection is not None) else None)
+        info = {"loss_per_epoch": losses, "train_s": time.perf_counter() - start, "device": str(device),
+                "trained_on_sha256": fit_on.fingerprint(), "victim_init_sha256": init_sha256}
+        if every:
+            info["curve"] = {"every": every, "points": monitor.points, "eval_s": monitor.eval_s}
+        if selection is not None:
+            model.load_state_dict(monitor.best_state)
+            info["selection"] = {
+                "metric": selection.metric, "patience": selection.patience, "epoch": monitor.best_epoch,
+                "epochs_trained": len(losses), "n_train": len(selection.train),
+                "n_validation": len(selection.validation),
+                "validation_index": np.asarray(selection.validation_index).tolist(), "scores": monitor.scores}
         torch.save(model.state_dict(), tmp / "model.pt")
-        (tmp / "train.json").write_text(json.dumps({
-            "loss_per_epoch": losses, "train_s": time.perf_counter() - start, "device": str(device),
-            "trained_on_sha256": split.fingerprint(), "victim_init_sha256": init_sha256}))
+        (tmp / "train.json").write_text(json.dumps(info))
         return {}
 
-    folder, _ = store.get_or_build("victim", _victim_deps(data.key, victim, seed, split.resolution), build)
+    deps = _victim_deps(data.key, victim, seed, split.resolution, test if every else None)
+    folder, _ = store.get_or_build("victim", deps, build)
     model = victim.create_model(split.resolution, device)
     model.load_state_dict(torch.load(folder / "model.pt", map_location=device, weights_only=True))
     model.eval()

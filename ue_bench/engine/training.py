@@ -171,6 +171,19 @@ def epoch_items(split: PairSplit, epoch_unit: str) -> int:
     return len(split) if epoch_unit == "images" else sum(len(c) for c in split.captions)
 
 
+def between_epochs(fn: Callable[[int, torch.nn.Module], bool | None], epoch: int, model: torch.nn.Module,
+                   device: torch.device) -> bool:
+    """``fn(epoch, model)`` with the model in eval mode, no gradients and the global RNG (CPU, and the
+    device's on CUDA) restored afterwards; the model goes back to train mode. Returns ``bool`` of its result."""
+    cuda = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda), torch.no_grad():
+        model.eval()
+        try:
+            return bool(fn(epoch, model))
+        finally:
+            model.train()
+
+
 def train_clip(
     model: torch.nn.Module,
     tokenizer,
@@ -191,6 +204,7 @@ def train_clip(
     betas: tuple[float, float] = (0.9, 0.98),
     adam_eps: float = 1e-6,
     decay_embeddings: bool = False,
+    after_epoch: Callable[[int, torch.nn.Module], bool | None] | None = None,
 ) -> list[float]:
     """Train ``model`` in place on ``split``; returns the mean loss of each epoch.
 
@@ -204,6 +218,13 @@ def train_clip(
     the caption picks and the views; the initial weights are the caller's. AdamW and the warm-up follow
     :func:`make_optimizer` and :func:`cosine_with_warmup`. Raises :class:`UsageError` when
     ``batch_size`` exceeds the split.
+
+    ``after_epoch(epoch, model)``, if given, is called after every epoch (``epoch`` counted from 1) with the
+    model in eval mode, under ``torch.no_grad()`` and a forked RNG (:func:`between_epochs`), and the model
+    is put back in train mode afterwards: what it does (e.g. evaluate retrieval) consumes none of the
+    training's random draws and updates no BatchNorm statistics, so the trained weights are bit for bit
+    those of a run without it (tested). A true return stops training after that epoch (early stopping;
+    the learning-rate schedule stays the one planned for ``epochs``).
     """
     if batch_size > len(split):
         raise UsageError(f"{desc}: batch_size {batch_size} is larger than the training split ({len(split)} images)")
@@ -253,5 +274,8 @@ def train_clip(
         history.append(mean)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %.1fs", desc, epoch + 1, epochs, mean,
                  scheduler.get_last_lr()[0], time.perf_counter() - start)
+        if after_epoch is not None and between_epochs(after_epoch, epoch + 1, model, device):
+            log.info("%s stopped after epoch %d/%d", desc, epoch + 1, epochs)
+            break
     model.eval()
     return history

@@ -17,7 +17,7 @@ import math
 
 import pandas as pd
 
-from ue_bench import DERIVED, METRIC_KEYS, PROTECTION, RunResults
+from ue_bench import DERIVED, METRIC_KEYS, PROTECTION, RunResults, curve_points
 
 from .stats import summarise
 
@@ -163,3 +163,56 @@ def poison_curve(run: RunResults) -> pd.DataFrame:
     starts["baseline_defense"] = starts["defense"].map(dict(zip(df["defense"], df["baseline_defense"])))
     return pd.concat([starts, curves], ignore_index=True).sort_values(
         ["dataset", "defense", "attack", "surrogate", "victim", "poison_ratio"]).reset_index(drop=True)
+
+
+#: The metrics the peak table shows (every metric's peak is in ``results.csv`` and in the table's ``csv``).
+PEAK_SHOWN = ("mean_recall", "i2t_r1", "t2i_r1")
+NO_CURVE = "no curve recorded"
+
+
+def peaks(run: RunResults) -> pd.DataFrame:
+    """Final and peak over the learning curve per (row keys, victim, metric), summarised over seeds:
+    ``final`` and ``peak`` as mean, half-width and n (``stats.summarise``), ``peak_epochs`` the seeds'
+    peak epochs (comma-separated, by seed) and ``without_curve`` the number of seeds whose cell has no
+    curve (written before curves existed, or ``eval_every=0``): their peak is missing, never the final
+    value. The peak is taken on the clean test split, an upper bound on what stopping early gets."""
+    ok = run.ok
+    rows = []
+    for key, group in ok.groupby([*ROW_KEYS, "victim"], sort=False):
+        group = group.sort_values("seed")
+        for metric in METRIC_KEYS:
+            final, peak = summarise(group[metric]), summarise(group[f"{metric}_peak"])
+            epochs = group[f"{metric}_peak_epoch"].dropna()
+            rows.append({**dict(zip((*ROW_KEYS, "victim"), key)), "metric": metric, "final": final.mean,
+                         "final_half": final.half, "final_n": final.n, "peak": peak.mean, "peak_half": peak.half,
+                         "peak_n": peak.n, "peak_epochs": ",".join(str(int(e)) for e in epochs),
+                         "without_curve": int(group[f"{metric}_peak"].isna().sum()),
+                         "clean_attack": bool(group["clean_attack"].iloc[0]),
+                         "baseline_defense": bool(group["baseline_defense"].iloc[0])})
+    return pd.DataFrame(rows, columns=[*ROW_KEYS, "victim", "metric", "final", "final_half", "final_n", "peak",
+                                       "peak_half", "peak_n", "peak_epochs", "without_curve", "clean_attack",
+                                       "baseline_defense"])
+
+
+def curves(run: RunResults) -> pd.DataFrame:
+    """Victim mean recall on the clean test split per epoch of the learning curves, over seeds: one row
+    per (dataset, defense, attack, surrogate, poison ratio, victim, epoch) with mean, half, n, the
+    random-guess level and the flags; cells without a curve contribute nothing."""
+    rows = []
+    labels = ["dataset", "defense", "baseline_defense", "clean_attack", "attack", "surrogate", "poison_ratio",
+              "victim", "seed"]
+    for row in run.ok.to_dict("records"):
+        for p in curve_points(run.cells[row["cell_id"]]):
+            rows.append({**{k: row[k] for k in labels}, "epoch": int(p["epoch"]),
+                         "value": p.get("mean_recall", math.nan), "random": row["random_mean_recall"]})
+    keys = ["dataset", "defense", "baseline_defense", "clean_attack", "attack", "surrogate", "poison_ratio",
+            "victim", "epoch"]
+    if not rows:
+        return pd.DataFrame(columns=[*keys, "mean", "half", "n", "random"])
+    df = pd.DataFrame(rows)
+    out = []
+    for key, group in df.groupby(keys, sort=True):
+        s = summarise(group["value"])
+        out.append({**dict(zip(keys, key)), "mean": s.mean, "half": s.half, "n": s.n,
+                    "random": float(group["random"].iloc[0])})
+    return pd.DataFrame(out)

@@ -14,15 +14,16 @@ from ue_bench import Recipe, Victim, param
 from . import MODEL_CONFIGS  # noqa: F401  (registers the tiny configs with open_clip)
 
 #: Recipe values of the ``tiny`` preset (tests, seconds per cell), for every victim.
-TINY = {"epochs": 2, "batch_size": 16}
+TINY = {"epochs": 2, "batch_size": 16, "eval_every": 1}
 #: The MEM paper's victim protocol, under ``--preset paper``, from the reference code (thinwayliu/
 #: Multimodal-Unlearnable-Examples, ``src/parser.py`` defaults, ``src/main.py``/``src/poison_main.py``):
 #: 32 epochs over the CSV's caption rows, batch 128, AdamW 5e-4 with betas (0.9, 0.999), eps 1e-8 and
 #: weight decay 0.2 on everything but gains, biases and the logit scale (the embeddings included),
-#: 10,000 warm-up steps then cosine, and the fixed Resize + CenterCrop view (no augmentation).
+#: 10,000 warm-up steps then cosine, and the fixed Resize + CenterCrop view (no augmentation); ue-bench's
+#: learning curve sampled every 4 epochs (8 test evaluations in 32 epochs).
 PAPER = {"epochs": 32, "epoch_unit": "captions", "batch_size": 128, "lr": 5e-4, "weight_decay": 0.2,
          "beta1": 0.9, "beta2": 0.999, "adam_eps": 1e-8, "decay_embeddings": True, "warmup_steps": 10000,
-         "augment": "none"}
+         "augment": "none", "eval_every": 4}
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class PaperRecipe(Recipe):
     batch_size: int = param(128, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(5e-4, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.2, lo=0.0, hi=10.0, help="AdamW weight decay")
+    eval_every: int = param(4, lo=0, hi=10000,
+                            help="epochs between evaluations of the clean test split during training, the cell's "
+                                 "learning curve (the last epoch always evaluated; 0: no curve); changes no weight")
 
 
 class TinyRN(Victim):
