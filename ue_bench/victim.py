@@ -35,7 +35,8 @@ class Recipe:
     in minutes on 2 CPU cores with the tiny models). ``augment`` defaults to ``openclip``, the view
     open_clip's trainer trains on (``docs/results/2026-11-30/trainer-view``); ``none`` is the view of
     every result before that date. ``eval_every`` only sets how often the learning curve is sampled: the
-weights trained are the same whatever its value (tested); 5 cost tiny-rn 2.3 % of its training time on
+weights trained are the same whatever its value (tested), so it enters the spec (cell ids) only off its
+default; 5 cost tiny-rn 2.3 % of its training time on
 the default synthetic set (one evaluation ≈ 0.13–0.18 of an epoch on 2 busy CPU cores; README, *Metrics*)."""
 
     epochs: int = param(40, lo=1, hi=10000, help="passes over the training data (see epoch_unit)")
@@ -59,7 +60,7 @@ the default synthetic set (one evaluation ≈ 0.13–0.18 of an epoch on 2 busy 
                          help="training-time view of the images: none (as published), openclip (open_clip's "
                               "default training transform, RandomResizedCrop scale 0.9-1 bicubic, every step) or "
                               "openclip-strong (open_clip#439's timm recipe: scale 0.33-1, random erasing 0.35)")
-    eval_every: int = param(5, lo=0, hi=10000,
+    eval_every: int = param(5, lo=0, hi=10000, keyed_at_default=False,
                             help="epochs between evaluations of the clean test split during training, the cell's "
                                  "learning curve (the last epoch always evaluated; 0: no curve); changes no weight")
     init: str | None = param(None, help="local open_clip state-dict file to fine-tune from (default: from scratch)")

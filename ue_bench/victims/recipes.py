@@ -45,7 +45,7 @@ class PaperRecipe(Recipe):
     batch_size: int = param(128, lo=2, hi=65536, help="pairs per step (contrastive negatives)")
     lr: float = param(5e-4, lo=0.0, hi=1.0, help="AdamW peak learning rate")
     weight_decay: float = param(0.2, lo=0.0, hi=10.0, help="AdamW weight decay")
-    eval_every: int = param(4, lo=0, hi=10000,
+    eval_every: int = param(4, lo=0, hi=10000, keyed_at_default=False,
                             help="epochs between evaluations of the clean test split during training, the cell's "
                                  "learning curve (the last epoch always evaluated; 0: no curve); changes no weight")
 
