@@ -71,6 +71,13 @@ from ue_bench.engine.training import batches, read_batch, to_unit
 
 from .squeeze import image_buffer
 
+
+def unit_batch(images: np.ndarray, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Images ``idx`` as float ``[B, 3, H, W]`` in [0, 1], contiguous: the channels-last view that
+    ``to_unit`` gives made this model's backward pass crash (a segmentation fault in torch 2.14's CPU
+    kernels at 64 px; 32 px ran)."""
+    return to_unit(read_batch(images, idx), device).contiguous()
+
 #: Largest latent grid side: the reference's at 224 px (28 × 28); at 32 px it has 16 × 16.
 MAX_GRID = 28
 _TAG = 0x44564145  # "DVAE": this defense's seeds, apart from every other role's
@@ -97,6 +104,8 @@ class DVAEParams:
                                                           "perturbation penalty starts (reference: 10 of 60)")
     stages: int = param(2, lo=1, hi=2, help="1: x - p(x) only; 2: then a second VAE's reconstruction "
                                             "(reference: 2)")
+    decoder_norm: str = param("instance", choices=("instance", "batch"),
+                              help="the decoders' normalisation: per image (reference) or per batch")
 
 
 def levels_for(resolution: int) -> int:
@@ -136,15 +145,19 @@ def encoder(width: int, levels: int) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def decoder(width: int, levels: int, sigmoid: bool) -> nn.Sequential:
-    """Transposed convolutions from the grid's ``width << levels`` channels back to 3 at full resolution."""
+NORMS = {"instance": nn.InstanceNorm2d, "batch": nn.BatchNorm2d}
+
+
+def decoder(width: int, levels: int, sigmoid: bool, norm: str) -> nn.Sequential:
+    """Transposed convolutions from the grid's ``width << levels`` channels back to 3 at full resolution;
+    ``norm`` a key of :data:`NORMS`."""
     layers: list[nn.Module] = []
     for k in range(levels, 0, -1):
         cin, cout = width << k, width << (k - 1)
         layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.ConvTranspose2d(cout, cout, 3, 1, 1),
-                   nn.InstanceNorm2d(cout), nn.ReLU()]
+                   NORMS[norm](cout), nn.ReLU()]
     half = max(1, width // 2)
-    layers += [nn.ConvTranspose2d(width, half, 3, 1, 1), nn.InstanceNorm2d(half), nn.ReLU(),
+    layers += [nn.ConvTranspose2d(width, half, 3, 1, 1), NORMS[norm](half), nn.ReLU(),
                nn.ConvTranspose2d(half, 3, 3, 1, 1)]
     return nn.Sequential(*layers, *([nn.Sigmoid()] if sigmoid else []))
 
@@ -154,14 +167,14 @@ class DisentanglingVAE(nn.Module):
     reconstruction, the latent mean and log-variance, and the disentangled perturbation, all
     ``[B, ., ., .]`` float; ``noise`` is the standard-normal draw of the latent sample."""
 
-    def __init__(self, resolution: int, width: int, latent: int) -> None:
+    def __init__(self, resolution: int, width: int, latent: int, norm: str) -> None:
         super().__init__()
         levels = levels_for(resolution)
         top, grid = width << levels, resolution >> levels
         self.encoder = encoder(width, levels)
         self.mu, self.log_var = nn.Conv2d(top, latent, 1), nn.Conv2d(top, latent, 1)
         self.post = nn.Conv2d(latent, top, 1)
-        self.decoder, self.decoder_p = decoder(width, levels, True), decoder(width, levels, False)
+        self.decoder, self.decoder_p = decoder(width, levels, True, norm), decoder(width, levels, False, norm)
         self.embedding = nn.Parameter(torch.randn(1, top, grid, grid))  # nn.Embedding's N(0, 1) init
         self.latent_shape = (latent, grid, grid)
 
@@ -184,7 +197,7 @@ class DVAE(Defense):
     Params = DVAEParams
     version = "1"
     transforms_data = True
-    presets = {"tiny": {"width": 8, "latent": 16, "epochs": 2, "batch_size": 32}}
+    presets = {"tiny": {"width": 8, "latent": 32, "epochs": 10, "batch_size": 32, "decoder_norm": "batch"}}
 
     def transform(self, split: PairSplit, seed: int) -> PairSplit:
         if len(split) < 2:
@@ -204,7 +217,7 @@ class DVAE(Defense):
         rate, beta = (p.rate_first, p.beta_first) if stage == 1 else (p.rate, p.beta)
         with torch.random.fork_rng(devices=[]):  # module init draws from the global RNG: restore it after
             torch.default_generator.manual_seed(generator(seed, stage, 0).initial_seed())  # the CPU's only
-            model = DisentanglingVAE(images.shape[1], p.width, p.latent).to(device)
+            model = DisentanglingVAE(images.shape[1], p.width, p.latent, p.decoder_norm).to(device)
         order, noise = generator(seed, stage, 1), generator(seed, stage, 2)
         optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=p.epochs)
@@ -212,7 +225,7 @@ class DVAE(Defense):
         for epoch in range(p.epochs):
             penalise_p = epoch > p.p_warmup * p.epochs
             for idx in batches(len(images), p.batch_size, order):
-                x = to_unit(read_batch(images, idx), device)
+                x = unit_batch(images, idx, device)
                 eps = torch.randn((len(idx), *model.latent_shape), generator=noise).to(device)
                 rec, mu, log_var, pert = model(x, eps)
                 kl = (-0.5 * (1 + log_var - mu ** 2 - log_var.exp()).sum(dim=1)).mean()
@@ -234,7 +247,7 @@ class DVAE(Defense):
         out, noise = image_buffer(images.shape), generator(seed, stage, 3)
         for start in range(0, len(images), self.params.batch_size):
             idx = torch.arange(start, min(start + self.params.batch_size, len(images)))
-            x = to_unit(read_batch(images, idx), device)
+            x = unit_batch(images, idx, device)
             eps = torch.randn((len(idx), *model.latent_shape), generator=noise).to(device)
             x = (x - model(x, eps)[3]).clamp(0, 1)
             if reconstruct:
