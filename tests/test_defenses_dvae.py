@@ -22,7 +22,8 @@ def with_sign_noise(split: PairSplit, seed: int = 0) -> tuple[PairSplit, np.ndar
 
 
 def synthetic(size: int, resolution: int = 32) -> PairSplit:
-    return registry.create("datasets", "synthetic", {"size": size, "test_size": 8, "resolution": resolution}).load().train
+    params = {"size": size, "test_size": 8, "resolution": resolution}
+    return registry.create("datasets", "synthetic", params).load().train
 
 
 def dvae(**params):

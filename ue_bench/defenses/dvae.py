@@ -17,7 +17,8 @@ stride-2 4×4 one halving the channels and a 3×3 one, then two 3×3 layers to 3
 decoder ending in a sigmoid, the perturbation decoder unbounded and fed the latent plus a learned spatial
 embedding. Loss per batch, images in [0, 1]::
 
-    mse(rec, x) + mse(clamp(rec + p, 0, 1), x) + beta * max(KL, rate) + [epoch > p_warmup*epochs] max(mean(p²), p_floor)
+    mse(rec, x) + mse(clamp(rec + p, 0, 1), x) + beta * max(KL, rate)
+        + [epoch > p_warmup * epochs] * max(mean(p²), p_floor)
 
 where KL is the Gaussian latent's KL divergence to N(0, I) in nats, summed over latent channels and
 averaged over batch and grid positions: the rate per latent position, penalised only above its target.
