@@ -101,13 +101,13 @@ class DVAEParams:
     epochs: int = param(60, lo=1, hi=10000, help="training epochs of each stage's VAE (reference: 60)")
     batch_size: int = param(128, lo=2, hi=65536, help="images per step (reference: 128)")
     lr: float = param(0.005, lo=0.0, hi=1.0, help="Adam learning rate, cosine-annealed to 0 (reference: 0.005)")
-    grad_clip: float = param(5.0, lo=0.0, hi=1e6, help="gradient L2-norm clip per step (reference: 5.0)")
-    rate: float = param(3.0, lo=0.0, hi=1e6, help="stage 2's KL target: nats per latent position, penalised "
+    grad_clip: float = param(5.0, lo=0.0, help="gradient L2-norm clip per step (reference: 5.0)")
+    rate: float = param(3.0, lo=0.0, help="stage 2's KL target: nats per latent position, penalised "
                                                   "above it (reference: --kd 3.0)")
-    beta: float = param(0.5, lo=0.0, hi=1e6, help="stage 2's weight of the KL term (reference: 0.5)")
-    rate_first: float = param(1.0, lo=0.0, hi=1e6, help="stage 1's KL target, nats per latent position "
+    beta: float = param(0.5, lo=0.0, help="stage 2's weight of the KL term (reference: 0.5)")
+    rate_first: float = param(1.0, lo=0.0, help="stage 1's KL target, nats per latent position "
                                                         "(reference: 1.0)")
-    beta_first: float = param(0.01, lo=0.0, hi=1e6, help="stage 1's weight of the KL term (reference: 0.01)")
+    beta_first: float = param(0.01, lo=0.0, help="stage 1's weight of the KL term (reference: 0.01)")
     p_floor: float = param(0.002, lo=0.0, hi=1.0, help="mean squared perturbation (images in [0, 1]) below "
                                                        "which the perturbation is not penalised (reference: 0.002)")
     p_warmup: float = param(10 / 60, lo=0.0, hi=1.0, help="share of each stage's epochs before the "
