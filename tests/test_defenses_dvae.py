@@ -95,6 +95,6 @@ def test_keeps_the_image_and_drops_a_high_frequency_noise():
     image = x - x.mean(axis=0)
     image_kept = ((out - x.mean(axis=0)) * image).sum() / (image * image).sum()
     noise_kept = ((out - x) * delta).sum() / (delta * delta).sum()
-    # measured: image 0.73, noise 0.03 (seeds 0 of data, noise and defense); bounds with wide margins
+    # measured over five (noise, defense) seed pairs: image 0.57-0.73, noise -0.03-0.06; wide margins
     assert image_kept > 0.4
     assert noise_kept < 0.2
