@@ -21,14 +21,19 @@ from PIL import Image, ImageFilter
 from ue_bench import Defense, PairSplit, param, release
 
 
+def image_buffer(shape: tuple[int, ...]) -> np.memmap:
+    """A writable uint8 array of ``shape`` in a memory-mapped temporary file (deleted when the array is
+    dropped): where a defense writes its output, so that it does not hold a large split in memory."""
+    with tempfile.TemporaryFile(prefix="ue-bench-defended-") as fh:
+        return np.memmap(fh, dtype=np.uint8, mode="w+", shape=shape)
+
+
 def map_images(split: PairSplit, fn: Callable[[Image.Image], Image.Image]) -> PairSplit:
     """A new split whose image i is ``fn`` of image i through Pillow, as an RGB uint8 array.
 
-    The output is a memory-mapped temporary file (deleted when the split is dropped) filled image by
-    image, and the pages read and written are released as it goes, so a defense over a large split
-    does not hold it in memory."""
-    with tempfile.TemporaryFile(prefix="ue-bench-defended-") as fh:
-        out = np.memmap(fh, dtype=np.uint8, mode="w+", shape=split.images.shape)
+    The output (:func:`image_buffer`) is filled image by image, and the pages read and written are
+    released as it goes, so a defense over a large split does not hold it in memory."""
+    out = image_buffer(split.images.shape)
     for i, img in enumerate(split.images):
         out[i] = np.asarray(fn(Image.fromarray(img)).convert("RGB"))
         if i % 1024 == 1023:
