@@ -171,6 +171,18 @@ def test_bad_early_stop_parameter_is_one_line_exit_2(tmp_path):
         "ue-bench: error: defense 'early-stop': parameter 'share'=0.9 is out of bounds [0.01, 0.5]"]
 
 
+def test_a_batch_larger_than_early_stops_training_share_is_refused_up_front(tmp_path):
+    # batch 30 fits the 48 training images, not the 24 that early-stop:share=0.5 leaves to train on
+    done = run(tmp_path / "run", tmp_path / "cache", "--victims", "tiny-rn:batch_size=30",
+               "--defenses", "none,early-stop:share=0.5")
+    assert done.returncode == 2, done.stderr[-2000:]
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ue-bench: error: --victims tiny-rn:")
+    assert "batch_size 30 is larger than the 24 of 48 training images" in lines[0]
+    assert "--defenses early-stop:share=0.5 trains on" in lines[0]
+    assert not (tmp_path / "run" / "cells").exists()
+
+
 # --- reports: final against peak, learning curves, legible figures -------------------------------------
 
 LONG = {"tiny-rn": "tiny-rn:augment=none,init=/work/checkpoints/tiny-rn-pretrained-on-cc3m.pt",

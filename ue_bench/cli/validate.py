@@ -121,12 +121,23 @@ def check_datasets(datasets, loaded, models) -> None:
 def check_cells(cells, loaded) -> None:
     """Refuse, before anything runs, values a plugin cannot honour on this data: a poison ratio that
     protects no image, an attack's or surrogate's batch larger than the protected subset it works on,
-    a victim or surrogate whose image tower does not fit the data's resolution, and the upper bound
-    ``surrogate_init=true`` on a victim of another architecture than a surrogate it is paired with."""
+    a victim whose batch is larger than the training share a defense's selection leaves it
+    (``early-stop``), a victim or surrogate whose image tower does not fit the data's resolution, and
+    the upper bound ``surrogate_init=true`` on a victim of another architecture than a surrogate it is
+    paired with."""
     inits = set()
+    shares: dict[tuple, int] = {}
     for cell in cells:
         data = loaded[dataset_key(cell.dataset)]
         n, label = len(data.train), cell.dataset.label()
+        share = (cell.defense.label(), dataset_key(cell.dataset), cell.seed)
+        if share not in shares:  # a defense keeps the split's rows, so its selection's sizes are the import's
+            selection = cell.defense.selection(data.train, cell.seed)
+            shares[share] = n if selection is None else len(selection.train)
+        if shares[share] < n:
+            batch_fits("--victims", cell.victim.label(), cell.victim.params.batch_size, shares[share],
+                       f"the {shares[share]} of {n} training images of --dataset {label} that --defenses "
+                       f"{cell.defense.label()} trains on (the rest held out)")
         for flag, model in (("--victims", cell.victim), ("--surrogates", cell.surrogate)):
             resolution_fits(flag, model, data.train.resolution, label)
         init = (cell.victim.label(), data.train.resolution)
