@@ -41,7 +41,9 @@ def test_report_page_renders_without_console_errors(tmp_path):
     for table_id in ("retrieval-table", "cost-table"):
         assert f'id="{table_id}"' in dom
     assert dom.count('class="report leaderboard"') == 2 and "<h2>Leaderboard</h2>" in dom
-    assert dom.count("<img") == 2 and 'src="data:image/png;base64,' in dom
+    # the figures: transferability, poison-ratio curve and learning curves
+    assert "<h2>Learning curves</h2>" in dom and "<h2>Final and peak over epochs</h2>" in dom
+    assert dom.count("<img") == 3 and 'src="data:image/png;base64,' in dom
     shot = tmp_path / "page.png"
     _, console = open_in_chromium(page, tmp_path / "profile2", f"--screenshot={shot}")
     assert console == [] and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
