@@ -96,6 +96,8 @@ CASES = [
     pytest.param("device-cuda3-absent", ["run", *TINY, "--device", "cuda:3"], "--device",
                  marks=pytest.mark.skipif(torch.cuda.device_count() > 3, reason="this machine has cuda:3")),
     ("device-cpu-index", ["run", *TINY, "--device", "cpu:1"], "--device"),
+    ("flag-of-another-command", ["run", *TINY, "--lift-steps", "80"], "error: unrecognized arguments: --lift-steps 80"),
+    ("flag-without-value", ["run", *TINY, "--seeds"], "error: run: argument --seeds: expected one argument"),
     ("seed-huge", ["run", *TINY, "--seeds", "99999999999999999999"], "--seeds"),
     ("seed-negative", ["run", *TINY, "--seeds=0,-1"], "--seeds"),
     ("seed-text", ["run", *TINY, "--seeds", "0,x"], "--seeds"),
@@ -201,5 +203,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(inputs, tmp_path, name
     assert done.code == 2, (done.code, done.stderr[-2000:])
     assert "Traceback" not in done.stderr, done.stderr[-3000:]
     assert lines and lines[-1].startswith("ue-bench: error:"), lines[-5:]
+    if name.startswith("flag-"):  # argparse's own refusals: the one line, no usage block before it
+        assert len(lines) == 1, lines
     assert needle in lines[-1], lines[-1]
     assert {"inputs": snapshot(inputs), "work": snapshot(work)} == before, "a refused command wrote something"

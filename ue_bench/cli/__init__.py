@@ -39,11 +39,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, its errors ending in the same ``ue-bench: error:`` line as every other refusal."""
+    """argparse, its errors the same single ``ue-bench: error:`` line as every other refusal (naming the
+    sub-command, if any; ``--help`` gives the usage)."""
 
     def error(self, message: str):
-        self.print_usage(sys.stderr)
-        self.exit(2, f"ue-bench: error: {self.prog}: {message}\n")
+        command = self.prog.removeprefix("ue-bench").strip()
+        self.exit(2, f"ue-bench: error: {command + ': ' if command else ''}{message}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
