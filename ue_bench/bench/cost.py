@@ -1,7 +1,9 @@
 """What a matrix will cost, from a short calibration on this device (for ``--dry-run``).
 
 The unit is one training step of a model at the data's resolution and the recipe's batch size; a
-few steps of each distinct model are timed here and multiplied by the steps each stage needs.
+few steps of each distinct model are timed here and multiplied by the steps each stage needs. On the
+CPU a step is timed at no more than ``CPU_CALIBRATION_BATCH`` pairs and scaled linearly to the recipe's
+batch: a paper-scale step at batch 128 would hold ~20 GB of activations just to be timed.
 """
 
 from __future__ import annotations
@@ -18,19 +20,31 @@ from ue_bench.engine.device import autocast
 from ue_bench.engine.training import clip_loss, make_optimizer, normalize, to_unit
 
 
+#: The largest batch timed on the CPU; larger recipe batches are timed at this size and scaled linearly.
+CPU_CALIBRATION_BATCH = 16
+
+
+def calibration_batch(batch_size: int, device: torch.device) -> int:
+    """The batch ``step_seconds`` is timed at for a recipe batch of ``batch_size`` on ``device``."""
+    return batch_size if device.type != "cpu" else min(batch_size, CPU_CALIBRATION_BATCH)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device, steps: int = 3) -> float:
-    """Median seconds of one training step of ``victim`` on a batch of ``split`` (after a warm-up step)."""
+    """Median seconds of one training step of ``victim`` on a batch of ``batch_size`` pairs of ``split``
+    (after a warm-up step). On the CPU the step is timed at ``calibration_batch`` pairs and the time
+    scaled by ``batch_size`` over that."""
     batch_size = min(batch_size, len(split))
+    timed = calibration_batch(batch_size, device)
     model = victim.create_model(split.resolution, device).train()
     optimizer = make_optimizer(model, 1e-5, 0.0)
     loss_fn = open_clip.ClipLoss()
-    images = torch.from_numpy(np.array(split.images[:batch_size]))  # a copy: the split may be a read-only map
-    tokens = victim.tokenizer()([caps[0] for caps in split.captions[:batch_size]]).to(device)
+    images = torch.from_numpy(np.array(split.images[:timed]))  # a copy: the split may be a read-only map
+    tokens = victim.tokenizer()([caps[0] for caps in split.captions[:timed]]).to(device)
     times = []
     for _ in range(steps + 1):
         _sync(device)
@@ -42,4 +56,4 @@ def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device
         optimizer.step()
         _sync(device)
         times.append(time.perf_counter() - start)
-    return float(statistics.median(times[1:]))
+    return float(statistics.median(times[1:])) * batch_size / timed

@@ -10,7 +10,7 @@ import torch
 
 from ue_bench.bench import stages
 from ue_bench.store.artifacts import ArtifactStore
-from ue_bench.bench.cost import step_seconds
+from ue_bench.bench.cost import calibration_batch, step_seconds
 from ue_bench.data import PairDataset
 from ue_bench.bench.matrix import dataset_key
 from ue_bench.results import cell_finished
@@ -68,10 +68,15 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
     shown = df.copy()
     for col in ("protect_est", "train_est", "eval_est"):
         shown[col] = [_fmt_s(v) if v is not None and v == v else "unknown" for v in df[col]]
-    calib = ", ".join(f"{k[0]}@{k[1]}px/b{k[2]}: {v:.3f}s/step" for k, v in timings.items()) or "nothing to time"
+    def timed_at(batch: int) -> str:
+        timed = calibration_batch(batch, device)
+        return "" if timed == batch else f" (timed at b{timed}, scaled)"
+
+    calib = ", ".join(f"{k[0]}@{k[1]}px/b{k[2]}: {v:.3f}s/step{timed_at(k[2])}"
+                      for k, v in timings.items()) or "nothing to time"
     lines = [
         f"{len(cells)} cell(s); {int((df['result'] == 'done').sum())} already done in {out}",
-        shown.drop(columns=["dataset"]).to_string(index=False),
+        (shown if shown["dataset"].nunique() > 1 else shown.drop(columns=["dataset"])).to_string(index=False),
         f"calibration on {device}: {calib}",
         f"estimated total: {_fmt_s(total)}" + (f" plus {unknown} protection(s) of unknown cost" if unknown else ""),
     ]

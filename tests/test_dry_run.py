@@ -1,0 +1,48 @@
+"""``--dry-run``'s calibration: on the CPU a step is timed at a small batch and scaled, so planning a
+paper-scale matrix never holds a paper-scale batch's activations (RN50 at batch 128 was OOM-killed at
+21 GB by a fresh user's ``--preset paper --dry-run``)."""
+
+import torch
+
+from ue_bench.bench import cost
+from ue_bench.testing import tiny, tiny_data
+
+
+def test_cpu_calibration_times_a_capped_batch_and_scales_it(monkeypatch):
+    seen = []
+    real = cost.clip_loss
+
+    def recording(model, loss_fn, images, tokens):
+        seen.append(images.shape[0])
+        return real(model, loss_fn, images, tokens)
+
+    monkeypatch.setattr(cost, "clip_loss", recording)
+    split = tiny_data().train
+    victim = tiny("victims", "tiny-rn")
+    seconds = cost.step_seconds(victim, split, 64, torch.device("cpu"), steps=1)
+    assert set(seen) == {cost.CPU_CALIBRATION_BATCH} and seconds > 0
+    assert cost.calibration_batch(128, torch.device("cpu")) == cost.CPU_CALIBRATION_BATCH
+    assert cost.calibration_batch(8, torch.device("cpu")) == 8
+    assert cost.calibration_batch(128, torch.device("cuda")) == 128
+
+
+def test_dry_run_says_which_batch_was_timed(tmp_path, capsys):
+    from ue_bench.cli import main
+
+    code = main(["run", "--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8", "--victims",
+                 "tiny-rn:batch_size=32", "--threads", "1", "--out", str(tmp_path / "o"),
+                 "--cache", str(tmp_path / "c"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "@32px/b32: " in out and "s/step (timed at b16, scaled)" in out, out
+
+
+def test_dry_run_names_the_dataset_when_the_matrix_has_several(tmp_path, capsys):
+    from ue_bench.cli import main
+
+    code = main(["run", "--preset", "tiny", "--dataset",
+                 "synthetic:size=32,test_size=8,synthetic:size=24,test_size=8", "--victims", "tiny-rn", "--threads", "1",
+                 "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "dataset" in out.splitlines()[1] and "size=24" in out, out
