@@ -152,6 +152,20 @@ def test_report_command_writes_every_format(tmp_path):
     assert r"\begin{tabular}" in (out / "leaderboard.tex").read_text()
 
 
+def test_a_run_without_protections_writes_csvs_with_their_header(tmp_path):
+    """A clean-only run has no leaderboard or cost rows; its CSVs still say what they would hold (they
+    were one newline)."""
+    (tmp_path / "run" / "cells").mkdir(parents=True)
+    for path in (FIXTURE / "cells").glob("*.json"):
+        if json.loads(path.read_text())["config"]["attack"]["name"] == "none":
+            shutil.copy(path, tmp_path / "run" / "cells" / path.name)
+    assert list((tmp_path / "run" / "cells").iterdir())
+    build_report(tmp_path / "run", fmts=("csv",))
+    out = tmp_path / "run" / "report"
+    assert (out / "leaderboard.csv").read_text().startswith("dataset,attack,surrogate,poison_ratio,defense,")
+    assert "linf_mean,linf_mean_half" in (out / "cost.csv").read_text().splitlines()[0]
+
+
 def test_bad_format_and_empty_run_are_usage_errors(tmp_path):
     with pytest.raises(UsageError, match="--format"):
         parse_formats("md,pdf")

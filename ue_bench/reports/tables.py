@@ -105,9 +105,10 @@ def leaderboard(run: RunResults) -> pd.DataFrame:
                 fv = summarise(group.loc[group["victim"] == v, "frac_clean"])
                 row.update({f"frac_{v}": fv.mean, f"frac_{v}_half": fv.half, f"frac_{v}_n": fv.n})
             rows.append(row)
+    if not rows:  # the header alone: a run without protections still gets a readable CSV
+        return pd.DataFrame(columns=[*PROTECTION, "defense", "baseline_defense", "score", "half", "lo", "hi", "n",
+                                     "seeds", "cells", "rank", "tied"])
     out = pd.DataFrame(rows)
-    if out.empty:
-        return out
     out["rank"] = 0
     for _, board in out.groupby(["dataset", "defense"], sort=False):
         for i in board.index:
@@ -120,15 +121,17 @@ def costs(run: RunResults) -> pd.DataFrame:
     """Imperceptibility and cost per protection, over seeds: one value per protection artifact (a
     protection is shared by every victim and defense of its seed, so it is counted once)."""
     prot = run.ok[~run.ok["clean_attack"]].drop_duplicates("protection_key")
+    measures = ("linf_mean", "l2_mean", "psnr_mean", "ssim_mean", "protect_s")
     rows = []
     for key, group in prot.groupby(list(PROTECTION), sort=False):
         row = dict(zip(PROTECTION, key))
-        for col in ("linf_mean", "l2_mean", "psnr_mean", "ssim_mean", "protect_s"):
+        for col in measures:
             s = summarise(group[col])
             row.update({col: s.mean, f"{col}_half": s.half, f"{col}_n": s.n})
         row["device"] = ", ".join(sorted(set(group["protection_device"])))
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=[*PROTECTION, *(f"{c}{s}" for c in measures for s in ("", "_half", "_n")),
+                                       "device"])
 
 
 def transfer(run: RunResults) -> pd.DataFrame:
