@@ -49,6 +49,22 @@ def test_bad_config_file_names_file_and_key(capsys, tmp_path):
     assert not out.exists()
 
 
+def test_config_file_names_out_and_cache_relative_to_itself(capsys, tmp_path, monkeypatch):
+    (tmp_path / "exp").mkdir()
+    cfg = tmp_path / "exp" / "run.toml"
+    cfg.write_text('dataset = "synthetic:size=16,test_size=8"\nvictims = "tiny-rn"\n'
+                   'out = "runs/a"\ncache = "store"\n[params.victims."*"]\nepochs = 1\nbatch_size = 8\n')
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-c", str(cfg), "--threads", "1"]) == 0
+    assert (tmp_path / "exp" / "runs" / "a" / "results.csv").is_file() and (tmp_path / "exp" / "store").is_dir()
+    assert main(["run", "-c", str(cfg), "--threads", "1", "--out", str(tmp_path / "b")]) == 0  # a flag wins
+    assert (tmp_path / "b" / "results.csv").is_file()
+    capsys.readouterr()
+    cfg.write_text('out = ["runs"]\n')
+    assert main(["run", "-c", str(cfg)]) == 2
+    assert "key 'out' expects a folder path" in capsys.readouterr().err
+
+
 def test_list_shows_every_family(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out

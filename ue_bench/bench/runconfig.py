@@ -37,6 +37,8 @@ AXES = {
 }
 SCALARS = {"seeds": "--seeds", "poison_ratio": "--poison-ratio", "device": "--device", "executor": "--executor",
            "threads": "--threads"}
+#: TOML keys naming folders (a run file's own: relative paths are read from the file's folder).
+PATHS = {"out": "--out", "cache": "--cache"}
 DEFAULTS = {"dataset": "synthetic", "attacks": "none", "surrogates": "tiny-rn", "defenses": "none",
             "victims": "tiny-rn", "seeds": "0", "poison_ratio": "1.0", "device": "auto", "executor": "local",
             "threads": None}
@@ -92,7 +94,9 @@ def preset_path(name: str) -> Path:
     return PRESET_DIR / f"{name}.toml"
 
 
-def _layer(cfg: RunConfig, data: dict[str, Any], origin: str) -> None:
+def _layer(cfg: RunConfig, data: dict[str, Any], origin: str, base: Path | None = None) -> None:
+    """Set ``cfg`` from one TOML layer; ``base`` is the folder of a run file (which may name ``out``
+    and ``cache``; a preset may not)."""
     for key, value in data.items():
         if key in ("preset",):
             continue
@@ -109,8 +113,12 @@ def _layer(cfg: RunConfig, data: dict[str, Any], origin: str) -> None:
                     cfg.params.setdefault(family, {}).setdefault(name, {}).update(params)
         elif key in AXES or key in SCALARS:
             cfg.values[key] = _as_text(key, value, origin)
+        elif key in PATHS and base is not None:
+            if not isinstance(value, str) or not value:
+                raise UsageError(f"{origin}: key {key!r} expects a folder path as a string")
+            cfg.values[key] = str(base / Path(value).expanduser())
         else:
-            known = ", ".join([*AXES, *SCALARS, "preset", "params"])
+            known = ", ".join([*AXES, *SCALARS, *(PATHS if base is not None else ()), "preset", "params"])
             raise UsageError(f"{origin}: unknown key {key!r}; known keys: {known}")
     cfg.sources.append(origin)
 
@@ -124,7 +132,7 @@ def build_run_config(flags: dict[str, Any], config_file: str | None, preset: str
         _layer(cfg, read_toml(preset_path(preset)), f"preset {preset}")
         cfg.preset = preset
     if config_file:
-        _layer(cfg, file_data, str(config_file))
+        _layer(cfg, file_data, str(config_file), Path(config_file).parent)
     for key, value in flags.items():
         if value is not None:
             cfg.values[key] = value

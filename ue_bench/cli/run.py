@@ -32,7 +32,8 @@ from ue_bench.store.paths import default_cache, prepare_writable
 def add_run_parser(subparsers) -> None:
     """Register the ``run`` sub-command on the ``ue-bench`` parser's subparsers."""
     p = subparsers.add_parser("run", help="run a protect → defend → train → evaluate matrix")
-    p.add_argument("-c", "--config", help="TOML file with the same keys as these flags (flags override it)")
+    p.add_argument("-c", "--config", help="TOML file with the same keys as these flags, out and cache "
+                   "included (relative to the file's folder); flags override it")
     p.add_argument("--preset", help="packaged preset: tiny, smoke (default) or paper")
     p.add_argument("--dataset", help="dataset plugin[:k=v,...] (default: synthetic)")
     p.add_argument("--attacks", help="comma-separated attack plugins[:k=v,...] (default: none)")
@@ -79,8 +80,9 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
     threads = validate.threads(cfg.values["threads"])
-    out = prepare_writable(Path(args.out) if args.out else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
-    cache = prepare_writable(Path(args.cache) if args.cache else default_cache(), "--cache")
+    out_arg, cache_arg = args.out or cfg.values.get("out"), args.cache or cfg.values.get("cache")
+    out = prepare_writable(Path(out_arg) if out_arg else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
+    cache = prepare_writable(Path(cache_arg) if cache_arg else default_cache(), "--cache")
     device = validate.device(str(cfg.values["device"]))
     cells = plan(datasets, attacks, surrogates, defenses, victims, seeds, ratios)
     # imports of real datasets go under --cache, and are published only once the run is accepted
