@@ -216,3 +216,28 @@ def test_a_data_owner_publishes_with_each_newer_attack(tmp_path, attack):
     assert 0 < diff.max() <= 8
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["attack"]["name"] == attack.split(":")[0] and manifest["linf_max"] == diff.max()
+
+
+def test_protect_takes_a_preset_under_the_flags_own_values(tmp_path, capsys):
+    """``--preset tiny`` gives each plugin its tiny values as ``run --preset`` does; a flag's own value wins."""
+    out = tmp_path / "copy"
+    assert protect("--preset", "tiny", "--attack", "mem:outer_iters=2", "--dataset", "synthetic:size=24,test_size=8",
+                   "--device", "cpu",
+                   "--cache", str(tmp_path / "c"), "--out", str(out), "--threads", "1") == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    tiny = registry.get("attacks", "mem").presets["tiny"]
+    params = manifest["attack"]["params"]
+    assert params["outer_iters"] == 2 and params["pgd_steps"] == tiny["pgd_steps"] != 8
+    assert manifest["surrogate"]["params"]["batch_size"] == registry.get("victims", "tiny-rn").presets["tiny"]["batch_size"]
+    capsys.readouterr()
+    assert protect("--preset", "huge", "--attack", "random", "--dataset", SYNTH, "--out", str(tmp_path / "x")) == 2
+    assert "unknown preset 'huge'" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_protect_names_every_batch_that_does_not_fit_in_one_line(tmp_path, capsys):
+    code = protect("--attack", "mem", "--dataset", SYNTH, "--surrogate", "tiny-rn:batch_size=64",
+                   "--out", str(tmp_path / "x"), "--cache", str(tmp_path / "c"))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "--surrogate tiny-rn batch_size 64, --attack mem batch_size 64: larger than the train split" in err[0], err
+    assert "give batch_size=24 or less" in err[0] and not (tmp_path / "x").exists()

@@ -34,6 +34,7 @@ from ue_bench.publish.export_full import check_sizes, export_full_resolution
 from ue_bench.publish.manifest import protection_manifest
 from ue_bench.dataset import PublishParams
 from ue_bench.params import build_params, parse_specs
+from ue_bench.bench.runconfig import preset_path
 from ue_bench.store.paths import default_cache, prepare_writable
 from ue_bench.seeds import trainer_seed
 from ue_bench.engine.training import steps_per_epoch
@@ -54,6 +55,8 @@ def add_protect_parser(subparsers) -> None:
     p.add_argument("--victim", default="tiny-rn",
                    help="victim[:k=v,...] whose architecture and recipe the printed open_clip command trains "
                         "(default: tiny-rn)")
+    p.add_argument("--preset", help="each plugin's values for this preset (tiny, smoke, paper) under the flags' own, "
+                                    "as run --preset gives them, e.g. paper: the paper's attack parameters")
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--threads", help="CPU threads, and processes that decode the import (default: all; "
@@ -91,8 +94,11 @@ def _everything_protected(dataset, text: str):
     return registry.create("datasets", dataset.name, {**asdict(dataset.params), "test_fraction": 0.0})
 
 
-def _one(family: str, text: str, flag: str):
-    plugins = registry.create_many(family, text, flag)
+def _one(family: str, text: str, flag: str, preset: str | None = None):
+    """The one plugin ``text`` names, with the ``preset``'s values for it (``Plugin.presets``) under its own."""
+    specs = parse_specs(text, flag)
+    plugins = [registry.create(family, name, {**(registry.get(family, name).presets.get(preset, {}) if preset else {}),
+                                              **values}) for name, values in specs]
     if len(plugins) != 1:
         raise UsageError(f"{flag}: expected exactly one {family[:-1]}, got {len(plugins)} in {text!r}")
     return plugins[0]
@@ -226,11 +232,12 @@ def _protect(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     shard_size = validate.integer(args.shard_size, "--shard-size", 1)
     preview = validate.integer(args.preview, "--preview", 0)
     threads = validate.threads(args.threads)
-    attack = _one("attacks", args.attack, "--attack")
-    dataset = _with_lift_flags(_one("datasets", args.dataset, "--dataset"), args, args.dataset)
+    preset = args.preset and preset_path(args.preset).stem  # an unknown name is refused here
+    attack = _one("attacks", args.attack, "--attack", preset)
+    dataset = _with_lift_flags(_one("datasets", args.dataset, "--dataset", preset), args, args.dataset)
     dataset = _everything_protected(dataset, args.dataset)
-    surrogate = _one("victims", args.surrogate, "--surrogate")
-    victim = _one("victims", args.victim, "--victim")
+    surrogate = _one("victims", args.surrogate, "--surrogate", preset)
+    victim = _one("victims", args.victim, "--victim", preset)
     out = prepare_out(Path(args.out))
     # one writer per copy: a second protect of the same --out is refused until the first is done
     stack.enter_context(locked(lock_path(out), f"--out {out}"))

@@ -164,9 +164,14 @@ def check_cells(cells, loaded) -> None:
 
 def check_protect(attack, surrogate, dataset, train) -> None:
     """Refuse a surrogate (when the attack uses one) or an attack whose batch is larger than the
-    ``train`` split of ``dataset``, or a surrogate whose image tower does not fit its resolution."""
-    where = f"the train split of --dataset {dataset.label()} ({len(train)} images)"
+    ``train`` split of ``dataset`` (both named in one line when both are), or a surrogate whose image
+    tower does not fit its resolution."""
+    n = len(train)
+    batches = [("--surrogate", surrogate.label(), surrogate.params.batch_size)] if attack.uses_surrogate else []
+    batches.append(("--attack", attack.label(), getattr(attack.params, "batch_size", None)))
+    large = [f"{flag} {label} batch_size {batch}" for flag, label, batch in batches if batch is not None and batch > n]
+    if large:
+        raise UsageError(f"{', '.join(large)}: larger than the train split of --dataset {dataset.label()} "
+                         f"({n} images); give batch_size={n} or less")
     if attack.uses_surrogate:
-        batch_fits("--surrogate", surrogate.label(), surrogate.params.batch_size, len(train), where)
         resolution_fits("--surrogate", surrogate, train.resolution, dataset.label())
-    batch_fits("--attack", attack.label(), getattr(attack.params, "batch_size", None), len(train), where)
