@@ -65,6 +65,16 @@ def test_config_file_names_out_and_cache_relative_to_itself(capsys, tmp_path, mo
     assert "key 'out' expects a folder path" in capsys.readouterr().err
 
 
+def test_help_and_list_show_no_rest_markup(capsys):
+    """What a terminal prints is plain text: no ``literal`` or :role:`target` from the docstrings."""
+    assert main(["list", "-v"]) == 0
+    text = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text += capsys.readouterr().out
+    assert "mem-patterns" in text and "``" not in text and ":func:" not in text and ":class:" not in text
+
+
 def test_list_shows_every_family(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out

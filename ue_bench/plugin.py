@@ -12,10 +12,17 @@ Each family derives its own base from this one (``ue_bench.attack.Attack``, ``ue
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, ClassVar
 
 from ue_bench.params import NoParams, spec_values
 
+
+
+def plain_text(text: str) -> str:
+    """``text`` with reST markup a terminal would show raw unwrapped: ``x`` and :role:`~a.b.x` become x."""
+    text = re.sub(r":[a-z]+:`~?(?:[\w.]*\.)?([^`]+)`", r"\1", text)
+    return re.sub(r"``([^`]+)``", r"\1", text)
 
 class Plugin:
     """Base of all plugins: holds the registered name and the validated parameters."""
@@ -47,4 +54,5 @@ class Plugin:
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        """The docstring's first line as plain text (reST literals and roles unwrapped), for ``ue-bench list``."""
+        return plain_text((cls.__doc__ or "").strip().splitlines()[0]) if cls.__doc__ else ""

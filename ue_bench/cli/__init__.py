@@ -48,7 +48,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="ue-bench", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="ue-bench", description="ue-bench: unlearnable-example attacks on "
+                     "CLIP, benchmarked (protect, defend, train, evaluate); 'ue-bench COMMAND --help' for each command")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list registered plugins")
