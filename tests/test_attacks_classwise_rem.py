@@ -63,7 +63,7 @@ def test_a_shared_noise_moves_by_the_sign_of_its_images_summed_gradient():
     images = torch.full((3, 3, 2, 2), 100.0)
     weight = torch.tensor([1.0, -3.0, 2.0]).view(3, 1, 1, 1)  # images 0 and 1 share class 0, image 2 is class 1
     noise, _ = pgd(lambda x: x, lambda f, _step: (f * weight).sum(), images, torch.zeros(2, 3, 2, 2), eps=4, step=1,
-                   steps=3, maximise=False, owner=torch.tensor([0, 0, 1]))
+                   steps=3, maximise=False, expand=lambda shared: shared[torch.tensor([0, 0, 1])])
     assert torch.equal(noise[0], torch.full((3, 2, 2), 3.0))  # summed weight -2 < 0: minimising raises it
     assert torch.equal(noise[1], torch.full((3, 2, 2), -3.0))
 

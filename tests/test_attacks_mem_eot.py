@@ -32,3 +32,25 @@ def test_mem_eot_publishes_another_protection_than_mem_with_the_same_settings():
     prot = attack.protect(split, surrogate, 0, torch.device("cpu"))
     assert prot.fingerprint() != PINNED[0][2]
     assert abs(prot.delta).max() <= attack.params.eps and prot.delta.dtype.kind == "i"
+
+
+def test_mem_lowfreq_noise_is_constant_over_blocks_and_block_1_is_mem_eot():
+    torch.set_num_threads(1)
+    split = registry.create("datasets", "synthetic", {"size": 32, "test_size": 8}).load().train
+    surrogate = registry.create("victims", "tiny-rn", {"epochs": 2, "batch_size": 16})
+    tiny = registry.get("attacks", "mem").presets["tiny"]
+    coarse = registry.create("attacks", "mem-lowfreq", {**tiny, "block": 4}).protect(split, surrogate, 0,
+                                                                                        torch.device("cpu"))
+    d = torch.from_numpy(coarse.delta.astype("int16"))                       # [N, H, W, 3]
+    images = torch.from_numpy(split.images.astype("int16"))
+    assert d.abs().max() <= 8 and d.abs().sum() > 0
+    assert ((images + d) >= 0).all() and ((images + d) <= 255).all()
+    inside = ((images > 8) & (images < 247)).reshape(len(d), 8, 4, 8, 4, 3)  # where the pixel range cuts no noise
+    blocks = d.reshape(len(d), 8, 4, 8, 4, 3)
+    top = torch.where(inside, blocks, torch.tensor(-99, dtype=torch.int16)).amax(dim=(2, 4))
+    low = torch.where(inside, blocks, torch.tensor(99, dtype=torch.int16)).amin(dim=(2, 4))
+    some = inside.any(dim=2).any(dim=3)
+    assert some.sum() > 0.5 * some.numel() and (top[some] == low[some]).all()  # one value per 4 x 4 square
+    one = registry.create("attacks", "mem-lowfreq", {**tiny, "block": 1}).protect(split, surrogate, 0, torch.device("cpu"))
+    eot = registry.create("attacks", "mem-eot", tiny).protect(split, surrogate, 0, torch.device("cpu"))
+    assert one.fingerprint() == eot.fingerprint() != coarse.fingerprint()

@@ -119,6 +119,30 @@ class FixedNoise:
         depends on the triggers updates ``delta[idx]`` here (this one does not)."""
 
 
+class Noise(Protocol):
+    """What :func:`min_min` optimises: the image noise of a protection, read and written batch by batch
+    (:class:`SampleNoise`, :class:`ClassNoise`, or an attack's own). ``words``: long ``[N, K]`` fixed
+    trigger words published after each image's optimised trigger."""
+
+    words: torch.Tensor
+
+    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1]."""
+
+    def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The delta of ``idx`` as float ``[B, 3, H, W]`` pixel units (``images``: their clean pixels)."""
+
+    def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
+        """HotFlip set the triggers ``trig[idx]`` (long ``[N, T]``, changed in place where the noise shares them)."""
+
+    def descend(self, idx: torch.Tensor, images: torch.Tensor, d: torch.Tensor, objective: tuple[Callable, Callable],
+                p: MinMinParams) -> float:
+        """PGD on the noise of ``idx`` (current delta ``d``) for ``objective``; returns its loss."""
+
+    def result(self) -> np.ndarray:
+        """The published integer delta ``[N, H, W, 3]`` within ±eps."""
+
+
 class MinMinAttack(Attack):
     """An attack that is :func:`min_min` with its parameters (EM's; MEM's add a trigger).
 
@@ -158,6 +182,14 @@ class MinMinAttack(Attack):
         the protection's generator."""
         return None, 0, {}
 
+    def noise(self, data: SplitTensors, fixed: FixedNoise, group: torch.Tensor | None, k: int,
+              device: torch.device) -> Noise:
+        """The noise the loop optimises: one delta per image on top of ``fixed`` (:class:`SampleNoise`), or
+        one per pseudo-class when :meth:`pseudo_classes` gave a ``group`` (:class:`ClassNoise`)."""
+        if group is None:
+            return SampleNoise(data, self.params.eps, fixed, device)
+        return ClassNoise(data, self.params.eps, group, k)
+
     def protect(self, split, surrogate, seed, device):
         surrogate = require(surrogate, self.name)
         tok = surrogate.tokenizer()
@@ -173,8 +205,7 @@ class MinMinAttack(Attack):
             trig = vocab[torch.randint(len(vocab), (data.n if group is None else k, trig_p.trigger_len), generator=gen)]
             trig = trig if group is None else trig[group]
         fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
-        noise = SampleNoise(data, self.params.eps, fixed, device) if group is None else \
-            ClassNoise(data, self.params.eps, group, k)
+        noise = self.noise(data, fixed, group, k, device)
         model, init_sha256 = surrogate.initial_model(split.resolution, seed, device)
         trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
         history = min_min(self.name, self.params, trainer, data, trig, vocab, noise, gen, tok.eot_token_id,
@@ -257,8 +288,9 @@ class ClassNoise:
                 p: MinMinParams) -> float:
         """PGD on the noise of the classes in the batch, each stepped by its images' summed gradient."""
         classes, owner = torch.unique(self.group[idx], return_inverse=True)
+        owner = owner.to(images.device)
         noise, loss = pgd(*objective, images, self.noise[classes].to(images.device), eps=self.eps, step=p.step,
-                          steps=p.pgd_steps, maximise=False, owner=owner.to(images.device))
+                          steps=p.pgd_steps, maximise=False, expand=lambda shared: shared[owner])
         self.noise[classes] = noise.cpu()
         return loss
 
@@ -342,7 +374,7 @@ def _pgd_texts(model: torch.nn.Module, caps: torch.Tensor, trigger: torch.Tensor
 
 
 def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
-            vocab: torch.Tensor, noise: SampleNoise | ClassNoise, gen: torch.Generator, eot: int,
+            vocab: torch.Tensor, noise: Noise, gen: torch.Generator, eot: int,
             views: Views | None = None, adversary: Adversary | None = None) -> list[dict]:
     """Error-minimising ``noise`` (and, where ``p.trigger()`` is set, HotFlip triggers), optimised in place.
 

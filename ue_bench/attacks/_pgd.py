@@ -36,7 +36,7 @@ def pgd(
     step: int,
     steps: int,
     maximise: bool,
-    owner: torch.Tensor | None = None,
+    expand: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """``steps`` sign-gradient steps on ``delta`` for a loss of the image features.
 
@@ -45,18 +45,19 @@ def pgd(
     ``images``/``delta``: float ``[B, 3, H, W]`` in pixel units (0..255 and integers within ±eps).
     ``maximise`` picks error-maximising (TAP) over error-minimising (EM, MEM) noise.
 
-    With ``owner`` (long ``[B]``), ``delta`` is ``[U, 3, H, W]``: one noise shared by the images whose
-    ``owner`` is its row (class-wise noise); image ``b`` sees ``delta[owner[b]]`` projected into its own
-    pixel range, and each step moves a shared noise by the sign of its images' summed gradient, within
+    With ``expand``, ``delta`` is a shared noise that ``expand`` maps to the batch's ``[B, 3, H, W]``
+    (class-wise noise: ``[U, 3, H, W]`` indexed by each image's class; block noise: one value per block
+    of pixels, repeated over it); each image sees its expansion projected into its own pixel range, and
+    each step moves a shared value by the sign of the summed gradient of the pixels it reaches, within
     ±``eps`` (a scalar ``eps`` then). Returns the new delta and the loss at the last evaluated point.
     """
     loss = torch.full((), float("nan"))
     for i in range(steps):
         delta = delta.detach().requires_grad_(True)
-        seen = delta if owner is None else project(delta[owner], images, eps)
+        seen = delta if expand is None else project(expand(delta), images, eps)
         with autocast(images.device):
             loss = loss_of_features(encode_image(normalize((images + seen) / 255.0)), i)
         (grad,) = torch.autograd.grad(loss, delta)
         moved = delta.detach() + step * (grad.sign() if maximise else -grad.sign())
-        delta = project(moved, images, eps) if owner is None else moved.clamp(-eps, eps)
+        delta = project(moved, images, eps) if expand is None else moved.clamp(-eps, eps)
     return delta.detach(), float(loss.detach())
