@@ -29,3 +29,20 @@ def test_ar_noise_is_within_eps_spread_over_the_image_and_deterministic():
     assert (delta != 0).mean() > 0.1  # not a corner: the kept processes do not grow
     again = np.asarray(attack.protect(split, None, 0, torch.device("cpu")).delta)
     assert np.array_equal(delta, again)
+
+
+def test_ar_trigger_is_ar_noise_with_one_trigger_per_pseudo_class():
+    split = registry.create("datasets", "synthetic", {"size": 24, "test_size": 8}).load().train
+    surrogate = registry.create("victims", "tiny-rn", {"epochs": 1, "batch_size": 8})
+    params = {"grouping": "random", "groups": 3}
+    plain = registry.create("attacks", "ar", params).protect(split, surrogate, 0, torch.device("cpu"))
+    prot = registry.create("attacks", "ar-trigger", params).protect(split, surrogate, 0, torch.device("cpu"))
+    assert np.array_equal(np.asarray(prot.delta), np.asarray(plain.delta))        # ar's noise, bit for bit
+    sizes = prot.meta["group_sizes"]
+    assert len(prot.triggers) == 24 and sorted(prot.triggers.count(t) for t in set(prot.triggers)) == sorted(
+        s for s in sizes if s)                                                        # one trigger per pseudo-class
+    assert all(len(t.split()) == 2 for t in prot.triggers)
+    tok = surrogate.tokenizer()
+    assert all(len(tok.encode(w)) == 1 for t in prot.triggers for w in t.split())   # whole words, one token each
+    again = registry.create("attacks", "ar-trigger", params).protect(split, surrogate, 0, torch.device("cpu"))
+    assert again.triggers == prot.triggers

@@ -118,6 +118,12 @@ class ARNoise(Attack):
                "paper": {"eps": 8, "crop": 4, "groups": 10}}
 
     def protect(self, split, surrogate, seed, device):
+        delta, _, meta, _ = self.noise(split, surrogate, seed, device)
+        return Protection(delta=delta, meta=meta)
+
+    def noise(self, split, surrogate, seed: int, device: torch.device):
+        """The delta (as :meth:`protect` returns it), each image's pseudo-class (long ``[N]``), the meta, and
+        the protection's generator after drawing them (a variant draws what it adds from it)."""
         p = self.params
         gen = torch.Generator().manual_seed(seed)
         group, k, meta = pseudo_classes(self.name, split, surrogate, p, seed, device, gen)
@@ -129,4 +135,4 @@ class ARNoise(Attack):
             noise = raw / raw.abs().amax((1, 2, 3), keepdim=True).clamp_min(1e-300) * p.eps
             delta[a:a + len(noise)] = noise.round().to(torch.int16).permute(0, 2, 3, 1).numpy()
             release(delta)
-        return Protection(delta=delta, meta=meta)
+        return delta, group, meta, gen
