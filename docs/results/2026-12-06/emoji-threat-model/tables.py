@@ -1,0 +1,64 @@
+"""The tables of this folder's README from the run directories' cells: `python tables.py`.
+
+Per attack × victim (the view is in the victim's label: `tiny-rn` is open_clip's view, the default;
+`tiny-rn:augment=none` the fixed one), side by side for `emoji` (this folder's runs) and the default
+synthetic set (`../../2026-12-03/threat-model` and this folder's synthetic runs, if any): i2t R@1 as
+the mean over the seeds measured, × clean as the mean over seeds of each seed's value over the clean
+cell of the same dataset, victim and seed, and the seeds. A cell found in two folders is counted once.
+Protection time: the mean `protect_s` of the protections behind the cells (one per seed).
+"""
+from collections import defaultdict
+import json
+from pathlib import Path
+
+HERE = Path(__file__).parent
+FOLDERS = [HERE, HERE.parents[1] / "2026-12-03" / "threat-model"]
+cells = {}
+for folder in FOLDERS:
+    for f in sorted(folder.glob("*/cells/*.json")):
+        c = json.loads(f.read_text())
+        lab = c["labels"]
+        if c.get("status") != "ok" or lab["defense"] != "none" or ":epochs" in lab["victim"]:
+            continue
+        if "surrogate_init" in lab["victim"]:
+            continue
+        cells.setdefault(c["cell_id"], c)
+clean = {}
+for c in cells.values():
+    lab = c["labels"]
+    if lab["attack"] == "none":
+        clean[(lab["dataset"].split(":")[0], lab["victim"], lab["seed"])] = c["metrics"]["i2t_r1"]
+groups = defaultdict(list)
+for c in cells.values():
+    lab = c["labels"]
+    groups[(lab["attack"].split(":")[0], lab["victim"], lab["dataset"].split(":")[0])].append(c)
+
+
+def cell_text(group):
+    if not group:
+        return "—"
+    r1 = [c["metrics"]["i2t_r1"] for c in group]
+    ratio = [c["metrics"]["i2t_r1"] / clean[k] for c in group
+             if (k := (c["labels"]["dataset"].split(":")[0], c["labels"]["victim"], c["labels"]["seed"])) in clean]
+    seeds = ",".join(str(s) for s in sorted(c["labels"]["seed"] for c in group))
+    x = f"{sum(ratio) / len(ratio):.2f}×" if ratio else "—"
+    return f"{sum(r1) / len(r1):.3f} ({x}; {seeds})"
+
+
+def protect_s(group):
+    times = {c["hashes"].get("protection"): c.get("protection", {}).get("protect_s") for c in group}
+    times = [t for t in times.values() if t]
+    return f"{sum(times) / len(times):.0f}" if times else "—"
+
+
+ATTACKS = ["none", "mem", "mem-eot", "em", "random", "tap", "synthetic", "mem-classwise", "t2ue", "ar", "rem",
+           "mem-lowfreq"]
+victims = sorted({v for (_, v, _) in groups})
+print("| attack | victim | emoji: i2t R@1 (× clean; seeds) | synthetic: i2t R@1 (× clean; seeds) | protection s (emoji / synthetic) |")
+print("|---|---|---|---|---|")
+for attack in ATTACKS:
+    for victim in victims:
+        emoji, synth = groups.get((attack, victim, "emoji"), []), groups.get((attack, victim, "synthetic"), [])
+        if emoji or synth:
+            print(f"| {attack} | {victim} | {cell_text(emoji)} | {cell_text(synth)} | "
+                  f"{protect_s(emoji)} / {protect_s(synth)} |")
