@@ -1,5 +1,7 @@
 """Bad input is one clear line, exit code 2, and nothing written."""
 
+import json
+
 import pytest
 
 from ue_bench.cli import main
@@ -59,6 +61,8 @@ def test_config_file_names_out_and_cache_relative_to_itself(capsys, tmp_path, mo
     assert (tmp_path / "exp" / "runs" / "a" / "results.csv").is_file() and (tmp_path / "exp" / "store").is_dir()
     assert main(["run", "-c", str(cfg), "--threads", "1", "--out", str(tmp_path / "b")]) == 0  # a flag wins
     assert (tmp_path / "b" / "results.csv").is_file()
+    recorded = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert "out" not in recorded["config"] and str(cfg) in recorded["sources"]  # argv and sources say where
     capsys.readouterr()
     cfg.write_text('out = ["runs"]\n')
     assert main(["run", "-c", str(cfg)]) == 2

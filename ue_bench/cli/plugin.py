@@ -16,10 +16,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from ue_bench import registry
 from ue_bench.errors import UsageError
 from ue_bench.params import build_params
 from ue_bench.authoring.scaffold import new_plugin
+from ue_bench.cli import validate
 
 
 def add_plugin_parser(subparsers) -> None:
@@ -37,6 +40,7 @@ def add_plugin_parser(subparsers) -> None:
     check.add_argument("--family", choices=registry.FAMILIES, help="needed when NAME exists in several families")
     check.add_argument("--param", action="append", default=[], metavar="K=V",
                        help="a parameter on top of the plugin's tiny preset (repeatable)")
+    check.add_argument("--threads", help="CPU threads (default: all; an attack's checks use one)")
     check.set_defaults(func=cmd_check)
 
 
@@ -86,6 +90,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     family = family_of(args.name, args.family)
     params = _params(args.param)
+    threads = validate.threads(args.threads)
+    if threads:
+        torch.set_num_threads(threads)
     try:
         cls = registry.get(family, args.name)
     except UsageError:

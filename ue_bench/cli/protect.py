@@ -56,7 +56,8 @@ def add_protect_parser(subparsers) -> None:
                    help="victim[:k=v,...] whose architecture and recipe the printed open_clip command trains "
                         "(default: tiny-rn)")
     p.add_argument("--preset", help="each plugin's values for this preset (tiny, smoke, paper) under the flags' own, "
-                                    "as run --preset gives them, e.g. paper: the paper's attack parameters")
+                                    "as run --preset gives them, e.g. paper: the paper's attack parameters "
+                                    "(default: none, each plugin's own defaults)")
     p.add_argument("--seed", default="0", help="seed of the protection (default: 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present; default), cpu, cuda, cuda:N")
     p.add_argument("--threads", help="CPU threads, and processes that decode the import (default: all; "

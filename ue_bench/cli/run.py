@@ -19,7 +19,7 @@ import torch
 from ue_bench.bench.dry_run import describe_plan
 from ue_bench.bench.matrix import dataset_key, plan
 from ue_bench.bench.render import build_report, render_text
-from ue_bench.bench.runconfig import build_run_config
+from ue_bench.bench.runconfig import PATHS, build_run_config
 from ue_bench.bench.runner import run_cells
 from ue_bench.cli import validate
 from ue_bench.errors import UsageError
@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     flags = {"dataset": args.dataset, "attacks": args.attacks, "surrogates": args.surrogates,
              "defenses": args.defenses, "victims": args.victims, "seeds": args.seeds,
              "poison_ratio": args.poison_ratio, "device": args.device, "executor": args.executor,
-             "threads": args.threads}
+             "threads": args.threads, "out": args.out, "cache": args.cache}
     cfg = build_run_config(flags, args.config, args.preset)
     datasets = cfg.plugins("dataset")
     for ds in datasets:
@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if executor not in ("local", "ray"):
         raise UsageError(f"--executor: expected 'local' or 'ray', got {executor!r}")
     threads = validate.threads(cfg.values["threads"])
-    out_arg, cache_arg = args.out or cfg.values.get("out"), args.cache or cfg.values.get("cache")
+    out_arg, cache_arg = cfg.values.get("out"), cfg.values.get("cache")
     out = prepare_writable(Path(out_arg) if out_arg else Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
     cache = prepare_writable(Path(cache_arg) if cache_arg else default_cache(), "--cache")
     device = validate.device(str(cfg.values["device"]))
@@ -100,7 +100,8 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     stack.enter_context(locked(lock_path(out), f"--out {out}"))
     imports.commit()
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "run.json", {"argv": sys.argv, "config": cfg.values, "params": cfg.params,
+    matrix = {k: v for k, v in cfg.values.items() if k not in PATHS}  # what ran; where it ran is argv and sources
+    write_json(out / "run.json", {"argv": sys.argv, "config": matrix, "params": cfg.params,
                                          "sources": cfg.sources, "cells": [c.cell_id for c in cells]})
     print(f"{len(cells)} cell(s) on {device}, executor {executor}; results in {out}, artifacts in {cache}",
           file=sys.stderr)
