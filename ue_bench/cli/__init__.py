@@ -30,12 +30,26 @@ def cmd_list(args: argparse.Namespace) -> int:
             print(f"  {name:<16} {cls.summary()}")
             if args.verbose:
                 for p in describe(cls.Params):
-                    bounds = f" [{p['lo']}, {p['hi']}]" if p["lo"] is not None or p["hi"] is not None else ""
                     choices = f" one of {list(p['choices'])}" if p["choices"] else ""
-                    print(f"      {p['name']}: {p['type']} = {p['default']!r}{bounds}{choices}  {p['help']}")
+                    print(f"      {p['name']}: {p['type']} = {_shown(p['default'])}{_bounds(p['lo'], p['hi'])}"
+                          f"{choices}  {p['help']}")
         for b in broken:
             print(f"  {b.entry.name:<16} BROKEN: {b.error}")
     return 0
+
+
+def _shown(value) -> str:
+    """A default as ``list -v`` prints it: floats to 6 significant digits, the rest as Python writes them."""
+    return f"{value:.6g}" if isinstance(value, float) else repr(value)
+
+
+def _bounds(lo, hi) -> str:
+    """`` [lo, hi]``, `` ≥ lo`` or `` ≤ hi`` (nothing without bounds)."""
+    if lo is not None and hi is not None:
+        return f" [{_shown(lo)}, {_shown(hi)}]"
+    if lo is not None:
+        return f" ≥ {_shown(lo)}"
+    return f" ≤ {_shown(hi)}" if hi is not None else ""
 
 
 class _Parser(argparse.ArgumentParser):
