@@ -5,7 +5,8 @@ Per attack × victim (the view is in the victim's label: `tiny-rn` is open_clip'
 synthetic set (`../../2026-12-03/threat-model` and this folder's synthetic runs, if any): i2t R@1 as
 the mean over the seeds measured, × clean as the mean over seeds of each seed's value over the clean
 cell of the same dataset, victim and seed, and the seeds. A cell found in two folders is counted once.
-Protection time: the mean `protect_s` of the protections behind the cells (one per seed).
+× random: i2t R@1 over the random-guess level of the cell's test split. Protection time: the mean
+`protect_s` of the protections behind the cells (one per seed; one CPU thread on shared cores).
 """
 from collections import defaultdict
 import json
@@ -42,19 +43,26 @@ def cell_text(group):
              if (k := (c["labels"]["dataset"].split(":")[0], c["labels"]["victim"], c["labels"]["seed"])) in clean]
     seeds = ",".join(str(s) for s in sorted(c["labels"]["seed"] for c in group))
     x = f"{sum(ratio) / len(ratio):.2f}×" if ratio else "—"
-    return f"{sum(r1) / len(r1):.3f} ({x}; {seeds})"
+    rand = sum(c["metrics"]["i2t_r1"] / c["metrics"]["random_i2t_r1"] for c in group) / len(group)
+    return f"{sum(r1) / len(r1):.3f} ({x}; {rand:.0f}× random; {seeds})"
 
 
 def protect_s(group):
+    if group and group[0]["labels"]["attack"] == "none":
+        return "—"
     times = {c["hashes"].get("protection"): c.get("protection", {}).get("protect_s") for c in group}
     times = [t for t in times.values() if t]
-    return f"{sum(times) / len(times):.0f}" if times else "—"
+    if not times:
+        return "—"
+    mean = sum(times) / len(times)
+    return "<1" if mean < 1 else f"{mean:.0f}"
 
 
 ATTACKS = ["none", "mem", "mem-eot", "em", "random", "tap", "synthetic", "mem-classwise", "t2ue", "ar", "rem",
            "mem-lowfreq"]
 victims = sorted({v for (_, v, _) in groups})
-print("| attack | victim | emoji: i2t R@1 (× clean; seeds) | synthetic: i2t R@1 (× clean; seeds) | protection s (emoji / synthetic) |")
+print("| attack | victim | emoji: i2t R@1 (× clean; × random; seeds) | synthetic: i2t R@1 (× clean; × random; seeds) | "
+      "protection s (emoji / synthetic) |")
 print("|---|---|---|---|---|")
 for attack in ATTACKS:
     for victim in victims:
