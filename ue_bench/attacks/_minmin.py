@@ -296,12 +296,19 @@ class ClassNoise:
 
     def result(self) -> np.memmap:
         """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped."""
-        delta = delta_buffer(self.data.images.shape, self.eps)
-        for idx in torch.arange(self.data.n).split(256):
-            x = self.data.pixels(idx, torch.device("cpu"))
-            delta[idx.numpy()] = self.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
-            release(delta)
-        return delta
+        return shared_result(self, self.data, self.eps)
+
+
+def shared_result(noise: Noise, data: SplitTensors, eps: int) -> np.memmap:
+    """The per-image integer delta ``[N, H, W, 3]`` of a noise shared between pixels or images
+    (``noise.current`` of each image, already on the pixel grid), written into a memory-mapped buffer
+    256 images at a time."""
+    delta = delta_buffer(data.images.shape, eps)
+    for idx in torch.arange(data.n).split(256):
+        x = data.pixels(idx, torch.device("cpu"))
+        delta[idx.numpy()] = noise.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
+        release(delta)
+    return delta
 
 
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ue_bench import delta_buffer, param, release
+from ue_bench import param
 from ue_bench.engine.pixel_box import project
 
-from ._minmin import FixedNoise, MinMinParams, SampleNoise
+from ._minmin import FixedNoise, MinMinParams, SampleNoise, shared_result
 from ._pgd import pgd
 from ._surrogate import SplitTensors
 from .mem_eot import MEMEOT, MEMEOTParams
@@ -78,12 +78,7 @@ class BlockNoise:
 
     def result(self) -> np.memmap:
         """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped."""
-        delta = delta_buffer(self.data.images.shape, self.eps)
-        for idx in torch.arange(self.data.n).split(256):
-            x = self.data.pixels(idx, torch.device("cpu"))
-            delta[idx.numpy()] = self.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
-            release(delta)
-        return delta
+        return shared_result(self, self.data, self.eps)
 
 
 class MEMLowFreq(MEMEOT):
