@@ -221,6 +221,8 @@ def create(family: str, name: str, values: dict[str, Any] | None = None) -> Plug
     return cls(build_params(f"{family[:-1]} {name!r}", cls.Params, values), name=name)
 
 
-def create_many(family: str, text: str, flag: str) -> list[Plugin]:
-    """Parse and instantiate a flag value such as ``mem:trigger_len=5,eps=8,em``."""
-    return [create(family, name, values) for name, values in parse_specs(text, flag)]
+def create_many(family: str, text: str, flag: str, preset: str | None = None) -> list[Plugin]:
+    """Parse and instantiate a flag value such as ``mem:trigger_len=5,eps=8,em``; with ``preset``, each
+    plugin's values for it (``Plugin.presets``) come first and the flag's own win."""
+    return [create(family, name, {**(get(family, name).presets.get(preset, {}) if preset else {}), **values})
+            for name, values in parse_specs(text, flag)]

@@ -38,7 +38,7 @@ AXES = {
 SCALARS = {"seeds": "--seeds", "poison_ratio": "--poison-ratio", "device": "--device", "executor": "--executor",
            "threads": "--threads"}
 #: TOML keys naming folders (a run file's own: relative paths are read from the file's folder).
-PATHS = {"out": "--out", "cache": "--cache"}
+PATHS = ("out", "cache")
 DEFAULTS = {"dataset": "synthetic", "attacks": "none", "surrogates": "tiny-rn", "defenses": "none",
             "victims": "tiny-rn", "seeds": "0", "poison_ratio": "1.0", "device": "auto", "executor": "local",
             "threads": None}

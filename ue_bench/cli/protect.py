@@ -97,9 +97,7 @@ def _everything_protected(dataset, text: str):
 
 def _one(family: str, text: str, flag: str, preset: str | None = None):
     """The one plugin ``text`` names, with the ``preset``'s values for it (``Plugin.presets``) under its own."""
-    specs = parse_specs(text, flag)
-    plugins = [registry.create(family, name, {**(registry.get(family, name).presets.get(preset, {}) if preset else {}),
-                                              **values}) for name, values in specs]
+    plugins = registry.create_many(family, text, flag, preset)
     if len(plugins) != 1:
         raise UsageError(f"{flag}: expected exactly one {family[:-1]}, got {len(plugins)} in {text!r}")
     return plugins[0]
