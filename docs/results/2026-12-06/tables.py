@@ -1,8 +1,9 @@
-"""The tables of this folder's README from the run directories' cells: `python tables.py`.
+"""The tables of `emoji-threat-model/` and `attack-search/` from their run directories' cells:
+`python tables.py` (in this folder).
 
 Per attack × victim (the view is in the victim's label: `tiny-rn` is open_clip's view, the default;
-`tiny-rn:augment=none` the fixed one), side by side for `emoji` (this folder's runs) and the default
-synthetic set (`../../2026-12-03/threat-model` and this folder's synthetic runs, if any): i2t R@1 as
+`tiny-rn:augment=none` the fixed one), side by side for `emoji` and the default synthetic set (the
+run folders of `emoji-threat-model/`, `attack-search/` and `../2026-12-03/threat-model`): i2t R@1 as
 the mean over the seeds measured, × clean as the mean over seeds of each seed's value over the clean
 cell of the same dataset, victim and seed, and the seeds. A cell found in two folders is counted once.
 × random: i2t R@1 over the random-guess level of the cell's test split. Protection time: the mean
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 
 HERE = Path(__file__).parent
-FOLDERS = [HERE, HERE.parents[1] / "2026-12-03" / "threat-model"]
+FOLDERS = [HERE / "emoji-threat-model", HERE / "attack-search", HERE.parent / "2026-12-03" / "threat-model"]
 cells = {}
 for folder in FOLDERS:
     for f in sorted(folder.glob("*/cells/*.json")):
@@ -32,7 +33,7 @@ for c in cells.values():
 groups = defaultdict(list)
 for c in cells.values():
     lab = c["labels"]
-    groups[(lab["attack"].split(":")[0], lab["victim"], lab["dataset"].split(":")[0])].append(c)
+    groups[(lab["attack"], lab["victim"], lab["dataset"].split(":")[0])].append(c)
 
 
 def cell_text(group):
@@ -59,12 +60,13 @@ def protect_s(group):
 
 
 ATTACKS = ["none", "mem", "mem-eot", "em", "random", "tap", "synthetic", "mem-classwise", "t2ue", "ar", "rem",
-           "mem-lowfreq"]
+           "ar-trigger", "mem-lowfreq", "mem-patterns"]
 victims = sorted({v for (_, v, _) in groups})
+labels = sorted({a for (a, _, _) in groups}, key=lambda a: (ATTACKS.index(a.split(":")[0]), a))
 print("| attack | victim | emoji: i2t R@1 (× clean; × random; seeds) | synthetic: i2t R@1 (× clean; × random; seeds) | "
       "protection s (emoji / synthetic) |")
 print("|---|---|---|---|---|")
-for attack in ATTACKS:
+for attack in labels:
     for victim in victims:
         emoji, synth = groups.get((attack, victim, "emoji"), []), groups.get((attack, victim, "synthetic"), [])
         if emoji or synth:
