@@ -25,6 +25,7 @@ PGD loss of a pass falls to ``stop_loss``.
 
 from __future__ import annotations
 
+import abc
 import itertools
 import logging
 import time
@@ -257,7 +258,35 @@ class SampleNoise:
         return self.delta
 
 
-class ClassNoise:
+class SharedNoise(abc.ABC):
+    """A noise whose values are shared between images or pixels, so that each image's delta is derived
+    (``current``, projected into its pixel range on the 1/255 grid): the published images and the
+    published delta follow from it. Subclasses set ``data`` and ``eps`` and define ``current``."""
+
+    data: SplitTensors
+    eps: int
+
+    @abc.abstractmethod
+    def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The delta of ``idx`` as float ``[B, 3, H, W]`` pixel units (``images``: their clean pixels)."""
+
+    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """The published images of ``idx`` as float ``[B, 3, H, W]`` in [0, 1]."""
+        x = self.data.pixels(idx, device)
+        return (x + self.current(idx, x)) / 255.0
+
+    def result(self) -> np.memmap:
+        """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped, written 256
+        images at a time."""
+        delta = delta_buffer(self.data.images.shape, self.eps)
+        for idx in torch.arange(self.data.n).split(256):
+            x = self.data.pixels(idx, torch.device("cpu"))
+            delta[idx.numpy()] = self.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
+            release(delta)
+        return delta
+
+
+class ClassNoise(SharedNoise):
     """One integer noise per pseudo-class, shared by its images (``mem-classwise``).
 
     ``group``: long ``[N]`` in ``range(k)``. The noise is float ``[k, 3, H, W]`` on the 1/255 grid within
@@ -275,10 +304,6 @@ class ClassNoise:
     def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         return project(self.noise[self.group[idx]].to(images.device), images, self.eps)
 
-    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-        x = self.data.pixels(idx, device)
-        return (x + self.current(idx, x)) / 255.0
-
     def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
         last = {int(self.group[i]): int(i) for i in idx}
         for c, i in last.items():
@@ -294,21 +319,6 @@ class ClassNoise:
         self.noise[classes] = noise.cpu()
         return loss
 
-    def result(self) -> np.memmap:
-        """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped."""
-        return shared_result(self, self.data, self.eps)
-
-
-def shared_result(noise: Noise, data: SplitTensors, eps: int) -> np.memmap:
-    """The per-image integer delta ``[N, H, W, 3]`` of a noise shared between pixels or images
-    (``noise.current`` of each image, already on the pixel grid), written into a memory-mapped buffer
-    256 images at a time."""
-    delta = delta_buffer(data.images.shape, eps)
-    for idx in torch.arange(data.n).split(256):
-        x = data.pixels(idx, torch.device("cpu"))
-        delta[idx.numpy()] = noise.current(idx, x).round().to(torch.int16).permute(0, 2, 3, 1).numpy()
-        release(delta)
-    return delta
 
 
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate

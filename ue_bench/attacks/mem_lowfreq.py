@@ -19,13 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ue_bench import param
 from ue_bench.engine.pixel_box import project
 
-from ._minmin import FixedNoise, MinMinParams, SampleNoise, shared_result
+from ._minmin import FixedNoise, MinMinParams, SampleNoise, SharedNoise
 from ._pgd import pgd
 from ._surrogate import SplitTensors
 from .mem_eot import MEMEOT, MEMEOTParams
@@ -39,7 +38,7 @@ class MEMLowFreqParams(MEMEOTParams):
                                             "(1: per-pixel noise, mem-eot)")
 
 
-class BlockNoise:
+class BlockNoise(SharedNoise):
     """One integer noise value per ``block`` × ``block`` square of each image, repeated over the square.
 
     The coarse noise is int8 ``[N, 3, ceil(H / block), ceil(W / block)]`` within ±``eps`` (in memory: a
@@ -61,10 +60,6 @@ class BlockNoise:
     def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         return project(self.expand(self.coarse[idx].to(images.device).float()), images, self.eps)
 
-    def unit(self, idx: torch.Tensor, device: torch.device) -> torch.Tensor:
-        x = self.data.pixels(idx, device)
-        return (x + self.current(idx, x)) / 255.0
-
     def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
         """Triggers are per image, as MEM's: nothing here depends on them."""
 
@@ -75,10 +70,6 @@ class BlockNoise:
                            steps=p.pgd_steps, maximise=False, expand=self.expand)
         self.coarse[idx] = coarse.round().to(torch.int8).cpu()
         return loss
-
-    def result(self) -> np.memmap:
-        """The per-image integer delta ``[N, H, W, 3]`` that is published, memory-mapped."""
-        return shared_result(self, self.data, self.eps)
 
 
 class MEMLowFreq(MEMEOT):
