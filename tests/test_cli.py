@@ -58,6 +58,9 @@ def test_config_file_names_out_and_cache_relative_to_itself(capsys, tmp_path, mo
                    'out = "runs/a"\ncache = "store"\n[params.victims."*"]\nepochs = 1\nbatch_size = 8\n')
     monkeypatch.chdir(tmp_path)
     assert main(["run", "-c", str(cfg), "--threads", "1"]) == 0
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[1/1]")]
+    assert progress == ["[1/1] synthetic:size=16,test_size=8 · none ← none · none · tiny-rn:epochs=1,batch_size=8"
+                        " · seed 0 · ratio 0"], progress  # one line naming the cell, not a dict
     assert (tmp_path / "exp" / "runs" / "a" / "results.csv").is_file() and (tmp_path / "exp" / "store").is_dir()
     assert main(["run", "-c", str(cfg), "--threads", "1", "--out", str(tmp_path / "b")]) == 0  # a flag wins
     assert (tmp_path / "b" / "results.csv").is_file()

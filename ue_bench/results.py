@@ -28,6 +28,13 @@ log = logging.getLogger("ue_bench.results")
 CELL_KEYS = ("cell_id", "config", "labels", "status")
 
 
+def cell_title(labels: dict[str, Any]) -> str:
+    """One line naming a cell from its labels: ``dataset · attack ← surrogate · defense · victim · seed s
+    · ratio r`` (progress lines and the reports' provenance)."""
+    return (f"{labels['dataset']} · {labels['attack']} ← {labels['surrogate']} · {labels['defense']}"
+            f" · {labels['victim']} · seed {labels['seed']} · ratio {labels['poison_ratio']:g}")
+
+
 def cell_path(run_dir: Path, cell_id: str) -> Path:
     return Path(run_dir) / "cells" / f"{cell_id}.json"
 

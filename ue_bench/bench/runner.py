@@ -30,7 +30,7 @@ from ue_bench.engine.device import auto_device
 from ue_bench.errors import UsageError, disk_error
 from ue_bench.bench.matrix import Cell, dataset_key
 from ue_bench.bench.environment import environment
-from ue_bench.results import cell_finished, cell_path
+from ue_bench.results import cell_finished, cell_path, cell_title
 
 log = logging.getLogger("ue_bench.bench.runner")
 
@@ -135,7 +135,7 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
     runner = Runner(out, cache, auto_device(device), loaded, threads)
     results = []
     for i, cell in enumerate(cells, 1):
-        print(f"[{i}/{len(cells)}] {cell.labels()}", file=sys.stderr)
+        print(f"[{i}/{len(cells)}] {cell_title(cell.labels())}", file=sys.stderr)
         results.append(runner.run_cell(cell))
     return results
 
@@ -170,5 +170,5 @@ def _run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: in
     results = []
     for i, ref in enumerate(refs, 1):
         results.append(ray.get(ref))
-        print(f"[{i}/{len(cells)}] {cells[i - 1].labels()} {results[-1]['status']}", file=sys.stderr)
+        print(f"[{i}/{len(cells)}] {cell_title(cells[i - 1].labels())} · {results[-1]['status']}", file=sys.stderr)
     return results

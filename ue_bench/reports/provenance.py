@@ -10,6 +10,7 @@ from typing import Any
 
 from . import formats
 from ue_bench import Report, RunResults
+from ue_bench.results import cell_title
 
 
 
@@ -20,10 +21,8 @@ def _pre(obj: Any) -> str:
 def cell_details(cell: dict[str, Any], source: Path) -> str:
     """A collapsed block naming the cell; open, it lists the file it was read from and the provenance
     fields, then the whole record."""
-    lab = cell["labels"]
     prov = cell.get("provenance") or {}
-    summary = (f"{lab['attack']} ← {lab['surrogate']} · {lab['defense']} · {lab['victim']} · seed {lab['seed']}"
-               f" · ratio {lab['poison_ratio']:g} · {cell['status']} · <code>{formats.esc(cell['cell_id'])}</code>")
+    summary = f"{formats.esc(cell_title(cell['labels']))} · {cell['status']} · <code>{formats.esc(cell['cell_id'])}</code>"
     rows = [("file", str(source)), ("device", prov.get("device", formats.DASH)),
             ("code version", prov.get("code_version", formats.DASH)),
             ("python", prov.get("python", formats.DASH)), ("platform", prov.get("platform", formats.DASH)),
