@@ -311,3 +311,21 @@ def test_a_cell_whose_curve_is_malformed_is_refused_naming_the_file(tmp_path):
     with pytest.raises(UsageError, match=f"{path} is not a ue-bench cell result .curve is not an object whose "
                                          "points each have a numeric epoch."):
         load_run(tmp_path)
+
+
+def test_defense_cost_counts_each_transform_once_and_compares_with_the_undefended_training(fixture_run_dir):
+    from ue_bench.authoring.fixture_run import DEFEND_S, SEEDS
+    from ue_bench.reports.tables import defense_costs
+    from ue_bench.results import load_run
+    run = load_run(fixture_run_dir)
+    df = defense_costs(run).set_index(["defense", "victim"])
+    jpeg, none = df.loc[("jpeg", "tiny-rn")], df.loc[("none", "tiny-rn")]
+    # one transform per protection and seed, shared by both victims: its mean is the seeds' mean
+    n_jpeg = len({c["defense"]["key"] for c in run.cells.values() if c["labels"]["defense"] == "jpeg"
+                  and c["status"] == "ok"})
+    assert jpeg["defend_n"] == n_jpeg and jpeg["defend"] == pytest.approx(DEFEND_S["jpeg"] + np.mean(SEEDS))
+    ratios = [(DEFEND_S["jpeg"] + s + 95 + s) / (95 + s) for s in SEEDS]
+    assert jpeg["ratio"] == pytest.approx(np.mean(ratios)) and jpeg["ratio"] > 1
+    assert none["ratio"] == pytest.approx(1.0) and none["defend"] == 0.0
+    md = registry.create("reports", "defense-cost", {}).render(run, "md")
+    assert "## Defense cost" in md and "× undefended training" in md and f"{np.mean(ratios):.2f}" in md

@@ -125,6 +125,18 @@ def test_run_killed_then_rerun_equals_uninterrupted_and_leaves_no_temp(run_refer
     assert sorted(p.name for p in (out / "report").iterdir()) == sorted(p.name for p in (run_reference / "out" / "report").iterdir())
 
 
+def test_cells_record_the_defense_transform_time_of_its_artifact(run_reference):
+    """A cell's ``defense.defend_s`` is its defended data's build time (the defense-cost table's input)."""
+    store = ArtifactStore(run_reference / "cache")
+    cells = [json.loads(p.read_text()) for p in (run_reference / "out" / "cells").glob("*.json")]
+    jpeg = [c for c in cells if c["labels"]["defense"].startswith("jpeg")]
+    assert jpeg and all(c["defense"]["key"] == c["hashes"]["defended"] for c in cells)
+    for c in jpeg:
+        assert c["defense"]["defend_s"] == store.manifest("defended", c["defense"]["key"])["build_s"] > 0
+    assert all(c["defense"]["defend_s"] == 0.0 for c in cells if c["labels"]["defense"] == "none")
+    assert "defense-cost.csv" in {p.name for p in (run_reference / "out" / "report").iterdir()}
+
+
 def protect_argv(data: Path, out: Path, cache: Path, fmt: str) -> list[str]:
     return ["protect", "--attack", "random", "--dataset", f"csv:{data / 'pairs.csv'},test_fraction=0,resolution=32",
             "--out", str(out), "--cache", str(cache), "--format", fmt, "--shard-size", "4", "--import-resolution"]

@@ -21,7 +21,7 @@ from ue_bench.plugin import Plugin
 from ue_bench.protection import Protection, delta_buffer, with_trigger_text
 from ue_bench.registry import register, unregister
 from ue_bench.report import FORMATS, Report
-from ue_bench.results import RunResults, curve_points
+from ue_bench.results import RunResults, cell_title, curve_points
 from ue_bench.schema import BY_KEY, DERIVED, METRIC_KEYS, NO_SURROGATE, PROTECTION
 from ue_bench.seeds import role_seed
 from ue_bench.store.imports import ImportStage, default_imports
@@ -35,7 +35,7 @@ __all__ = [
     "FORMATS",
     # what plugins receive and return
     "PairSplit", "PairDataset", "release", "Protection", "delta_buffer", "with_trigger_text",
-    "ImportStage", "default_imports", "RunResults", "curve_points",
+    "ImportStage", "default_imports", "RunResults", "cell_title", "curve_points",
     # the results' schema, which reports read
     "METRIC_KEYS", "BY_KEY", "DERIVED", "PROTECTION", "NO_SURROGATE",
     # seeds per role, errors, in-process registration

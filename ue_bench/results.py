@@ -156,6 +156,8 @@ def _row(cell: dict[str, Any]) -> dict[str, Any]:
     row.update(
         protection_key=prot.get("key", ""), protection_device=prot.get("device", ""),
         train_s=(cell.get("train") or {}).get("train_s", math.nan),
+        defended_key=(cell.get("defense") or {}).get("key", ""),
+        defend_s=(cell.get("defense") or {}).get("defend_s", math.nan),
         device=(cell.get("provenance") or {}).get("device", ""),
         status=cell["status"], wall_s=cell.get("wall_s", math.nan), cell_id=cell["cell_id"],
         error=cell.get("error", ""))

@@ -3,7 +3,8 @@
 ``write(run_dir)`` writes ``run_dir/cells/*.json`` in the layout of
 :meth:`ue_bench.bench.runner.Runner.run_cell`: a clean baseline and protections (MEM, EM from two surrogates,
 two poison ratios, a single-seed random noise, a JPEG-defended board) for two victims over three
-seeds, and one failed cell. The values are chosen so that means, intervals and ranks can be computed by
+seeds, and one failed cell. Every victim trains ``95 + seed`` seconds; the JPEG transform takes
+``DEFEND_S["jpeg"] + seed`` seconds once per protection and seed. The values are chosen so that means, intervals and ranks can be computed by
 hand: a protection's victim mean recall for seed s is ``clean[victim][s] * f``, where the fraction of
 clean f is ``SCORES[protection][s] -/+ 0.01`` for tiny-rn/tiny-vit, so the leaderboard score (the
 per-seed fraction of clean averaged over victims) is exactly ``SCORES[...][s]``. Each recall is a fixed
@@ -26,6 +27,7 @@ from ue_bench.engine.metrics import random_guess_levels
 SEEDS = (0, 1, 2)
 VICTIMS = ("tiny-rn", "tiny-vit")
 SPLIT = {"tiny-rn": -0.01, "tiny-vit": +0.01}
+DEFEND_S = {"none": 0.0, "jpeg": 4.0}  # defense -> its data transform's seconds at seed 0 (+ seed after)
 CLEAN = {  # defense -> victim -> per-seed clean mean recall
     "none": {"tiny-rn": (0.60, 0.62, 0.64), "tiny-vit": (0.50, 0.55, 0.60)},
     "jpeg": {"tiny-rn": (0.58, 0.60, 0.62), "tiny-vit": (0.48, 0.50, 0.52)},
@@ -110,12 +112,14 @@ def _cell(attack: str, surrogate: str, ratio: float, defense: str, victim: str, 
         if psnr is not None:
             protection.update(psnr_mean=psnr + 0.1 * seed, ssim_mean=ssim)
     train_key = sha([cell_id, "victim"])[:16]
+    defended = sha([prot_key, defense, seed])[:16]
     out.update(status="ok", metrics=metrics, protection=protection,
+               defense={"key": defended, "defend_s": DEFEND_S[defense] + seed if DEFEND_S[defense] else 0.0},
                train={"loss_per_epoch": [4.1, 3.2, 2.5], "train_s": 95.0 + seed, "eval_s": 1.2,
                       "key": train_key, "device": "cpu", "trained_on_sha256": sha([train_key, "data"])},
                hashes={"dataset": sha("synthetic")[:16], "published_train": sha([prot_key, "pub"])[:16],
                        "trained_on": sha([prot_key, defense])[:16], "protection": prot_key,
-                       "defended": sha([prot_key, defense, seed])[:16], "victim": train_key},
+                       "defended": defended, "victim": train_key},
                wall_s=round(100.0 + seed + protection["protect_s"], 2))
     if defense == "none":
         out["curve"] = _curve(mean_recall, None if attack == "none" else clean)

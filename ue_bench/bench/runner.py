@@ -101,6 +101,7 @@ class Runner:
                 status="ok",
                 metrics=metrics,
                 protection={"key": protection.key, **protection.info},
+                defense={"key": defended.key, "defend_s": defended.defend_s},
                 train={"key": trained.key, **{k: v for k, v in trained.info.items() if k != "curve"},
                        "eval_s": eval_s},
                 curve=trained.info.get("curve"),

@@ -236,10 +236,13 @@ def publish_split(train: PairSplit, artifact: ProtectionArtifact, originals: Cal
 
 @dataclass(frozen=True)
 class DefendedData:
-    """What the victim trains on: the published split after the defense's data transform."""
+    """What the victim trains on: the published split after the defense's data transform, and the
+    seconds that transform took when it was built (``defend_s``; 0 for a defense that transforms nothing,
+    the build's time for a cached one, so a cell's cost does not depend on what the cache held)."""
 
     key: str
     split: PairSplit
+    defend_s: float = 0.0
 
 
 def defend(store: ArtifactStore, defense: Defense, seed: int, protection: str, published: PairSplit) -> DefendedData:
@@ -257,7 +260,8 @@ def defend(store: ArtifactStore, defense: Defense, seed: int, protection: str, p
 
     folder, _ = store.get_or_build("defended", deps, build)
     return DefendedData(folder.name, PairSplit(np.load(folder / "images.npy", mmap_mode="r"),
-                                               json.loads((folder / "captions.json").read_text())))
+                                               json.loads((folder / "captions.json").read_text())),
+                        defend_s=float(store.manifest("defended", folder.name)["build_s"]))
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import formats
-from ue_bench import Report, RunResults
-from ue_bench.results import cell_title
+from ue_bench import Report, RunResults, cell_title
 
 
 

@@ -134,6 +134,35 @@ def costs(run: RunResults) -> pd.DataFrame:
                                        "device"])
 
 
+#: What a cell's published data is: a defense's cost is compared with the undefended victim trained on it.
+PUBLISHED = ("dataset", "attack", "surrogate", "poison_ratio", "victim", "seed")
+
+
+def defense_costs(run: RunResults) -> pd.DataFrame:
+    """Each defense's cost per (dataset, defense, victim): ``defend`` the seconds of its data transform
+    (one value per defended-data artifact: a transform is shared by every victim trained on it), ``train``
+    the victim's training seconds (a training-time defense's work is in them), and ``ratio`` the cell's
+    transform plus training over the undefended victim's training on the same published data (same
+    dataset, attack, surrogate, poison ratio, victim and seed), each mean ± 95 % interval over what it
+    averages. Cells written before the transform time was recorded have none (NaN, left out)."""
+    ok = run.ok
+    base = ok[ok["baseline_defense"]][[*PUBLISHED, "train_s"]].drop_duplicates(list(PUBLISHED))
+    cells = ok.merge(base.rename(columns={"train_s": "undefended_train_s"}), on=list(PUBLISHED), how="left")
+    cells["ratio"] = (cells["defend_s"] + cells["train_s"]) / cells["undefended_train_s"]
+    rows = []
+    for (dataset, defense, victim), group in cells.groupby(["dataset", "defense", "victim"], sort=False):
+        row = {"dataset": dataset, "defense": defense, "victim": victim,
+               "baseline_defense": bool(group["baseline_defense"].iloc[0])}
+        transforms = group[group["defended_key"] != ""].drop_duplicates("defended_key")["defend_s"]
+        for name, values in (("defend", transforms), ("train", group["train_s"]), ("ratio", group["ratio"])):
+            s = summarise(values)
+            row.update({name: s.mean, f"{name}_half": s.half, f"{name}_n": s.n})
+        rows.append(row)
+    columns = ["dataset", "defense", "victim", "baseline_defense",
+               *(f"{c}{s}" for c in ("defend", "train", "ratio") for s in ("", "_half", "_n"))]
+    return pd.DataFrame(rows, columns=columns)
+
+
 def transfer(run: RunResults) -> pd.DataFrame:
     """Victim mean recall per (dataset, defense, attack, surrogate, victim) at the run's largest poison
     ratio (the transfer question is asked at full protection), with the clean and random levels."""
