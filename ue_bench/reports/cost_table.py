@@ -25,7 +25,7 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
     if df["dataset"].nunique() > 1:
         out.insert(0, "dataset", df["dataset"])
     for col, (name, digits) in COLUMNS.items():
-        out[name] = [formats.value(m, h, n, digits) for m, h, n in zip(df[col], df[f"{col}_half"], df[f"{col}_n"])]
+        out[name] = formats.values(df, col, digits)
     out["device"] = df["device"]
     return out.reset_index(drop=True)
 
@@ -39,14 +39,5 @@ class CostTable(Report):
 
     def render(self, run: RunResults, fmt: str) -> str:
         df = costs(run)
-        if fmt == "csv":
-            return df.to_csv(index=False)
-        table = None if df.empty else display(df)
-        if fmt == "md":
-            body = formats.markdown(table) if table is not None else "no protections in this run"
-            return f"## {self.title}\n\n{NOTE}\n\n{body}\n"
-        if fmt == "latex":
-            return formats.latex(table, f"{self.title}. {NOTE}") if table is not None else ""
-        body = formats.html_table(table, "cost-table") if table is not None else "<p>no protections in this run</p>"
-        return (f"<section id='cost'><h2>{self.title}</h2><p class='note'>{formats.esc(NOTE)}</p>"
-                f"<div class='scroll'>{body}</div></section>")
+        return formats.table_section(fmt, df, None if df.empty else display(df), title=self.title, note=NOTE,
+                                     anchor="cost", empty="no protections in this run")

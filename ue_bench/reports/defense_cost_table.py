@@ -27,7 +27,7 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
         out.insert(0, "dataset", df["dataset"])
     for col, name, digits in (("defend", "data transform (s)", 1), ("train", "training (s)", 1),
                               ("ratio", "× undefended training", 2)):
-        out[name] = [formats.value(m, h, n, digits) for m, h, n in zip(df[col], df[f"{col}_half"], df[f"{col}_n"])]
+        out[name] = formats.values(df, col, digits)
     return out.reset_index(drop=True)
 
 
@@ -40,14 +40,5 @@ class DefenseCostTable(Report):
 
     def render(self, run: RunResults, fmt: str) -> str:
         df = defense_costs(run)
-        if fmt == "csv":
-            return df.to_csv(index=False)
-        table = None if df.empty else display(df)
-        if fmt == "md":
-            body = formats.markdown(table) if table is not None else "no finished cells in this run"
-            return f"## {self.title}\n\n{NOTE}\n\n{body}\n"
-        if fmt == "latex":
-            return formats.latex(table, f"{self.title}. {NOTE}") if table is not None else ""
-        body = formats.html_table(table, "defense-cost") if table is not None else "<p>no finished cells in this run</p>"
-        return (f"<section id='defense-cost'><h2>{self.title}</h2><p class='note'>{formats.esc(NOTE)}</p>"
-                f"<div class='scroll'>{body}</div></section>")
+        return formats.table_section(fmt, df, None if df.empty else display(df), title=self.title, note=NOTE,
+                                     anchor="defense-cost", empty="no finished cells in this run")

@@ -22,6 +22,11 @@ def value(mean: float, half: float, n: int, digits: int = 3) -> str:
     return format_summary(Summary(mean, half, n), digits)
 
 
+def values(df: pd.DataFrame, col: str, digits: int = 3) -> list[str]:
+    """Column ``col`` of a summary frame (with ``<col>_half`` and ``<col>_n`` beside it) as :func:`value` texts."""
+    return [value(m, h, n, digits) for m, h, n in zip(df[col], df[f"{col}_half"], df[f"{col}_n"])]
+
+
 def _headers(df: pd.DataFrame) -> list[str]:
     if isinstance(df.columns, pd.MultiIndex):
         return [" ".join(str(p) for p in col if str(p)) for col in df.columns]
@@ -65,3 +70,20 @@ def html_table(df: pd.DataFrame, table_id: str) -> str:
 
 def esc(text) -> str:
     return html.escape(str(text))
+
+
+def table_section(fmt: str, data: pd.DataFrame, table: pd.DataFrame | None, *, title: str, note: str, anchor: str,
+                  empty: str) -> str:
+    """A report that is one table: ``data`` as CSV, or ``table`` (its display form; None when there is
+    nothing to show, then ``empty`` is said) as a Markdown or HTML section titled ``title`` with ``note``
+    under it, or a LaTeX table captioned with both; ``anchor`` is the HTML section's id (the table's is
+    ``<anchor>-table``)."""
+    if fmt == "csv":
+        return data.to_csv(index=False)
+    if fmt == "md":
+        return f"## {title}\n\n{note}\n\n{markdown(table) if table is not None else empty}\n"
+    if fmt == "latex":
+        return latex(table, f"{title}. {note}") if table is not None else ""
+    body = html_table(table, f"{anchor}-table") if table is not None else f"<p>{esc(empty)}</p>"
+    return (f"<section id='{anchor}'><h2>{esc(title)}</h2><p class='note'>{esc(note)}</p>"
+            f"<div class='scroll'>{body}</div></section>")

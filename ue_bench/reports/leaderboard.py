@@ -30,8 +30,7 @@ def display(board: pd.DataFrame) -> pd.DataFrame:
         "score (× clean)": [formats.value(m, h, n) for m, h, n in zip(board["score"], board["half"], board["n"])],
         "seeds": board["seeds"]})
     for v in victims:
-        out[f"{v} × clean"] = [formats.value(m, h, n) for m, h, n in
-                               zip(board[f"frac_{v}"], board[f"frac_{v}_half"], board[f"frac_{v}_n"])]
+        out[f"{v} × clean"] = formats.values(board, f"frac_{v}")
     return out.reset_index(drop=True)
 
 
