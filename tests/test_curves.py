@@ -183,6 +183,16 @@ def test_a_batch_larger_than_early_stops_training_share_is_refused_up_front(tmp_
     assert not (tmp_path / "run" / "cells").exists()
 
 
+def test_early_stop_counts_its_training_share_without_copying_the_split(monkeypatch):
+    defense = registry.create("defenses", "early-stop", {"share": 0.25})
+    split = PairSplit(np.zeros((10, 8, 8, 3), np.uint8), [[f"pair {i}"] for i in range(10)])
+    expected = len(defense.selection(split, 0).train)
+    monkeypatch.setattr(PairSplit, "subset", lambda *a: pytest.fail("train_share copied the split"))
+    assert defense.train_share(split, 0) == expected == 8
+    with pytest.raises(UsageError, match="share=0.25 of 3 images leaves 1 to train on, expected at least 2"):
+        defense.train_share(PairSplit(np.zeros((3, 8, 8, 3), np.uint8), [["a"], ["b"], ["c"]]), 0)
+
+
 # --- reports: final against peak, learning curves, legible figures -------------------------------------
 
 LONG = {"tiny-rn": "tiny-rn:augment=none,init=/work/checkpoints/tiny-rn-pretrained-on-cc3m.pt",

@@ -96,3 +96,11 @@ class Defense(Plugin):
         to score each epoch on, and how the epoch is chosen. Deterministic per seed; must not modify
         ``split``. The harness checks the result (:func:`selection_problem`) and refuses a bad one."""
         return None
+
+    def train_share(self, split: PairSplit, seed: int) -> int:
+        """How many pairs of ``split`` the victim trains on (checked against its batch size before a run
+        starts): the size of :meth:`selection`'s training share, all of ``split`` without one. A defense
+        whose selection copies images may override it with the count alone, so the check costs no copy
+        of a large split; it raises what :meth:`selection` raises."""
+        selection = self.selection(split, seed)
+        return len(split) if selection is None else len(selection.train)

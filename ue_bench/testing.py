@@ -175,7 +175,7 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
     list per image, leaves its input untouched and is deterministic per seed; a ``batch_loss`` gives a
     finite scalar with a gradient on a tiny-rn batch; a ``selection`` passes
     :func:`~ue_bench.defense.selection_problem`, holds the split's rows its indices name, leaves its input
-    untouched and is deterministic per seed."""
+    untouched and is deterministic per seed, and ``train_share`` counts the pairs it trains on."""
     rec = _Recorder(f"defenses:{name}")
     with _one_thread():
         state: dict[str, Any] = {}
@@ -223,6 +223,10 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
 
         def selection() -> str | None:
             first = defense.selection(train, SEED)
+            share = defense.train_share(train, SEED)
+            if share != (len(train) if first is None else len(first.train)):
+                return (f"train_share says {share} training pairs, selection leaves "
+                        f"{len(train) if first is None else len(first.train)}")
             if first is None:
                 return None
             problem = selection_problem(first, train)

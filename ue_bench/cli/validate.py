@@ -132,8 +132,7 @@ def check_cells(cells, loaded) -> None:
         n, label = len(data.train), cell.dataset.label()
         share = (cell.defense.label(), dataset_key(cell.dataset), cell.seed)
         if share not in shares:  # a defense keeps the split's rows, so its selection's sizes are the import's
-            selection = cell.defense.selection(data.train, cell.seed)
-            shares[share] = n if selection is None else len(selection.train)
+            shares[share] = cell.defense.train_share(data.train, cell.seed)
         if shares[share] < n:
             batch_fits("--victims", cell.victim.label(), cell.victim.params.batch_size, shares[share],
                        f"the {shares[share]} of {n} training images of --dataset {label} that --defenses "

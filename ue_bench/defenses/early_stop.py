@@ -48,12 +48,20 @@ class EarlyStop(Defense):
         seed are the validation share, the rest the training share. Raises :class:`UsageError` when fewer
         than 2 images would remain to train on."""
         n = len(split)
-        k = max(2, round(self.params.share * n))
-        if n - k < 2:
-            raise UsageError(f"defense {self.name!r}: share={self.params.share:g} of {n} images leaves {n - k} to "
-                             f"train on, expected at least 2")
+        k = self._held_out(n)
         rng = np.random.default_rng(role_seed(seed, "defense-holdout"))
         held = np.sort(rng.permutation(n)[:k]).astype(np.int64)
         keep = np.setdiff1d(np.arange(n, dtype=np.int64), held)
         return Selection(train=split.subset(keep), validation=split.subset(held), train_index=keep,
                          validation_index=held, metric=self.params.metric, patience=self.params.patience)
+
+    def train_share(self, split: PairSplit, seed: int) -> int:
+        """``N − round(share × N)`` (held out: at least 2), without copying any image."""
+        return len(split) - self._held_out(len(split))
+
+    def _held_out(self, n: int) -> int:
+        k = max(2, round(self.params.share * n))
+        if n - k < 2:
+            raise UsageError(f"defense {self.name!r}: share={self.params.share:g} of {n} images leaves {n - k} to "
+                             f"train on, expected at least 2")
+        return k
