@@ -76,6 +76,10 @@ def upper_bound_victims(run: RunResults) -> set[str]:
             if ((c.get("config") or {}).get("victim") or {}).get("params", {}).get("surrogate_init")}
 
 
+#: The leaderboard's columns before the per-victim fractions (``frac_<victim>``…) and the rank.
+BOARD_COLUMNS = (*PROTECTION, "defense", "baseline_defense", "score", "half", "lo", "hi", "n", "seeds", "cells")
+
+
 def leaderboard(run: RunResults) -> pd.DataFrame:
     """Protections ranked by score = victim mean recall as a fraction of clean, averaged over the
     dataset's victims, per seed; then mean ± 95 % interval over seeds. Lower protects better.
@@ -97,17 +101,15 @@ def leaderboard(run: RunResults) -> pd.DataFrame:
             per_seed = group.pivot_table(index="seed", columns="victim", values="frac_clean", aggfunc="mean")
             per_seed = per_seed.reindex(columns=victims).dropna()
             s = summarise(per_seed.mean(axis=1))
-            row = {**dict(zip(PROTECTION, key)), "defense": defense,
-                   "baseline_defense": bool(group["baseline_defense"].iloc[0]), "score": s.mean, "half": s.half,
-                   "lo": s.lo, "hi": s.hi, "n": s.n, "seeds": ",".join(str(x) for x in per_seed.index),
-                   "cells": ",".join(group.sort_values(["victim", "seed"])["cell_id"])}
+            row = dict(zip(BOARD_COLUMNS, (*key, defense, bool(group["baseline_defense"].iloc[0]), s.mean, s.half,
+                                           s.lo, s.hi, s.n, ",".join(str(x) for x in per_seed.index),
+                                           ",".join(group.sort_values(["victim", "seed"])["cell_id"]))))
             for v in victims:
                 fv = summarise(group.loc[group["victim"] == v, "frac_clean"])
                 row.update({f"frac_{v}": fv.mean, f"frac_{v}_half": fv.half, f"frac_{v}_n": fv.n})
             rows.append(row)
     if not rows:  # the header alone: a run without protections still gets a readable CSV
-        return pd.DataFrame(columns=[*PROTECTION, "defense", "baseline_defense", "score", "half", "lo", "hi", "n",
-                                     "seeds", "cells", "rank", "tied"])
+        return pd.DataFrame(columns=[*BOARD_COLUMNS, "rank", "tied"])
     out = pd.DataFrame(rows)
     out["rank"] = 0
     for _, board in out.groupby(["dataset", "defense"], sort=False):
