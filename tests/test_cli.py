@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from ue_bench.cli import main
@@ -59,8 +60,12 @@ def test_config_file_names_out_and_cache_relative_to_itself(capsys, tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert main(["run", "-c", str(cfg), "--threads", "1"]) == 0
     progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[1/1]")]
-    assert progress == ["[1/1] synthetic:size=16,test_size=8 · none ← none · none · tiny-rn:epochs=1,batch_size=8"
-                        " · seed 0 · ratio 0"], progress  # one line naming the cell, not a dict
+    title = "[1/1] synthetic:size=16,test_size=8 · none ← none · none · tiny-rn:epochs=1,batch_size=8 · seed 0 · ratio 0"
+    assert len(progress) == 2 and progress[0] == title, progress  # the cell in words, not a dict; then its outcome
+    r1 = pd.read_csv(tmp_path / "exp" / "runs" / "a" / "results.csv")["i2t_r1"].iloc[0]
+    assert progress[1].startswith(f"[1/1] ok · i2t R@1 {r1:.3f} · mean recall ") and progress[1].endswith(" s")
+    assert main(["run", "-c", str(cfg), "--threads", "1"]) == 0  # a rerun says it read the cell's record
+    assert f"{title} · finished before" in capsys.readouterr().err.splitlines()
     assert (tmp_path / "exp" / "runs" / "a" / "results.csv").is_file() and (tmp_path / "exp" / "store").is_dir()
     assert main(["run", "-c", str(cfg), "--threads", "1", "--out", str(tmp_path / "b")]) == 0  # a flag wins
     assert (tmp_path / "b" / "results.csv").is_file()

@@ -225,6 +225,12 @@ def test_cells_with_one_label_but_different_settings_are_refused(tmp_path):
 def test_render_text_still_prints_the_run_table(run):
     text = render_text(run.frame)
     assert text.startswith("retrieval on the clean test split") and "0.620 (0.026)" in text
+    rows = [line.split()[:3] for line in text.splitlines()[2:]]  # attack, surrogate, defense
+    defenses = [r[2] for r in rows]
+    assert defenses == sorted(defenses, key=lambda d: d != "none"), defenses  # undefended rows first
+    for defense in set(defenses):  # the clean baseline before the protections of its defense
+        attacks = [r[0] for r in rows if r[2] == defense]
+        assert attacks == sorted(attacks, key=lambda a: a != "none"), (defense, attacks)
 
 
 def test_imperceptibility_by_hand():

@@ -80,10 +80,14 @@ class Runner:
         except Exception as exc:
             log.error("protection for cell %s failed: %s", cell.cell_id, exc)
 
+    def finished(self, cell: Cell) -> bool:
+        """Whether the run directory holds the cell's record, made from the same data (a rerun reads it)."""
+        return cell_finished(self.out_dir, cell.cell_id, self.dataset(cell.dataset).fingerprint())
+
     def run_cell(self, cell: Cell) -> dict[str, Any]:
         """The cell's result record (see the README's *Run directory*), written to ``cells/<id>.json``."""
         path = cell_path(self.out_dir, cell.cell_id)
-        if cell_finished(self.out_dir, cell.cell_id, self.dataset(cell.dataset).fingerprint()):
+        if self.finished(cell):
             return json.loads(path.read_text())
         start = time.perf_counter()
         result: dict[str, Any] = {"cell_id": cell.cell_id, "config": cell.config(), "labels": cell.labels(),
@@ -136,9 +140,21 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
     runner = Runner(out, cache, auto_device(device), loaded, threads)
     results = []
     for i, cell in enumerate(cells, 1):
-        print(f"[{i}/{len(cells)}] {cell_title(cell.labels())}", file=sys.stderr)
+        done = runner.finished(cell)
+        print(f"[{i}/{len(cells)}] {cell_title(cell.labels())}" + (" · finished before" if done else ""),
+              file=sys.stderr)
         results.append(runner.run_cell(cell))
+        print(f"[{i}/{len(cells)}] {outcome(results[-1])}", file=sys.stderr)
     return results
+
+
+def outcome(result: dict[str, Any]) -> str:
+    """A cell record in a few words for the progress lines: its status, i2t R@1 and mean recall on the
+    clean test split and its wall time, or its error."""
+    if result["status"] != "ok":
+        return f"{result['status']}: {result.get('error', '')}"
+    m = result["metrics"]
+    return f"ok · i2t R@1 {m['i2t_r1']:.3f} · mean recall {m['mean_recall']:.3f} · {result['wall_s']:.0f} s"
 
 
 def _remote(method: str, cell: Cell, out: str, cache: str, device: str, threads: int):
@@ -171,5 +187,5 @@ def _run_ray(cells: list[Cell], out: Path, cache: Path, device: str, threads: in
     results = []
     for i, ref in enumerate(refs, 1):
         results.append(ray.get(ref))
-        print(f"[{i}/{len(cells)}] {cell_title(cells[i - 1].labels())} · {results[-1]['status']}", file=sys.stderr)
+        print(f"[{i}/{len(cells)}] {cell_title(cells[i - 1].labels())} · {outcome(results[-1])}", file=sys.stderr)
     return results

@@ -16,8 +16,9 @@ from .tables import defense_costs
 NOTE = ("Data transform: seconds of the defense's transform of the published training split, once per "
         "transformed split (0 for a defense that transforms nothing). Training: the victim's training seconds, "
         "which hold a training-time defense's work. × undefended: (transform + training) over the undefended "
-        "victim's training on the same published data (same attack, surrogate, poison ratio, victim and seed), "
-        "mean ± 95 % interval over those pairs. Wall times of shared machines: compare within one run.")
+        "victim's training on the same published data (same attack, surrogate, poison ratio, victim and seed). "
+        "Each: mean ± 95 % interval over seeds of the seed's mean over protections. Wall times of shared "
+        "machines: compare within one run.")
 
 
 def display(df: pd.DataFrame) -> pd.DataFrame:
@@ -25,7 +26,7 @@ def display(df: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"defense": df["defense"], "victim": df["victim"]})
     if df["dataset"].nunique() > 1:
         out.insert(0, "dataset", df["dataset"])
-    for col, name, digits in (("defend", "data transform (s)", 1), ("train", "training (s)", 1),
+    for col, name, digits in (("defend", "data transform (s)", 2), ("train", "training (s)", 1),
                               ("ratio", "× undefended training", 2)):
         out[name] = formats.values(df, col, digits)
     return out.reset_index(drop=True)

@@ -17,10 +17,13 @@ from .tables import DERIVED_KEYS, retrieval
 
 def render_text(df: pd.DataFrame) -> str:
     """One row per (attack, surrogate, defense, victim, poison ratio) of a frame with ``results.csv``'s
-    columns, metrics averaged over seeds, each followed by the random-guess level of the same split."""
+    columns, metrics averaged over seeds, each followed by the random-guess level of the same split; in
+    the report's order: undefended rows first, then by defense, the clean baseline before protections."""
     ok = df[df["status"] == "ok"]
     if ok.empty:
         return "no successful cells"
+    ok = ok.assign(_defended=~ok["baseline_defense"], _protected=~ok["clean_attack"], _ratio=-ok["poison_ratio"])
+    ok = ok.sort_values(["_defended", "defense", "_protected", "attack", "surrogate", "_ratio", "victim"], kind="stable")
     keys = ["attack", "surrogate", "defense", "victim", "poison_ratio"]
     grouped = ok.groupby(keys, sort=False)
     mean = grouped[[*METRIC_KEYS, *(f"random_{k}" for k in METRIC_KEYS)]].mean()

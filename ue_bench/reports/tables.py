@@ -141,12 +141,13 @@ PUBLISHED = ("dataset", "attack", "surrogate", "poison_ratio", "victim", "seed")
 
 
 def defense_costs(run: RunResults) -> pd.DataFrame:
-    """Each defense's cost per (dataset, defense, victim): ``defend`` the seconds of its data transform
-    (one value per defended-data artifact: a transform is shared by every victim trained on it), ``train``
-    the victim's training seconds (a training-time defense's work is in them), and ``ratio`` the cell's
-    transform plus training over the undefended victim's training on the same published data (same
-    dataset, attack, surrogate, poison ratio, victim and seed), each mean ± 95 % interval over what it
-    averages. Cells written before the transform time was recorded have none (NaN, left out)."""
+    """Each defense's cost per (dataset, defense, victim), mean ± 95 % interval over seeds of each seed's
+    mean over the cells' protections: ``defend`` the seconds of its data transform (each defended-data
+    artifact once: a transform is shared by every victim trained on it), ``train`` the victim's training
+    seconds (a training-time defense's work is in them), and ``ratio`` a cell's transform plus training
+    over the undefended victim's training on the same published data (same dataset, attack, surrogate,
+    poison ratio, victim and seed). Cells written before the transform time was recorded have none (NaN,
+    left out)."""
     ok = run.ok
     base = ok[ok["baseline_defense"]][[*PUBLISHED, "train_s"]].drop_duplicates(list(PUBLISHED))
     cells = ok.merge(base.rename(columns={"train_s": "undefended_train_s"}), on=list(PUBLISHED), how="left")
@@ -155,9 +156,10 @@ def defense_costs(run: RunResults) -> pd.DataFrame:
     for (dataset, defense, victim), group in cells.groupby(["dataset", "defense", "victim"], sort=False):
         row = {"dataset": dataset, "defense": defense, "victim": victim,
                "baseline_defense": bool(group["baseline_defense"].iloc[0])}
-        transforms = group[group["defended_key"] != ""].drop_duplicates("defended_key")["defend_s"]
-        for name, values in (("defend", transforms), ("train", group["train_s"]), ("ratio", group["ratio"])):
-            s = summarise(values)
+        transforms = group[group["defended_key"] != ""].drop_duplicates("defended_key")
+        for name, part, col in (("defend", transforms, "defend_s"), ("train", group, "train_s"),
+                                ("ratio", group, "ratio")):
+            s = summarise(part.groupby("seed")[col].mean())
             row.update({name: s.mean, f"{name}_half": s.half, f"{name}_n": s.n})
         rows.append(row)
     columns = ["dataset", "defense", "victim", "baseline_defense",
