@@ -13,7 +13,7 @@ from collections import defaultdict
 import json
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
 FOLDERS = [HERE / "emoji-threat-model", HERE / "attack-search", HERE.parent / "2026-12-03" / "threat-model"]
 cells = {}
 for folder in FOLDERS:

@@ -11,7 +11,7 @@ from collections import defaultdict
 import json
 from pathlib import Path
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).resolve().parent
 cells = {}
 for f in sorted(HERE.glob("*/cells/*.json")):
     c = json.loads(f.read_text())
