@@ -150,9 +150,10 @@ def run_cells(cells: list[Cell], out: Path, cache: Path, device: str, threads: i
 
 def outcome(result: dict[str, Any]) -> str:
     """A cell record in a few words for the progress lines: its status, i2t R@1 and mean recall on the
-    clean test split and its wall time, or its error."""
+    clean test split and its wall time; for a failed cell, where its record is (its error is logged once,
+    when it fails)."""
     if result["status"] != "ok":
-        return f"{result['status']}: {result.get('error', '')}"
+        return f"{result['status']} · {result['wall_s']:.0f} s · see cells/{result['cell_id']}.json"
     m = result["metrics"]
     return f"ok · i2t R@1 {m['i2t_r1']:.3f} · mean recall {m['mean_recall']:.3f} · {result['wall_s']:.0f} s"
 
