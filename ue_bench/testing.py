@@ -223,10 +223,9 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
 
         def selection() -> str | None:
             first = defense.selection(train, SEED)
-            share = defense.train_share(train, SEED)
-            if share != (len(train) if first is None else len(first.train)):
-                return (f"train_share says {share} training pairs, selection leaves "
-                        f"{len(train) if first is None else len(first.train)}")
+            share, left = defense.train_share(train, SEED), len(train) if first is None else len(first.train)
+            if share != left:
+                return f"train_share says {share} training pairs, selection leaves {left}"
             if first is None:
                 return None
             problem = selection_problem(first, train)
