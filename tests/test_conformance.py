@@ -55,3 +55,20 @@ def test_the_registry_refuses_a_class_of_another_family(shift):
     from ue_bench.errors import UsageError
     with pytest.raises(UsageError, match="does not derive from ue_bench.defense.Defense .it is a Attack"):
         registry.register("defenses", "wrong-family", BuggyAttack)
+
+
+def test_a_defense_whose_train_share_disagrees_with_its_selection_fails_the_selection_check():
+    from ue_bench import Defense
+
+    class Miscounting(Defense):
+        """A defense that says the victim trains on one pair fewer than it does."""
+
+        def train_share(self, split, seed):
+            return len(split) - 1
+
+    registry.register("defenses", "throwaway-miscounting", Miscounting)
+    try:
+        failed = [c for c in check_plugin("defenses", "throwaway-miscounting") if not c.passed]
+    finally:
+        registry.unregister("defenses", "throwaway-miscounting")
+    assert [c.name for c in failed] == ["selection"] and "train_share says" in failed[0].detail
