@@ -3,7 +3,9 @@
 Per victim, defense and attack (seeds measured so far): i2t R@1 of the evaluated model (final: the last
 epoch's; under `early-stop` the kept epoch's, which it names), its peak over the learning curve on the
 clean test split with the peak's epoch (an upper bound on early stopping: chosen on the test split),
-× clean (each seed over the clean cell of the same defense, victim and seed), and the cost: the
+× clean (each seed over the clean cell of the same defense, victim and seed: what the protection still
+does under the defense), × undefended clean (over the clean cell without a defense: what the defender
+gets back), and the cost: the
 defense's data-transform seconds plus the victim's training seconds over the undefended victim's
 training on the same published data (same attack, victim and seed). One CPU thread on shared cores.
 """
@@ -48,21 +50,24 @@ def row(victim, defense, attack):
     ratios = [c["metrics"]["i2t_r1"] / by[k]["metrics"]["i2t_r1"] for c in group
               if (k := (victim, defense, "none", c["labels"]["seed"])) in by]
     x_clean = f"{mean(ratios):.2f}×" if ratios and attack != "none" else "—"
+    plain = [c["metrics"]["i2t_r1"] / by[k]["metrics"]["i2t_r1"] for c in group
+             if (k := (victim, "none", "none", c["labels"]["seed"])) in by]
+    x_plain = f"{mean(plain):.2f}×" if plain else "—"
     costs = []
     for c in group:
         base = by.get((victim, "none", attack, c["labels"]["seed"]))
         if base and "defense" in c:
             costs.append((c["defense"]["defend_s"] + c["train"]["train_s"]) / base["train"]["train_s"])
     cost = f"{mean(costs):.2f}×" if costs else "—"
-    return (f"| {victim} | {defense} | {attack} | {final_text} | {peak_text} | {x_clean} | {cost} | "
+    return (f"| {victim} | {defense} | {attack} | {final_text} | {peak_text} | {x_clean} | {x_plain} | {cost} | "
             f"{','.join(map(str, seeds))} |")
 
 
 ATTACKS = ["none", "mem", "mem-eot", "mem-lowfreq"]
 DEFENSES = ["none", "early-stop", "jpeg", "dvae", "ueraser", "adv-train"]
 print("| victim | defense | attack | i2t R@1 final | i2t R@1 peak (epoch) | final × clean (same defense) | "
-      "cost × undefended training | seeds |")
-print("|---|---|---|---|---|---|---|---|")
+      "final × undefended clean | cost × undefended training | seeds |")
+print("|---|---|---|---|---|---|---|---|---|")
 for victim, defense, attack in sorted(groups, key=lambda k: (k[0], DEFENSES.index(k[1].split(":")[0]),
                                                            ATTACKS.index(k[2].split(":")[0]), k)):
     print(row(victim, defense, attack))
