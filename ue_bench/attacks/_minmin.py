@@ -320,7 +320,6 @@ class ClassNoise(SharedNoise):
         return loss
 
 
-
 #: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
 #: training-step equivalents; measured with tiny-rn, one thread, on the default synthetic set
 #: (2026-12-01: a training step 0.24 s, a PGD step on a batch 0.077 s, HotFlip 0.50 s per batch and word).
