@@ -209,10 +209,11 @@ def get(family: str, name: str) -> type[Plugin]:
     return _load(entries[name])
 
 
-def create(family: str, name: str, values: dict[str, Any] | None = None) -> Plugin:
-    """Instantiate a plugin with validated parameters (a ``""`` key sets the first parameter)."""
+def create(family: str, name: str, values: dict[str, Any] | None = None, preset: str | None = None) -> Plugin:
+    """Instantiate a plugin with validated parameters (a ``""`` key sets the first parameter); with
+    ``preset``, the plugin's values for it (``Plugin.presets``) come first and ``values`` win."""
     cls = get(family, name)
-    values = dict(values or {})
+    values = {**(cls.presets.get(preset, {}) if preset else {}), **(values or {})}
     if "" in values:
         first = [f.name for f in dataclasses.fields(cls.Params)]
         if not first:
@@ -224,5 +225,4 @@ def create(family: str, name: str, values: dict[str, Any] | None = None) -> Plug
 def create_many(family: str, text: str, flag: str, preset: str | None = None) -> list[Plugin]:
     """Parse and instantiate a flag value such as ``mem:trigger_len=5,eps=8,em``; with ``preset``, each
     plugin's values for it (``Plugin.presets``) come first and the flag's own win."""
-    return [create(family, name, {**(get(family, name).presets.get(preset, {}) if preset else {}), **values})
-            for name, values in parse_specs(text, flag)]
+    return [create(family, name, values, preset) for name, values in parse_specs(text, flag)]

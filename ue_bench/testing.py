@@ -70,8 +70,7 @@ def assert_conforms(checks: list[Check]) -> None:
 
 def tiny(family: str, name: str, params: dict[str, Any] | None = None):
     """Plugin ``name`` of ``family`` with its ``tiny`` preset values, then ``params``."""
-    cls = registry.get(family, name)
-    return registry.create(family, name, {**cls.presets.get(PRESET, {}), **(params or {})})
+    return registry.create(family, name, params, PRESET)
 
 
 def tiny_data():

@@ -60,12 +60,11 @@ class RunConfig:
         for name, values in parse_specs(str(self.values[key]), flag):
             cls = registry.get(family, name)
             fields = {f.name for f in dataclasses.fields(cls.Params)}
-            merged = dict(cls.presets.get(self.preset, {})) if self.preset else {}
-            merged.update({k: v for k, v in fam_params.get("*", {}).items() if k in fields})
+            merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
             merged.update(fam_params.get(name, {}))
             merged.update(values)
             merged.update(forced or {})
-            plugins.append(registry.create(family, name, merged))
+            plugins.append(registry.create(family, name, merged, self.preset))
         return plugins
 
 
