@@ -140,18 +140,27 @@ def test_channel_shuffle_only_permutes_channels():
 
 
 class Stub(torch.nn.Module):
-    """A CLIP-shaped model that counts its forward passes."""
+    """A CLIP-shaped model (open_clip's encoders and forward) that counts its forward passes."""
 
     def __init__(self):
         super().__init__()
         self.image = torch.nn.Linear(3 * 8 * 8, 16)
         self.text = torch.nn.Embedding(64, 16)
+        self.logit_scale = torch.nn.Parameter(torch.tensor(10.0).log())
         self.calls = 0
+
+    def encode_image(self, images, normalize=False):
+        features = self.image(images.flatten(1))
+        return F.normalize(features, dim=-1) if normalize else features
+
+    def encode_text(self, tokens, normalize=False):
+        features = self.text(tokens).mean(1)
+        return F.normalize(features, dim=-1) if normalize else features
 
     def forward(self, images, tokens):
         self.calls += 1
-        return {"image_features": F.normalize(self.image(images.flatten(1)), dim=-1),
-                "text_features": F.normalize(self.text(tokens).mean(1), dim=-1), "logit_scale": torch.tensor(10.0)}
+        return {"image_features": self.encode_image(images, normalize=True),
+                "text_features": self.encode_text(tokens, normalize=True), "logit_scale": self.logit_scale.exp()}
 
 
 @pytest.mark.parametrize("name", LOSS_DEFENSES)

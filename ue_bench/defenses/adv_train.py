@@ -51,9 +51,12 @@ class AdvTrain(Defense):
             for q in model.parameters():
                 q.requires_grad_(False)
             try:
+                with torch.no_grad():  # the captions do not move: their features serve every PGD step
+                    text, scale = model.encode_text(tokens, normalize=True), model.logit_scale.exp()
                 for _ in range(p.steps):
                     moved.requires_grad_(True)
-                    (grad,) = torch.autograd.grad(clip_loss(model, loss_fn, normalize(moved), tokens), moved)
+                    image = model.encode_image(normalize(moved), normalize=True)
+                    (grad,) = torch.autograd.grad(loss_fn(image, text, scale), moved)
                     moved = moved.detach() + size * grad.sign()
                     moved = torch.minimum(torch.maximum(moved, unit - radius), unit + radius).clamp(0.0, 1.0)
             finally:
