@@ -5,13 +5,16 @@ Per attack × victim (the view is in the victim's label: `tiny-rn` is open_clip'
 `tiny-rn:augment=none` the fixed one), side by side for `emoji` and the default synthetic set (the
 run folders of `emoji-threat-model/`, `attack-search/` and `../2026-12-03/threat-model`): i2t R@1 as
 the mean over the seeds measured, × clean as the mean over seeds of each seed's value over the clean
-cell of the same dataset, victim and seed, and the seeds. A cell found in two folders is counted once.
+cell of the same dataset, victim and seed, with its 95 % t interval and the per-seed values in seed order
+when there are several seeds (`ue_bench.reports.stats.summarise`), and the seeds. A cell found in two folders is counted once.
 × random: i2t R@1 over the random-guess level of the cell's test split. Protection time: the mean
 `protect_s` of the protections behind the cells (one per seed; one CPU thread on shared cores).
 """
 from collections import defaultdict
 import json
 from pathlib import Path
+
+from ue_bench.reports.stats import summarise
 
 HERE = Path(__file__).resolve().parent
 FOLDERS = [HERE / "emoji-threat-model", HERE / "attack-search", HERE.parent / "2026-12-03" / "threat-model"]
@@ -40,10 +43,16 @@ def cell_text(group):
     if not group:
         return "—"
     r1 = [c["metrics"]["i2t_r1"] for c in group]
+    group = sorted(group, key=lambda c: c["labels"]["seed"])
     ratio = [c["metrics"]["i2t_r1"] / clean[k] for c in group
              if (k := (c["labels"]["dataset"].split(":")[0], c["labels"]["victim"], c["labels"]["seed"])) in clean]
-    seeds = ",".join(str(s) for s in sorted(c["labels"]["seed"] for c in group))
-    x = f"{sum(ratio) / len(ratio):.2f}×" if ratio else "—"
+    seeds = ",".join(str(c["labels"]["seed"]) for c in group)
+    x = "—"
+    if group[0]["labels"]["attack"] == "none":
+        x = "reference"
+    elif ratio:
+        s = summarise(ratio)
+        x = f"{s.mean:.2f}×" if s.n < 2 else f"{s.mean:.2f}× ± {s.half:.2f} [{' '.join(f'{r:.2f}' for r in ratio)}]"
     rand = sum(c["metrics"]["i2t_r1"] / c["metrics"]["random_i2t_r1"] for c in group) / len(group)
     return f"{sum(r1) / len(r1):.3f} ({x}; {rand:.0f}× random; {seeds})"
 
