@@ -54,3 +54,19 @@ def test_mem_lowfreq_noise_is_constant_over_blocks_and_block_1_is_mem_eot():
     one = registry.create("attacks", "mem-lowfreq", {**tiny, "block": 1}).protect(split, surrogate, 0, torch.device("cpu"))
     eot = registry.create("attacks", "mem-eot", tiny).protect(split, surrogate, 0, torch.device("cpu"))
     assert one.fingerprint() == eot.fingerprint() != coarse.fingerprint()
+
+
+def test_mem_ensemble_of_one_is_mem_lowfreq_and_each_surrogate_has_its_own_initialisation():
+    torch.set_num_threads(1)
+    split = registry.create("datasets", "synthetic", {"size": 32, "test_size": 8}).load().train
+    surrogate = registry.create("victims", "tiny-rn", {"epochs": 2, "batch_size": 16})
+    tiny = registry.get("attacks", "mem").presets["tiny"]
+    cpu = torch.device("cpu")
+    lowfreq = registry.create("attacks", "mem-lowfreq", tiny).protect(split, surrogate, 0, cpu)
+    one = registry.create("attacks", "mem-ensemble", {**tiny, "surrogates": 1}).protect(split, surrogate, 0, cpu)
+    assert one.fingerprint() == lowfreq.fingerprint() and one.triggers == lowfreq.triggers
+    two = registry.create("attacks", "mem-ensemble", {**tiny, "surrogates": 2}).protect(split, surrogate, 0, cpu)
+    assert two.fingerprint() != lowfreq.fingerprint() and abs(two.delta).max() <= 8
+    inits = two.meta["surrogate_inits_sha256"]
+    _, victim_init = surrogate.initial_model(split.resolution, 0, cpu, role="victim-init")
+    assert len(set(inits)) == 2 and inits[0] == lowfreq.meta["surrogate_init_sha256"] and victim_init not in inits

@@ -29,11 +29,13 @@ ROLES = {
 }
 
 
-def role_seed(seed: int, role: str) -> int:
-    """A 63-bit seed for ``role`` (a key of :data:`ROLES`) derived from the cell ``seed`` (0 ≤ seed < 2³²).
+def role_seed(seed: int, role: str, member: int = 0) -> int:
+    """A 63-bit seed for ``role`` (a key of :data:`ROLES`) derived from the cell ``seed`` (0 ≤ seed < 2³²);
+    ``member`` > 0 draws apart the seed of another model in the same role (the surrogates of an ensemble,
+    ``mem-ensemble``); member 0 is the role's own seed.
 
     Raises KeyError for an unknown role."""
-    state = np.random.SeedSequence([seed, ROLES[role]]).generate_state(2, np.uint32)
+    state = np.random.SeedSequence([seed, ROLES[role], *([member] if member else [])]).generate_state(2, np.uint32)
     return (int(state[0]) << 31) ^ int(state[1])
 
 

@@ -155,16 +155,17 @@ class Victim(Plugin):
         return model
 
     def initial_model(self, resolution: int, seed: int, device: torch.device | str = "cpu",
-                      role: str = "surrogate-init") -> tuple[torch.nn.Module, str]:
+                      role: str = "surrogate-init", member: int = 0) -> tuple[torch.nn.Module, str]:
         """:meth:`create_model` with its weights drawn from the ``role`` seed of cell ``seed``
-        (:func:`~ue_bench.seeds.role_seed`), and the sha256 of its initial state dict
+        (:func:`~ue_bench.seeds.role_seed`; ``member`` > 0: another model of that role, as the surrogates
+        of an ensemble), and the sha256 of its initial state dict
         (:func:`~ue_bench.seeds.state_sha256`); the caller's global RNG state is left as it was.
 
         An attack builds its surrogate with the default role, ``surrogate-init``, and records the hash
         as ``surrogate_init_sha256`` in its protection's meta; the harness builds victims with
         ``victim-init``, so the two never share initial weights (README, *Threat model*)."""
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(role_seed(seed, role))
+            torch.manual_seed(role_seed(seed, role, member))
             model = self.create_model(resolution, device)
         return model, state_sha256(model)
 

@@ -17,7 +17,9 @@ unless the attack gives :class:`Views` (``mem-eot``: the mean over random resize
 The noise is one delta per image (:class:`SampleNoise`) or, for an attack with pseudo-classes
 (``mem-classwise``), one per class shared by its images (:class:`ClassNoise`); an attack with an
 :class:`Adversary` (``rem``) trains the surrogate on adversarially moved batches and lets PGD minimise
-the loss at the adversary's point (min–min–max).
+the loss at the adversary's point (min–min–max). The loop may train several independently initialised
+surrogates side by side on the same batches (``mem-ensemble``): PGD then minimises the mean of their
+losses and HotFlip asks one of them per batch, in turn.
 
 Everything is bounded: the loop runs at most ``outer_iters`` iterations and stops early once the mean
 PGD loss of a pass falls to ``stop_loss``.
@@ -176,6 +178,10 @@ class MinMinAttack(Attack):
         """The inner maximisation of a min–min–max attack (REM), seeded by ``seed``: None (MEM, EM)."""
         return None
 
+    def surrogate_count(self) -> int:
+        """Independently initialised surrogates the loop trains side by side: 1 (MEM, EM)."""
+        return 1
+
     def pseudo_classes(self, split, surrogate, seed: int, device: torch.device,
                        gen: torch.Generator) -> tuple[torch.Tensor | None, int, dict]:
         """Each image's pseudo-class (long ``[N]``), their number and what to record, for class-wise noise
@@ -207,12 +213,17 @@ class MinMinAttack(Attack):
             trig = trig if group is None else trig[group]
         fixed = self.fixed_noise(data, trig, vocab, allowed, gen)
         noise = self.noise(data, fixed, group, k, device)
-        model, init_sha256 = surrogate.initial_model(split.resolution, seed, device)
-        trainer = SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr)
-        history = min_min(self.name, self.params, trainer, data, trig, vocab, noise, gen, tok.eot_token_id,
+        trainers, inits = [], []
+        for k in range(self.surrogate_count()):  # the first is the surrogate every other attack would build
+            model, init_sha256 = surrogate.initial_model(split.resolution, seed, device, member=k)
+            trainers.append(SurrogateTrainer(model, surrogate.params, device, self.params.surrogate_lr))
+            inits.append(init_sha256)
+        history = min_min(self.name, self.params, trainers, data, trig, vocab, noise, gen, tok.eot_token_id,
                           self.pgd_views(seed), self.adversary(seed))
         delta = noise.result()
-        meta.update({"surrogate_init_sha256": init_sha256, "history": history, "iterations": len(history),
+        if len(inits) > 1:
+            meta["surrogate_inits_sha256"] = inits
+        meta.update({"surrogate_init_sha256": inits[0], "history": history, "iterations": len(history),
                      "surrogate_s": round(sum(h["surrogate_s"] for h in history), 2),
                      "noise_s": round(sum(h["noise_s"] for h in history), 2)})
         if trig_p is None:
@@ -327,10 +338,11 @@ PGD_STEP_COST = 0.3
 HOTFLIP_WORD_COST = 2.0
 
 
-def cost_steps(p: MinMinParams, n: int) -> float:
-    """Estimated work of :func:`min_min` on ``n`` images, in surrogate training-step equivalents."""
+def cost_steps(p: MinMinParams, n: int, surrogates: int = 1) -> float:
+    """Estimated work of :func:`min_min` on ``n`` images with ``surrogates`` surrogates, in surrogate
+    training-step equivalents."""
     nb = -(-n // max(2, min(p.batch_size, n))) if n else 0
-    work = p.outer_iters * (p.surrogate_steps + nb * p.pgd_steps * PGD_STEP_COST)
+    work = surrogates * p.outer_iters * (p.surrogate_steps + nb * p.pgd_steps * PGD_STEP_COST)
     t = p.trigger()
     if t is None:
         return work
@@ -347,54 +359,76 @@ class Adversary(Protocol):
                  scale: torch.Tensor) -> torch.Tensor: ...
 
 
-def _pgd_objective(model: torch.nn.Module, loss_fn: open_clip.ClipLoss, text_at: Callable[[int], torch.Tensor],
-                   scale: torch.Tensor, views: Views | None, adversary: Adversary | None = None) -> tuple[Callable, Callable]:
-    """PGD's image encoder and loss of its features against ``text_at(step)`` (normalised ``[B, D]``):
-    the CLIP loss of the batch, or with ``views`` the mean of the CLIP losses of its views; with an
-    ``adversary``, each (view of the) batch is first moved by it, the move held fixed in the gradient
-    (REM's min–min–max: the noise minimises the loss that the adversary maximises)."""
+def _mean(losses: list[torch.Tensor]) -> torch.Tensor:
+    """The mean of scalar losses; a single loss as it is (one surrogate: the loss of MEM's loop, bit for bit)."""
+    return losses[0] if len(losses) == 1 else torch.stack(losses).mean()
 
-    def clip(f: torch.Tensor, step: int) -> torch.Tensor:
-        return loss_fn(F.normalize(f.float(), dim=-1), text_at(step), scale)
+
+def _pgd_objective(models: list[torch.nn.Module], loss_fn: open_clip.ClipLoss,
+                   text_at: Callable[[int], list[torch.Tensor]], scales: list[torch.Tensor], views: Views | None,
+                   adversary: Adversary | None = None) -> tuple[Callable, Callable]:
+    """PGD's image encoder and loss of its features against ``text_at(step)`` (per surrogate, normalised
+    ``[B, D]``): the CLIP loss of the batch, or with ``views`` the mean of the CLIP losses of its views
+    (the same views for every surrogate, each view with its own call of ``text_at``), averaged over the
+    surrogates ``models`` (at their logit ``scales``); with an ``adversary``, each (view of the) batch is first moved by it against each
+    surrogate, the move held fixed in the gradient (REM's min–min–max: the noise minimises the loss that
+    the adversary maximises)."""
+
+    def clip(f: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        return loss_fn(F.normalize(f.float(), dim=-1), text, scale)
 
     if adversary is not None:
         def robust(x: torch.Tensor, step: int) -> torch.Tensor:
-            text = text_at(step)
             parts = [x] if views is None else views(x).chunk(views.samples)
-            return torch.stack([loss_fn(F.normalize(model.encode_image(v + adversary(model, v.detach(), text, scale))
-                                                    .float(), dim=-1), text, scale) for v in parts]).mean()
+            return _mean([torch.stack([clip(model.encode_image(v + adversary(model, v.detach(), text, scale)), text, scale)
+                                       for v in parts]).mean()
+                          for model, text, scale in zip(models, text_at(step), scales)])
 
         return (lambda x: x), robust
-    if views is None:
-        return model.encode_image, clip
-    return (lambda x: model.encode_image(views(x)),
-            lambda f, step: torch.stack([clip(part, step) for part in f.chunk(views.samples)]).mean())
+
+    def encode(x: torch.Tensor) -> list[torch.Tensor]:
+        seen = x if views is None else views(x)
+        return [model.encode_image(seen) for model in models]
+
+    def loss(features: list[torch.Tensor], step: int) -> torch.Tensor:
+        if views is None:
+            return _mean([clip(f, text, scale) for f, text, scale in zip(features, text_at(step), scales)])
+        texts = [text_at(step) for _ in range(views.samples)]  # each view its own caption draw
+        return _mean([torch.stack([clip(part, texts[j][k], scale) for j, part in enumerate(f.chunk(views.samples))]).mean()
+                      for k, (f, scale) in enumerate(zip(features, scales))])
+
+    return encode, loss
 
 
-def _pgd_texts(model: torch.nn.Module, caps: torch.Tensor, trigger: torch.Tensor, eot: int, shuffle: bool,
-               gen: torch.Generator) -> Callable[[int], torch.Tensor]:
-    """PGD's text features per step for a batch: its own captions ``caps[B, L]`` with ``trigger[B, T]``
-    prefixed, or with ``shuffle`` (MEM) each image's trigger on a caption of the batch drawn again every
-    step (the reference's ``min_min_attack`` re-permutes the batch's captions at each of its steps)."""
+def _pgd_texts(models: list[torch.nn.Module], caps: torch.Tensor, trigger: torch.Tensor, eot: int, shuffle: bool,
+               gen: torch.Generator) -> Callable[[int], list[torch.Tensor]]:
+    """PGD's text features per step for a batch, one ``[B, D]`` per surrogate of ``models``: its own
+    captions ``caps[B, L]`` with ``trigger[B, T]`` prefixed, or with ``shuffle`` (MEM) each image's
+    trigger on a caption of the batch drawn again every step, the same draw for every surrogate (the
+    reference's ``min_min_attack`` re-permutes the batch's captions at each of its steps)."""
     if not shuffle:
         with torch.no_grad():
-            fixed = encode_text(model, with_trigger(caps, trigger, eot))
+            rows = with_trigger(caps, trigger, eot)
+            fixed = [encode_text(model, rows) for model in models]
         return lambda _step: fixed
 
-    def text_at(_step: int) -> torch.Tensor:
+    def text_at(_step: int) -> list[torch.Tensor]:
         perm = torch.randperm(len(caps), generator=gen).to(caps.device)
         with torch.no_grad():
-            return encode_text(model, with_trigger(caps[perm], trigger, eot))
+            rows = with_trigger(caps[perm], trigger, eot)
+            return [encode_text(model, rows) for model in models]
 
     return text_at
 
 
-def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTensors, trig: torch.Tensor,
+def min_min(name: str, p: MinMinParams, trainers: list[SurrogateTrainer], data: SplitTensors, trig: torch.Tensor,
             vocab: torch.Tensor, noise: Noise, gen: torch.Generator, eot: int,
             views: Views | None = None, adversary: Adversary | None = None) -> list[dict]:
     """Error-minimising ``noise`` (and, where ``p.trigger()`` is set, HotFlip triggers), optimised in place.
 
-    ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
+    ``trainers``: the surrogates (one for MEM and EM), each taking its steps on the same batches; PGD
+    minimises the mean of their losses and HotFlip asks surrogate ``b mod len(trainers)`` on batch ``b`` of a
+    pass. ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
     ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
     loss is the mean over these views of each batch (None: the batch as it is); ``adversary``: the
     surrogate trains on, and PGD minimises the loss of, batches it moved (None: as they are). The noise
@@ -405,7 +439,7 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     text features); the rest of ``noise_s`` is data movement. Each section ends in a host sync
     (``float`` of a loss), so the times hold on CUDA too.
     """
-    model, device, t_p = trainer.model, trainer.device, p.trigger()
+    models, device, t_p = [trainer.model for trainer in trainers], trainers[0].device, p.trigger()
     loss_fn = open_clip.ClipLoss()
     words = noise.words
     batch_size = min(p.batch_size, data.n)
@@ -414,30 +448,33 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
     history = []
     for it in range(p.outer_iters):
         t0 = time.perf_counter()
-        freeze(model, False)
+        for model in models:
+            freeze(model, False)
         sur_loss = torch.zeros((), device=device)
         for _ in range(p.surrogate_steps):
             idx = next(stream)
             rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], words[idx]], 1), eot)
             unit = noise.unit(idx, device)
-            if adversary is not None:
-                unit = _adversarial_unit(model, adversary, unit, rows.to(device))
-            sur_loss += trainer.step(unit, rows)
+            for trainer in trainers:
+                moved = unit if adversary is None else _adversarial_unit(trainer.model, adversary, unit, rows.to(device))
+                sur_loss += trainer.step(moved, rows)
         sur_loss = float(sur_loss)  # the section's one host sync (its time holds on CUDA too)
         t1 = time.perf_counter()
-        model.eval()
-        freeze(model, True)
-        scale = model.logit_scale.exp().detach().float()
+        for model in models:
+            model.eval()
+            freeze(model, True)
+        scales = [model.logit_scale.exp().detach().float() for model in models]
         flip = t_p is not None and it < t_p.hotflip_iters
         pgd_loss, flip_loss, nb = 0.0, 0.0, 0
         flip_s = pgd_s = 0.0  # timing only: HotFlip, and PGD with its text features (the rest is data movement)
-        for idx in batches(data.n, batch_size, gen, keep_all=True):
+        for b, idx in enumerate(batches(data.n, batch_size, gen, keep_all=True)):
             caps = data.pick(idx, gen).to(device)
             images = data.pixels(idx, device)
             d = noise.current(idx, images)
             t, w = trig[idx].to(device), words[idx].to(device)
             if flip:
                 tf = time.perf_counter()
+                model = models[b % len(models)]
                 with torch.no_grad(), autocast(device):
                     feats = F.normalize(model.encode_image(normalize((images + d) / 255.0)).float(), dim=-1)
                 t, floss = hotflip(model, feats, with_trigger(caps, w, eot), t, vocab, t_p.candidates, eot,
@@ -448,12 +485,12 @@ def min_min(name: str, p: MinMinParams, trainer: SurrogateTrainer, data: SplitTe
                 flip_loss += float(floss)
                 flip_s += time.perf_counter() - tf
             tp = time.perf_counter()
-            text_at = _pgd_texts(model, caps, torch.cat([t, w], 1), eot, t_p is not None and t_p.shuffle, gen)
-            pgd_loss += noise.descend(idx, images, d, _pgd_objective(model, loss_fn, text_at, scale, views, adversary), p)
+            text_at = _pgd_texts(models, caps, torch.cat([t, w], 1), eot, t_p is not None and t_p.shuffle, gen)
+            pgd_loss += noise.descend(idx, images, d, _pgd_objective(models, loss_fn, text_at, scales, views, adversary), p)
             pgd_s += time.perf_counter() - tp
             nb += 1
         t2 = time.perf_counter()
-        record = {"iter": it, "surrogate_loss": sur_loss / max(1, p.surrogate_steps),
+        record = {"iter": it, "surrogate_loss": sur_loss / max(1, p.surrogate_steps * len(trainers)),
                   "pgd_loss": pgd_loss / nb, "surrogate_s": round(t1 - t0, 2), "noise_s": round(t2 - t1, 2),
                   "pgd_s": round(pgd_s, 2)}
         if flip:
