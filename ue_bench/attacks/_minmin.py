@@ -156,7 +156,7 @@ class MinMinAttack(Attack):
     Params = MinMinParams
 
     def cost_steps(self, n_images: int) -> float:
-        return cost_steps(self.params, n_images)
+        return cost_steps(self.params, n_images, self.surrogate_count())
 
     def trigger_words(self, allowed: torch.Tensor, data: SplitTensors, gen: torch.Generator) -> torch.Tensor:
         """Sorted long ids the triggers are drawn from and HotFlip may choose: every safe whole word

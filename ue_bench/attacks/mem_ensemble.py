@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 from ue_bench import param
 
-from ._minmin import PGD_STEP_COST, cost_steps
 from .mem_lowfreq import MEMLowFreq, MEMLowFreqParams
 
 
@@ -51,9 +50,3 @@ class MEMEnsemble(MEMLowFreq):
 
     def surrogate_count(self) -> int:
         return self.params.surrogates
-
-    def cost_steps(self, n_images: int) -> float:
-        p = self.params
-        nb = -(-n_images // max(2, min(p.batch_size, n_images))) if n_images else 0
-        return (cost_steps(p, n_images, p.surrogates)
-                + p.surrogates * (p.eot_samples - 1) * p.outer_iters * nb * p.pgd_steps * PGD_STEP_COST)

@@ -73,4 +73,5 @@ class MEMEOT(MEM):
     def cost_steps(self, n_images: int) -> float:
         p = self.params
         nb = -(-n_images // max(2, min(p.batch_size, n_images))) if n_images else 0
-        return cost_steps(p, n_images) + (p.eot_samples - 1) * p.outer_iters * nb * p.pgd_steps * PGD_STEP_COST
+        k = self.surrogate_count()
+        return cost_steps(p, n_images, k) + k * (p.eot_samples - 1) * p.outer_iters * nb * p.pgd_steps * PGD_STEP_COST
