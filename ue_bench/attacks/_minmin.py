@@ -370,9 +370,9 @@ def _pgd_objective(models: list[torch.nn.Module], loss_fn: open_clip.ClipLoss,
     """PGD's image encoder and loss of its features against ``text_at(step)`` (per surrogate, normalised
     ``[B, D]``): the CLIP loss of the batch, or with ``views`` the mean of the CLIP losses of its views
     (the same views for every surrogate, each view with its own call of ``text_at``), averaged over the
-    surrogates ``models`` (at their logit ``scales``); with an ``adversary``, each (view of the) batch is first moved by it against each
-    surrogate, the move held fixed in the gradient (REM's min–min–max: the noise minimises the loss that
-    the adversary maximises)."""
+    surrogates ``models`` (at their logit ``scales``); with an ``adversary``, each (view of the) batch is
+    first moved by it against each surrogate, the move held fixed in the gradient (REM's min–min–max: the
+    noise minimises the loss that the adversary maximises)."""
 
     def clip(f: torch.Tensor, text: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         return loss_fn(F.normalize(f.float(), dim=-1), text, scale)
@@ -380,8 +380,8 @@ def _pgd_objective(models: list[torch.nn.Module], loss_fn: open_clip.ClipLoss,
     if adversary is not None:
         def robust(x: torch.Tensor, step: int) -> torch.Tensor:
             parts = [x] if views is None else views(x).chunk(views.samples)
-            return _mean([torch.stack([clip(model.encode_image(v + adversary(model, v.detach(), text, scale)), text, scale)
-                                       for v in parts]).mean()
+            return _mean([torch.stack([clip(model.encode_image(v + adversary(model, v.detach(), text, scale)), text,
+                                            scale) for v in parts]).mean()
                           for model, text, scale in zip(models, text_at(step), scales)])
 
         return (lambda x: x), robust
@@ -394,7 +394,8 @@ def _pgd_objective(models: list[torch.nn.Module], loss_fn: open_clip.ClipLoss,
         if views is None:
             return _mean([clip(f, text, scale) for f, text, scale in zip(features, text_at(step), scales)])
         texts = [text_at(step) for _ in range(views.samples)]  # each view its own caption draw
-        return _mean([torch.stack([clip(part, texts[j][k], scale) for j, part in enumerate(f.chunk(views.samples))]).mean()
+        return _mean([torch.stack([clip(part, texts[j][k], scale)
+                                   for j, part in enumerate(f.chunk(views.samples))]).mean()
                       for k, (f, scale) in enumerate(zip(features, scales))])
 
     return encode, loss
@@ -427,8 +428,8 @@ def min_min(name: str, p: MinMinParams, trainers: list[SurrogateTrainer], data: 
     """Error-minimising ``noise`` (and, where ``p.trigger()`` is set, HotFlip triggers), optimised in place.
 
     ``trainers``: the surrogates (one for MEM and EM), each taking its steps on the same batches; PGD
-    minimises the mean of their losses and HotFlip asks surrogate ``b mod len(trainers)`` on batch ``b`` of a
-    pass. ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
+    minimises the mean of their losses and HotFlip asks surrogate ``b mod len(trainers)`` on batch ``b``
+    of a pass. ``trig``: long ``[N, T]`` initial trigger ids (``T`` = 0 without a trigger), updated in place;
     ``vocab``: the ids HotFlip may choose; ``eot``: the tokenizer's end-of-text id; ``views``: PGD's
     loss is the mean over these views of each batch (None: the batch as it is); ``adversary``: the
     surrogate trains on, and PGD minimises the loss of, batches it moved (None: as they are). The noise
@@ -456,7 +457,8 @@ def min_min(name: str, p: MinMinParams, trainers: list[SurrogateTrainer], data: 
             rows = with_trigger(data.pick(idx, gen), torch.cat([trig[idx], words[idx]], 1), eot)
             unit = noise.unit(idx, device)
             for trainer in trainers:
-                moved = unit if adversary is None else _adversarial_unit(trainer.model, adversary, unit, rows.to(device))
+                moved = unit if adversary is None else _adversarial_unit(trainer.model, adversary, unit,
+                                                                         rows.to(device))
                 sur_loss += trainer.step(moved, rows)
         sur_loss = float(sur_loss)  # the section's one host sync (its time holds on CUDA too)
         t1 = time.perf_counter()
@@ -486,7 +488,8 @@ def min_min(name: str, p: MinMinParams, trainers: list[SurrogateTrainer], data: 
                 flip_s += time.perf_counter() - tf
             tp = time.perf_counter()
             text_at = _pgd_texts(models, caps, torch.cat([t, w], 1), eot, t_p is not None and t_p.shuffle, gen)
-            pgd_loss += noise.descend(idx, images, d, _pgd_objective(models, loss_fn, text_at, scales, views, adversary), p)
+            objective = _pgd_objective(models, loss_fn, text_at, scales, views, adversary)
+            pgd_loss += noise.descend(idx, images, d, objective, p)
             pgd_s += time.perf_counter() - tp
             nb += 1
         t2 = time.perf_counter()

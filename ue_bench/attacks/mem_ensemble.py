@@ -9,11 +9,11 @@ initialisation overfits to it; averaging the attack's loss over an ensemble of m
 way to make an adversarial perturbation transfer to a model it cannot see (Liu et al., "Delving into
 Transferable Adversarial Examples and Black-box Attacks", ICLR 2017, arXiv 1611.02770). Here the
 ensemble is ``surrogates`` copies of the surrogate architecture, each from its own seeded
-initialisation (the ``surrogate-init`` role's members 0, 1, … of :func:`~ue_bench.seeds.role_seed`: all
-of the attacker's own drawing, none the victim's), each trained by the min–min loop on the same published batches; PGD minimises the mean
-of their EOT losses and HotFlip asks one surrogate per batch, in turn. Everything else is
-``mem-lowfreq``'s (block noise, EOT over resize-crops, triggers); ``surrogates=1`` is ``mem-lowfreq``
-bit for bit.
+initialisation (members 0, 1, … of the ``surrogate-init`` role, :func:`~ue_bench.seeds.role_seed`:
+all of the attacker's own drawing, none the victim's), each trained by the min–min loop on the same
+published batches; PGD minimises the mean of their EOT losses and HotFlip asks one surrogate per batch,
+in turn. Everything else is ``mem-lowfreq``'s (block noise, EOT over resize-crops, triggers);
+``surrogates=1`` is ``mem-lowfreq`` bit for bit.
 """
 
 from __future__ import annotations
