@@ -25,8 +25,8 @@ from .ueraser import step_generator
 class AdvTrainParams:
     radius: float = param(8.0, lo=0.0, hi=64.0, help="L∞ radius of the PGD perturbation, pixel units out of 255 "
                                                       "(APBench: 8)")
-    steps: int = param(10, lo=0, hi=1000, help="PGD ascent steps per training step (APBench: 10); each costs about "
-                                               "one training step")
+    steps: int = param(10, lo=0, hi=1000, help="PGD ascent steps per training step (APBench: 10); each costs a "
+                                               "quarter to a third of a training step (tiny-rn, CPU)")
     step: float = param(2.0, lo=0.0, hi=64.0, help="PGD step, pixel units out of 255 (APBench: 2)")
 
 
