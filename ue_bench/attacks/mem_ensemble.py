@@ -34,8 +34,9 @@ class MEMEnsembleParams(MEMLowFreqParams):
 
 
 class MEMEnsemble(MEMLowFreq):
-    """``mem-lowfreq`` whose PGD minimises the mean loss of ``surrogates`` independently initialised
-    surrogates (issue 27 variant).
+    """``mem-lowfreq`` against ``surrogates`` independently initialised surrogates (issue 27 variant).
+
+    PGD minimises the mean of their losses.
 
     Returns what ``mem`` returns: a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units
     (out of 255) and one trigger of ``trigger_len`` words per image; its meta records every surrogate's
