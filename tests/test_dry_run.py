@@ -46,3 +46,20 @@ def test_dry_run_names_the_dataset_when_the_matrix_has_several(tmp_path, capsys)
     out = capsys.readouterr().out
     assert code == 0
     assert "dataset" in out.splitlines()[1] and "size=24" in out, out
+
+
+def test_dry_run_scales_a_victims_training_by_its_defenses_cost(tmp_path, capsys, monkeypatch):
+    from ue_bench.bench import dry_run
+    from ue_bench.cli import main
+
+    monkeypatch.setattr(dry_run, "step_seconds", lambda *args, **kwargs: 1.0)  # one second per training step
+    code = main(["run", "--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8", "--attacks", "none",
+                 "--defenses", "none,adv-train:steps=10,ueraser", "--victims", "tiny-rn", "--threads", "1",
+                 "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = {line.split()[2]: line.split() for line in out.splitlines() if line.split()[:2] == ["none", "none"]}
+    train_s = {defense: float(row[-2].rstrip("s")) for defense, row in rows.items()}
+    assert train_s["none"] > 0, out
+    assert train_s["adv-train"] == round(4.0 * train_s["none"]), out    # 1 + 0.3 per PGD step, 10 steps
+    assert train_s["ueraser"] == round(2.0 * train_s["none"]), out                 # 1 + (K - 1) x its share

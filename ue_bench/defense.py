@@ -90,6 +90,11 @@ class Defense(Plugin):
         scalar loss tensor. ``total_steps`` is the number of optimiser steps of the whole run."""
         return None
 
+    def train_cost(self) -> float:
+        """The victim's training time under this defense over its undefended training, as ``--dry-run``
+        estimates it (1.0: the same; a data transform's own time is not part of it)."""
+        return 1.0
+
     def selection(self, split: PairSplit, seed: int) -> Selection | None:
         """None (the default: the victim trains on all of ``split``, the published and defended pairs, and
         its last epoch is evaluated), or a :class:`Selection`: the pairs to train on, the pairs held out

@@ -1,5 +1,6 @@
 """``ue-bench run --dry-run``: the planned cells, what the artifact store already holds, and what the
-rest will cost on this device, from timing a few training steps of each model involved."""
+rest will cost on this device, from timing a few training steps of each model involved (a victim's
+training times its defense's :meth:`~ue_bench.defense.Defense.train_cost`)."""
 
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
             seen_prot.add(keys["protection"])
         train_s = 0.0
         if not done and vic_state != "cached" and keys["victim"] not in seen_victim:
-            train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data)
+            train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data) * cell.defense.train_cost()
             seen_victim.add(keys["victim"])
         eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
         if train_s:  # the learning curve's evaluations of the test split, made while training

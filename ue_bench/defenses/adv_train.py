@@ -20,6 +20,11 @@ from ue_bench.engine.training import clip_loss, normalize
 
 from .ueraser import step_generator
 
+#: One PGD step on a batch (the image tower's forward and backward, no parameter gradients) in training
+#: steps; measured with tiny-rn at APBench's 10 steps, one CPU thread (2026-12-06: 2.9–4.6× an
+#: undefended training, ``docs/results/2026-12-06/defenses``).
+PGD_STEP_COST = 0.3
+
 
 @dataclass(frozen=True)
 class AdvTrainParams:
@@ -36,6 +41,9 @@ class AdvTrain(Defense):
     Params = AdvTrainParams
     version = "1"
     presets = {"tiny": {"steps": 1}}
+
+    def train_cost(self) -> float:
+        return 1.0 + PGD_STEP_COST * self.params.steps
 
     def batch_loss(self, seed: int, total_steps: int | None = None):
         p = self.params

@@ -62,6 +62,10 @@ class UEraser(Defense):
     Params = UEraserParams
     version = "2"  # 2: the per-sample worst view (Qin et al.), where 1 took the worst whole-batch view
 
+    def train_cost(self) -> float:
+        """K views per step in the adversarial share of the steps, one after it."""
+        return 1.0 + (self.params.repeats - 1) * self.params.adversarial_frac
+
     def batch_loss(self, seed: int, total_steps: int | None = None):
         p = self.params
         if total_steps is None and 0.0 < p.adversarial_frac < 1.0:
