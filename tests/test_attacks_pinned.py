@@ -26,7 +26,8 @@ PINNED = [
                       "pattern_share": 0.75, "pattern_vocab": 8},
      "52dbfd4a60451283c8c86199e7e32e5808a748dde9d65a7a868c7a3211264b0b"),
     ("mem-patterns", {**TINY_MEM, "patterns": 6}, "23f2320f7788fe37d50744fdcb0fd6d475a71912de02792007c8c6deaa5f1142"),
-    # pinned on 2026-12-06 from fe57d4d, before the min-min loop took an ensemble of surrogates (EOT views, REM's adversary)
+    # pinned on 2026-12-06 from fe57d4d, before the min-min loop took a list of surrogates (mem-ensemble):
+    # the EOT views' and REM's adversary's paths through the loop
     ("mem-eot", TINY_MEM, "7cc148d20b503d44070cd5b2338ebfba9359498374d2814fc7a74deddb74d7c4"),
     ("rem", registry.get("attacks", "rem").presets["tiny"],
      "471f20970e5502b494fb9cb36e73544e8715af875c15c2eb89c95c8d55def58a"),
@@ -38,7 +39,8 @@ def split():
     return registry.create("datasets", "synthetic", {"size": 64, "test_size": 16}).load().train
 
 
-@pytest.mark.parametrize("name, params, fingerprint", PINNED, ids=["mem", "em", "patterns-share", "patterns", "mem-eot", "rem"])
+@pytest.mark.parametrize("name, params, fingerprint", PINNED,
+                         ids=["mem", "em", "patterns-share", "patterns", "mem-eot", "rem"])
 def test_protection_matches_the_pinned_fingerprint(split, name, params, fingerprint):
     torch.set_num_threads(1)
     surrogate = registry.create("victims", "tiny-rn", {"epochs": 2, "batch_size": 16})
