@@ -63,3 +63,17 @@ def test_dry_run_scales_a_victims_training_by_its_defenses_cost(tmp_path, capsys
     assert train_s["none"] > 0, out
     assert train_s["adv-train"] == round(4.0 * train_s["none"]), out    # 1 + 0.3 per PGD step, 10 steps
     assert train_s["ueraser"] == round(2.0 * train_s["none"]), out                 # 1 + (K - 1) x its share
+
+
+def test_dry_run_without_out_names_no_run_folder(tmp_path, capsys, monkeypatch):
+    from ue_bench.bench import dry_run
+    from ue_bench.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(dry_run, "step_seconds", lambda *args, **kwargs: 1.0)
+    code = main(["run", "--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8", "--attacks", "none",
+                 "--victims", "tiny-rn", "--threads", "1", "--cache", str(tmp_path / "c"), "--dry-run"])
+    first = capsys.readouterr().out.splitlines()[0]
+    assert code == 0
+    assert first.endswith("no --out, so a run would start in a new folder") and "runs/" not in first, first
+    assert not (tmp_path / "runs").exists()

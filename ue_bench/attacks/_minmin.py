@@ -44,7 +44,7 @@ from open_clip.constants import OPENAI_DATASET_STD
 from ue_bench import Attack, Protection, delta_buffer, param, release
 from ue_bench.engine.device import autocast
 from ue_bench.engine.pixel_box import project
-from ue_bench.engine.training import batches, normalize
+from ue_bench.engine.training import PGD_STEP_COST, batches, normalize
 
 from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd
@@ -331,10 +331,9 @@ class ClassNoise(SharedNoise):
         return loss
 
 
-#: PGD step on the image tower, and HotFlip per batch and trigger word per 16 candidates, in surrogate
-#: training-step equivalents; measured with tiny-rn, one thread, on the default synthetic set
-#: (2026-12-01: a training step 0.24 s, a PGD step on a batch 0.077 s, HotFlip 0.50 s per batch and word).
-PGD_STEP_COST = 0.3
+#: HotFlip per batch and trigger word per 16 candidates, in surrogate training-step equivalents; measured
+#: with tiny-rn, one thread, on the default synthetic set (2026-12-01: a training step 0.24 s, HotFlip
+#: 0.50 s per batch and word). A PGD step counts as ``engine.training.PGD_STEP_COST``.
 HOTFLIP_WORD_COST = 2.0
 
 

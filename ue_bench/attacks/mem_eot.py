@@ -17,10 +17,11 @@ import torch
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
+from ue_bench.engine.training import PGD_STEP_COST
 from ue_bench.engine.views import crop_boxes
 from ue_bench import param
 
-from ._minmin import PGD_STEP_COST, cost_steps
+from ._minmin import cost_steps
 from .mem import MEM, MEMParams
 
 

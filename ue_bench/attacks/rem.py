@@ -31,8 +31,9 @@ from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
 
 from ue_bench import param, role_seed
 from ue_bench.engine.device import autocast
+from ue_bench.engine.training import PGD_STEP_COST
 
-from ._minmin import PGD_STEP_COST, MinMinAttack, MinMinParams, cost_steps
+from ._minmin import MinMinAttack, MinMinParams, cost_steps
 from .mem_eot import ResizeCrops
 
 

@@ -28,7 +28,10 @@ def _fmt_s(seconds: float | None) -> str:
     return f"{seconds / 60:.1f}min" if seconds < 7200 else f"{seconds / 3600:.1f}h"
 
 
-def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path, device: torch.device) -> str:
+def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache: Path, device: torch.device) -> str:
+    """The plan as text: one row per cell with what the artifact store holds and the estimated seconds of
+    each stage. ``out`` is the run folder named by ``--out`` (its finished cells count as done), or None
+    when a run would start a new one."""
     store = ArtifactStore(cache)
     timings: dict[tuple, float] = {}
 
@@ -43,7 +46,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
         data = loaded[dataset_key(cell.dataset)]
         keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
                                  cell.poison_ratio, data.test)
-        done = cell_finished(out, cell.cell_id, data.fingerprint())
+        done = out is not None and cell_finished(out, cell.cell_id, data.fingerprint())
         prot_state = store.status("protection", keys["protection"])
         vic_state = store.status("victim", keys["victim"])
         n_poisoned = len(stages.poisoned_indices(len(data.train), cell.poison_ratio, cell.seed))
@@ -75,8 +78,10 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path, cache: Path,
 
     calib = ", ".join(f"{k[0]}@{k[1]}px/b{k[2]}: {v:.3f}s/step{timed_at(k[2])}"
                       for k, v in timings.items()) or "nothing to time"
+    where = (f"{int((df['result'] == 'done').sum())} already done in {out}" if out is not None
+             else "no --out, so a run would start in a new folder")
     lines = [
-        f"{len(cells)} cell(s); {int((df['result'] == 'done').sum())} already done in {out}",
+        f"{len(cells)} cell(s); {where}",
         (shown if shown["dataset"].nunique() > 1 else shown.drop(columns=["dataset"])).to_string(index=False),
         f"calibration on {device}: {calib}",
         f"estimated total: {_fmt_s(total)}" + (f" plus {unknown} protection(s) of unknown cost" if unknown else ""),

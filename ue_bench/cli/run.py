@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     if args.dry_run:
         if threads:  # the calibration's steps are timed with the threads the cells will run with
             torch.set_num_threads(threads)
-        print(describe_plan(cells, loaded, out, cache, device))
+        print(describe_plan(cells, loaded, out if out_arg else None, cache, device))
         return 0
     out.parent.mkdir(parents=True, exist_ok=True)
     # one run per run directory: a second run (or a report) of the same --out is refused until it ends

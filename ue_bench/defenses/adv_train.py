@@ -16,15 +16,9 @@ import open_clip
 import torch
 
 from ue_bench import Defense, param
-from ue_bench.engine.training import clip_loss, normalize
+from ue_bench.engine.training import PGD_STEP_COST, clip_loss, normalize
 
 from .ueraser import step_generator
-
-#: One PGD step on a batch (the image tower's forward and backward, no parameter gradients) in training
-#: steps; measured with tiny-rn at APBench's 10 steps, one CPU thread (2026-12-06: 2.9–4.6× an
-#: undefended training, ``docs/results/2026-12-06/defenses``).
-PGD_STEP_COST = 0.3
-
 
 @dataclass(frozen=True)
 class AdvTrainParams:

@@ -31,6 +31,14 @@ _MEAN = torch.tensor(OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
 _STD = torch.tensor(OPENAI_DATASET_STD).view(1, 3, 1, 1)
 
 
+#: One PGD step on a batch (the image tower's forward and backward, no parameter gradients) in training
+#: steps of the same model and batch: what every cost estimate with PGD in it (the min-min attacks'
+#: ``cost_steps``, ``adv-train``'s ``train_cost``) counts it as. Measured with tiny-rn, one CPU thread:
+#: 2026-12-01 a training step 0.24 s, a PGD step 0.077 s; 2026-12-06 ``adv-train`` at 10 steps 2.9-4.6×
+#: an undefended training (``docs/results/2026-12-06/defenses``).
+PGD_STEP_COST = 0.3
+
+
 def to_unit(images_u8: torch.Tensor, device: torch.device) -> torch.Tensor:
     """``uint8 [B,H,W,3]`` → float ``[B,3,H,W]`` in [0, 1] on ``device``."""
     return images_u8.to(device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
