@@ -72,3 +72,20 @@ def test_a_defense_whose_train_share_disagrees_with_its_selection_fails_the_sele
     finally:
         registry.unregister("defenses", "throwaway-miscounting")
     assert [c.name for c in failed] == ["selection"] and "train_share says" in failed[0].detail
+
+
+def test_a_defense_with_a_negative_cost_estimate_fails_the_cost_check():
+    from ue_bench import Defense
+
+    class TimeTraveller(Defense):
+        """A defense whose transform would finish before it started."""
+
+        def transform_seconds(self, split):
+            return -1.0
+
+    registry.register("defenses", "throwaway-time-traveller", TimeTraveller)
+    try:
+        failed = [c for c in check_plugin("defenses", "throwaway-time-traveller") if not c.passed]
+    finally:
+        registry.unregister("defenses", "throwaway-time-traveller")
+    assert [c.name for c in failed] == ["cost-estimates"] and "transform_seconds gave -1.0" in failed[0].detail

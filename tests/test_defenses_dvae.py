@@ -9,6 +9,7 @@ import torch
 
 from ue_bench import PairSplit, UsageError, registry
 from ue_bench.defenses.dvae import MAX_GRID, levels_for
+from ue_bench.engine.device import auto_device
 
 EPS = 8  # the noise's amplitude, pixel units out of 255: the usual L∞ budget of an unlearnable example
 
@@ -60,6 +61,22 @@ def test_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     dvae(epochs=1, batch_size=8).transform(split, 0)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_transform_estimate_counts_each_stages_epochs_of_steps_and_leaves_the_rng_alone(monkeypatch):
+    split = synthetic(64)
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    assert dvae().transform_seconds(split) > 0
+    assert torch.equal(torch.get_rng_state(), state)
+    clock = iter(np.arange(0.0, 100.0, 0.1))  # every timed step takes 0.1 s
+    monkeypatch.setattr("ue_bench.defenses.dvae.time.perf_counter", lambda: float(next(clock)))
+    for n, epochs, stages in ((32, 10, 2), (64, 10, 2), (64, 40, 1)):
+        # timed at the tiny batch of 32 (at most 16 images on the CPU): 0.1 s per step, epochs + a purification
+        b = min(32, n, *([16] if auto_device().type == "cpu" else []))
+        expected = stages * n * 0.1 / b * (epochs + 0.5)
+        assert dvae(epochs=epochs, stages=stages).transform_seconds(split.subset(np.arange(n))) == \
+            pytest.approx(expected), (n, epochs, stages)
 
 
 def test_latent_grid_follows_the_reference_and_scales_with_resolution():

@@ -77,3 +77,44 @@ def test_dry_run_without_out_names_no_run_folder(tmp_path, capsys, monkeypatch):
     assert code == 0
     assert first.endswith("no --out, so a run would start in a new folder") and "runs/" not in first, first
     assert not (tmp_path / "runs").exists()
+
+
+def test_default_transform_seconds_times_a_sample_and_scales_it(monkeypatch):
+    import numpy as np
+
+    from ue_bench.defense import Defense
+
+    class Counting(Defense):
+        transforms_data = True
+        seen: list[int] = []
+
+        def transform(self, split, seed):
+            self.seen.append(len(split))
+            return split
+
+    split = tiny_data().train
+    clock = iter([10.0, 10.5])  # the timed call takes half a second
+    monkeypatch.setattr("ue_bench.defense.time.perf_counter", lambda: next(clock))
+    estimate = Counting().transform_seconds(split)
+    assert Counting.seen == [Defense.calibration_images] * 2, Counting.seen  # a warm-up call, then the timed one
+    assert estimate == 0.5 * len(split) / Defense.calibration_images
+    assert Defense().transform_seconds(split) == 0.0 and np.isfinite(estimate)
+
+
+def test_dry_run_adds_a_defenses_transform_once_per_defended_data(tmp_path, capsys, monkeypatch):
+    from ue_bench.bench import dry_run
+    from ue_bench.cli import main
+    from ue_bench.defenses.dvae import DVAE
+
+    monkeypatch.setattr(dry_run, "step_seconds", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr(DVAE, "transform_seconds", lambda self, split: 90.0)
+    code = main(["run", "--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8", "--attacks", "none",
+                 "--defenses", "none,dvae", "--victims", "tiny-rn,tiny-vit", "--threads", "1",
+                 "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    header = out.splitlines()[1].split()
+    rows = [dict(zip(header, line.split())) for line in out.splitlines()[2:] if line.split()[:1] == ["none"]]
+    assert sorted((r["defense"].split(":")[0], r["victim"].split(":")[0], r["defend_est"]) for r in rows) == [
+        ("dvae", "tiny-rn", "90s"), ("dvae", "tiny-vit", "0s"),  # one purified copy serves both victims
+        ("none", "tiny-rn", "0s"), ("none", "tiny-vit", "0s")], out

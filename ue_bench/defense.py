@@ -16,6 +16,7 @@ one non-empty caption list per image, deterministic per seed, never modifying it
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -79,6 +80,8 @@ class Defense(Plugin):
     transforms_data: ClassVar[bool] = False
     #: True only for the no-defense baseline against which the reports compare defended training.
     is_baseline: ClassVar[bool] = False
+    #: Images the default :meth:`transform_seconds` times the transform on.
+    calibration_images: ClassVar[int] = 16
 
     def transform(self, split: PairSplit, seed: int) -> PairSplit:
         """The defended split: uint8 ``[N, H, W, 3]`` images of the input's shape, captions per image."""
@@ -92,8 +95,22 @@ class Defense(Plugin):
 
     def train_cost(self) -> float:
         """The victim's training time under this defense over its undefended training, as ``--dry-run``
-        estimates it (1.0: the same; a data transform's own time is not part of it)."""
+        estimates it (1.0: the same; a data transform's own time is :meth:`transform_seconds`)."""
         return 1.0
+
+    def transform_seconds(self, split: PairSplit) -> float | None:
+        """Estimated seconds of :meth:`transform` on ``split`` on this machine, for ``--dry-run`` (None:
+        unknown). The default is 0.0 for a defense without a transform, else the transform of the first
+        :attr:`calibration_images` pairs of ``split`` (seed 0), timed on its second call (the first imports
+        and allocates) and scaled by the split's size: right for a per-image transform. A defense whose
+        transform trains a model on the split (``dvae``) overrides it with a cheaper estimate."""
+        if not self.transforms_data or not len(split):
+            return 0.0
+        sample = split.subset(np.arange(min(len(split), self.calibration_images)))
+        self.transform(sample, 0)
+        start = time.perf_counter()
+        self.transform(sample, 0)
+        return (time.perf_counter() - start) * len(split) / len(sample)
 
     def selection(self, split: PairSplit, seed: int) -> Selection | None:
         """None (the default: the victim trains on all of ``split``, the published and defended pairs, and

@@ -174,7 +174,8 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
     list per image, leaves its input untouched and is deterministic per seed; a ``batch_loss`` gives a
     finite scalar with a gradient on a tiny-rn batch; a ``selection`` passes
     :func:`~ue_bench.defense.selection_problem`, holds the split's rows its indices name, leaves its input
-    untouched and is deterministic per seed, and ``train_share`` counts the pairs it trains on."""
+    untouched and is deterministic per seed, ``train_share`` counts the pairs it trains on, and the
+    ``--dry-run`` estimates (``train_cost``, ``transform_seconds``) are finite and not negative."""
     rec = _Recorder(f"defenses:{name}")
     with _one_thread():
         state: dict[str, Any] = {}
@@ -243,6 +244,17 @@ def check_defense(name: str, params: dict[str, Any] | None = None) -> list[Check
             return None
 
         rec.run("selection", selection)
+
+        def costs() -> str | None:
+            train_cost, seconds = defense.train_cost(), defense.transform_seconds(train)
+            if not (isinstance(train_cost, (int, float)) and math.isfinite(train_cost) and train_cost > 0):
+                return f"train_cost gave {train_cost!r}, expected a positive finite factor"
+            if seconds is not None and not (isinstance(seconds, (int, float)) and math.isfinite(seconds)
+                                            and seconds >= 0):
+                return f"transform_seconds gave {seconds!r}, expected None or finite seconds >= 0"
+            return None
+
+        rec.run("cost-estimates", costs)
     return rec.checks
 
 

@@ -1,6 +1,7 @@
 """``ue-bench run --dry-run``: the planned cells, what the artifact store already holds, and what the
 rest will cost on this device, from timing a few training steps of each model involved (a victim's
-training times its defense's :meth:`~ue_bench.defense.Defense.train_cost`)."""
+training times its defense's :meth:`~ue_bench.defense.Defense.train_cost`) and each defense's data
+transform (:meth:`~ue_bench.defense.Defense.transform_seconds`)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
     when a run would start a new one."""
     store = ArtifactStore(cache)
     timings: dict[tuple, float] = {}
+    transforms: dict[tuple, float | None] = {}
 
     def timing(model, data: PairDataset) -> float:
         key = (model.label(), data.train.resolution, model.params.batch_size)
@@ -41,7 +43,13 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
             timings[key] = step_seconds(model, data.train, model.params.batch_size, device)
         return timings[key]
 
-    rows, seen_prot, seen_victim = [], set(), set()
+    def transform_timing(defense, data: PairDataset) -> float | None:
+        key = (defense.label(), id(data))
+        if key not in transforms:
+            transforms[key] = defense.transform_seconds(data.train)
+        return transforms[key]
+
+    rows, seen_prot, seen_victim, seen_defended = [], set(), set(), set()
     for cell in cells:
         data = loaded[dataset_key(cell.dataset)]
         keys = stages.stage_keys(data.train, cell.attack, cell.surrogate, cell.defense, cell.victim, cell.seed,
@@ -59,18 +67,26 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
         if not done and vic_state != "cached" and keys["victim"] not in seen_victim:
             train_s = cell.victim.training_steps(data.train) * timing(cell.victim, data) * cell.defense.train_cost()
             seen_victim.add(keys["victim"])
+        defend_s = 0.0
+        if (not done and vic_state != "cached" and keys["defended"] not in seen_defended
+                and store.status("defended", keys["defended"]) != "cached"):
+            defend_s = transform_timing(cell.defense, data)
+            seen_defended.add(keys["defended"])
         eval_s = 0.0 if done else EVAL_STEP_FRACTION * timing(cell.victim, data) * max(1, len(data.test) // 64)
         if train_s:  # the learning curve's evaluations of the test split, made while training
             eval_s *= 1 + len(stages.curve_epochs(cell.victim.params.epochs, cell.victim.params.eval_every))
         rows.append({**cell.labels(), "cell": cell.cell_id, "result": "done" if done else "todo",
                      "protection": prot_state, "victim_model": vic_state,
-                     "protect_est": protect_s, "train_est": train_s, "eval_est": eval_s})
+                     "protect_est": protect_s, "defend_est": defend_s, "train_est": train_s,
+                     "eval_est": eval_s})
     df = pd.DataFrame(rows)
-    known = df[["protect_est", "train_est", "eval_est"]].apply(pd.to_numeric, errors="coerce")
+    estimates = ["protect_est", "defend_est", "train_est", "eval_est"]
+    known = df[estimates].apply(pd.to_numeric, errors="coerce")
     total = known.sum().sum()
     unknown = int(df["protect_est"].isna().sum())
+    unknown_defended = int(df["defend_est"].isna().sum())
     shown = df.copy()
-    for col in ("protect_est", "train_est", "eval_est"):
+    for col in estimates:
         shown[col] = [_fmt_s(v) if v is not None and v == v else "unknown" for v in df[col]]
     def timed_at(batch: int) -> str:
         timed = calibration_batch(batch, device)
@@ -84,7 +100,8 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
         f"{len(cells)} cell(s); {where}",
         (shown if shown["dataset"].nunique() > 1 else shown.drop(columns=["dataset"])).to_string(index=False),
         f"calibration on {device}: {calib}",
-        f"estimated total: {_fmt_s(total)}" + (f" plus {unknown} protection(s) of unknown cost" if unknown else ""),
+        f"estimated total: {_fmt_s(total)}" + (f" plus {unknown} protection(s) of unknown cost" if unknown else "")
+        + (f" plus {unknown_defended} defense transform(s) of unknown cost" if unknown_defended else ""),
     ]
     return "\n".join(lines)
 

@@ -67,6 +67,8 @@ do not divide, and for a split of fewer than two images.
 from __future__ import annotations
 
 import math
+import statistics
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +83,11 @@ from ue_bench.engine.training import batches, read_batch, to_unit
 from .squeeze import image_buffer
 
 
+#: A purification pass over an image (one forward pass of the model in stage 1, two in stage 2, no backward)
+#: in training steps.
+PURIFY_STEP_COST = 0.5
+#: Least seconds of timed VAE steps behind :meth:`DVAE.transform_seconds` (small models' steps are short).
+CALIBRATION_SECONDS = 1.0
 #: Largest latent grid side: the reference's at 224 px (28 × 28); at 32 px it has 16 × 16.
 MAX_GRID = 28
 _TAG = 0x44564145  # "DVAE": this defense's seeds, apart from every other role's
@@ -237,18 +244,46 @@ class DVAE(Defense):
             for idx in batches(len(images), p.batch_size, order):
                 x = unit_batch(images, idx, device)
                 eps = torch.randn((len(idx), *model.latent_shape), generator=noise).to(device)
-                rec, mu, log_var, pert = model(x, eps)
-                kl = (-0.5 * (1 + log_var - mu ** 2 - log_var.exp()).sum(dim=1)).mean()
-                loss = (F.mse_loss(rec, x) + F.mse_loss((rec + pert).clamp(0, 1), x)
-                        + beta * torch.clamp(kl, min=rate))
-                if penalise_p:
-                    loss = loss + torch.clamp(pert.pow(2).mean(), min=p.p_floor)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), p.grad_clip)
-                optimizer.step()
+                self.train_step(model, optimizer, x, eps, rate, beta, penalise_p)
             schedule.step()
         return model.eval()
+
+    def train_step(self, model: DisentanglingVAE, optimizer: torch.optim.Optimizer, x: torch.Tensor,
+                   eps: torch.Tensor, rate: float, beta: float, penalise_p: bool) -> None:
+        """One optimiser step of the loss in the module docstring on images ``x`` (float ``[B, 3, H, W]``
+        in [0, 1]) with latent draw ``eps``."""
+        rec, mu, log_var, pert = model(x, eps)
+        kl = (-0.5 * (1 + log_var - mu ** 2 - log_var.exp()).sum(dim=1)).mean()
+        loss = F.mse_loss(rec, x) + F.mse_loss((rec + pert).clamp(0, 1), x) + beta * torch.clamp(kl, min=rate)
+        if penalise_p:
+            loss = loss + torch.clamp(pert.pow(2).mean(), min=self.params.p_floor)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), self.params.grad_clip)
+        optimizer.step()
+
+    def transform_seconds(self, split: PairSplit) -> float:
+        """The median of training steps timed after a warm-up one (three, or more until they took
+        :data:`CALIBRATION_SECONDS`), at the recipe's batch (at most
+        :attr:`calibration_images` images on the CPU, scaled linearly as ``--dry-run``'s victims are),
+        times each stage's epochs of steps plus its purification passes (:data:`PURIFY_STEP_COST`)."""
+        p, device = self.params, auto_device()
+        b = min(p.batch_size, len(split), *([self.calibration_images] if device.type == "cpu" else []))
+        levels_for(split.resolution)
+        with torch.random.fork_rng(devices=[]):
+            model = DisentanglingVAE(split.resolution, p.width, p.latent, p.decoder_norm).to(device).train()
+            x = unit_batch(split.images, torch.arange(b), device)
+            eps = torch.randn((b, *model.latent_shape)).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
+        seconds: list[float] = []
+        while len(seconds) < 4 or sum(seconds[1:]) < CALIBRATION_SECONDS:  # the first step is a warm-up
+            start = time.perf_counter()
+            self.train_step(model, optimizer, x, eps, p.rate, p.beta, True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            seconds.append(time.perf_counter() - start)
+        per_image = statistics.median(seconds[1:]) / b
+        return p.stages * len(split) * per_image * (p.epochs + PURIFY_STEP_COST)
 
     @torch.no_grad()
     def purify(self, model: DisentanglingVAE, images: np.ndarray, stage: int, seed: int, device: torch.device,
