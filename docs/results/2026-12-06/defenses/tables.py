@@ -8,10 +8,14 @@ does under the defense), × undefended clean (over the clean cell without a defe
 gets back), and the cost: the
 defense's data-transform seconds plus the victim's training seconds over the undefended victim's
 training on the same published data (same attack, victim and seed). One CPU thread on shared cores.
+With several seeds each ratio is the mean over seeds of each seed's ratio, with its 95 % t interval and
+the per-seed values in seed order (`ue_bench.reports.stats.summarise`).
 """
 from collections import defaultdict
 import json
 from pathlib import Path
+
+from ue_bench.reports.stats import summarise
 
 HERE = Path(__file__).resolve().parent
 cells = {}
@@ -38,8 +42,15 @@ def peak(c):
     return best["i2t_r1"], best["epoch"]
 
 
+def ratio_text(values):
+    s = summarise(values)
+    if not s.n:
+        return "—"
+    return f"{s.mean:.2f}×" if s.n < 2 else f"{s.mean:.2f}× ± {s.half:.2f} [{' '.join(f'{v:.2f}' for v in values)}]"
+
+
 def row(victim, defense, attack):
-    group = groups[(victim, defense, attack)]
+    group = sorted(groups[(victim, defense, attack)], key=lambda c: c["labels"]["seed"])
     seeds = sorted(c["labels"]["seed"] for c in group)
     final = mean([c["metrics"]["i2t_r1"] for c in group])
     peaks = [peak(c) for c in group]
@@ -49,10 +60,10 @@ def row(victim, defense, attack):
     final_text = f"{final:.3f}" + (f" (kept ep. {','.join(str(k) for k in kept)})" if any(kept) else "")
     ratios = [c["metrics"]["i2t_r1"] / by[k]["metrics"]["i2t_r1"] for c in group
               if (k := (victim, defense, "none", c["labels"]["seed"])) in by]
-    x_clean = f"{mean(ratios):.2f}×" if ratios and attack != "none" else "—"
+    x_clean = ratio_text(ratios) if attack != "none" else "—"
     plain = [c["metrics"]["i2t_r1"] / by[k]["metrics"]["i2t_r1"] for c in group
              if (k := (victim, "none", "none", c["labels"]["seed"])) in by]
-    x_plain = f"{mean(plain):.2f}×" if plain else "—"
+    x_plain = ratio_text(plain)
     costs = []
     for c in group:
         base = by.get((victim, "none", attack, c["labels"]["seed"]))
