@@ -57,6 +57,15 @@ def test_the_registry_refuses_a_class_of_another_family(shift):
         registry.register("defenses", "wrong-family", BuggyAttack)
 
 
+def failed_defense_checks(cls) -> list:
+    """The conformance checks that defense class ``cls`` fails, registered for the check only."""
+    registry.register("defenses", "throwaway-defense", cls)
+    try:
+        return [c for c in check_plugin("defenses", "throwaway-defense") if not c.passed]
+    finally:
+        registry.unregister("defenses", "throwaway-defense")
+
+
 def test_a_defense_whose_train_share_disagrees_with_its_selection_fails_the_selection_check():
     from ue_bench import Defense
 
@@ -66,11 +75,7 @@ def test_a_defense_whose_train_share_disagrees_with_its_selection_fails_the_sele
         def train_share(self, split, seed):
             return len(split) - 1
 
-    registry.register("defenses", "throwaway-miscounting", Miscounting)
-    try:
-        failed = [c for c in check_plugin("defenses", "throwaway-miscounting") if not c.passed]
-    finally:
-        registry.unregister("defenses", "throwaway-miscounting")
+    failed = failed_defense_checks(Miscounting)
     assert [c.name for c in failed] == ["selection"] and "train_share says" in failed[0].detail
 
 
@@ -83,9 +88,5 @@ def test_a_defense_with_a_negative_cost_estimate_fails_the_cost_check():
         def transform_seconds(self, split):
             return -1.0
 
-    registry.register("defenses", "throwaway-time-traveller", TimeTraveller)
-    try:
-        failed = [c for c in check_plugin("defenses", "throwaway-time-traveller") if not c.passed]
-    finally:
-        registry.unregister("defenses", "throwaway-time-traveller")
+    failed = failed_defense_checks(TimeTraveller)
     assert [c.name for c in failed] == ["cost-estimates"] and "transform_seconds gave -1.0" in failed[0].detail
