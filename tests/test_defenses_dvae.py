@@ -70,7 +70,7 @@ def test_transform_estimate_counts_each_stages_epochs_of_steps_and_leaves_the_rn
     assert dvae().transform_seconds(split) > 0
     assert torch.equal(torch.get_rng_state(), state)
     clock = iter(np.arange(0.0, 100.0, 0.1))  # every timed step takes 0.1 s
-    monkeypatch.setattr("ue_bench.defenses.dvae.time.perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr("ue_bench.engine.device.time.perf_counter", lambda: float(next(clock)))
     for n, epochs, stages in ((32, 10, 2), (64, 10, 2), (64, 40, 1)):
         # timed at the tiny batch of 32 (at most 16 images on the CPU): 0.1 s per step, epochs + a purification
         b = min(32, n, *([16] if auto_device().type == "cpu" else []))

@@ -5,6 +5,7 @@ paper-scale matrix never holds a paper-scale batch's activations (RN50 at batch 
 import torch
 
 from ue_bench.bench import cost
+from ue_bench.engine import device
 from ue_bench.testing import tiny, tiny_data
 
 
@@ -20,10 +21,10 @@ def test_cpu_calibration_times_a_capped_batch_and_scales_it(monkeypatch):
     split = tiny_data().train
     victim = tiny("victims", "tiny-rn")
     seconds = cost.step_seconds(victim, split, 64, torch.device("cpu"), steps=1)
-    assert set(seen) == {cost.CPU_CALIBRATION_BATCH} and seconds > 0
-    assert cost.calibration_batch(128, torch.device("cpu")) == cost.CPU_CALIBRATION_BATCH
-    assert cost.calibration_batch(8, torch.device("cpu")) == 8
-    assert cost.calibration_batch(128, torch.device("cuda")) == 128
+    assert set(seen) == {device.CPU_CALIBRATION_BATCH} and seconds > 0
+    assert device.calibration_batch(128, torch.device("cpu")) == device.CPU_CALIBRATION_BATCH
+    assert device.calibration_batch(8, torch.device("cpu")) == 8
+    assert device.calibration_batch(128, torch.device("cuda")) == 128
 
 
 def test_dry_run_says_which_batch_was_timed(tmp_path, capsys):

@@ -2,36 +2,20 @@
 
 The unit is one training step of a model at the data's resolution and the recipe's batch size; a
 few steps of each distinct model are timed here and multiplied by the steps each stage needs. On the
-CPU a step is timed at no more than ``CPU_CALIBRATION_BATCH`` pairs and scaled linearly to the recipe's
-batch: a paper-scale step at batch 128 would hold ~20 GB of activations just to be timed.
+CPU a step is timed at no more than ``engine.device.CPU_CALIBRATION_BATCH`` pairs and scaled linearly
+to the recipe's batch: a paper-scale step at batch 128 would hold ~20 GB of activations just to be
+timed.
 """
 
 from __future__ import annotations
-
-import statistics
-import time
 
 import numpy as np
 import open_clip
 import torch
 
 from ue_bench.data import PairSplit
-from ue_bench.engine.device import autocast
+from ue_bench.engine.device import autocast, calibration_batch, median_step_seconds
 from ue_bench.engine.training import clip_loss, make_optimizer, normalize, to_unit
-
-
-#: The largest batch timed on the CPU; larger recipe batches are timed at this size and scaled linearly.
-CPU_CALIBRATION_BATCH = 16
-
-
-def calibration_batch(batch_size: int, device: torch.device) -> int:
-    """The batch ``step_seconds`` is timed at for a recipe batch of ``batch_size`` on ``device``."""
-    return batch_size if device.type != "cpu" else min(batch_size, CPU_CALIBRATION_BATCH)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device, steps: int = 3) -> float:
@@ -45,15 +29,12 @@ def step_seconds(victim, split: PairSplit, batch_size: int, device: torch.device
     loss_fn = open_clip.ClipLoss()
     images = torch.from_numpy(np.array(split.images[:timed]))  # a copy: the split may be a read-only map
     tokens = victim.tokenizer()([caps[0] for caps in split.captions[:timed]]).to(device)
-    times = []
-    for _ in range(steps + 1):
-        _sync(device)
-        start = time.perf_counter()
+
+    def train_step() -> None:
         with autocast(device):
             loss = clip_loss(model, loss_fn, normalize(to_unit(images, device)), tokens)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return float(statistics.median(times[1:])) * batch_size / timed
+
+    return median_step_seconds(train_step, device, steps) * batch_size / timed

@@ -67,8 +67,6 @@ do not divide, and for a split of fewer than two images.
 from __future__ import annotations
 
 import math
-import statistics
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,7 +75,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ue_bench import Defense, PairSplit, UsageError, param, release
-from ue_bench.engine.device import auto_device
+from ue_bench.engine.device import auto_device, calibration_batch, median_step_seconds
 from ue_bench.engine.training import batches, read_batch, to_unit
 
 from .squeeze import image_buffer
@@ -263,27 +261,21 @@ class DVAE(Defense):
         optimizer.step()
 
     def transform_seconds(self, split: PairSplit) -> float:
-        """The median of training steps timed after a warm-up one (three, or more until they took
-        :data:`CALIBRATION_SECONDS`), at the recipe's batch (at most
-        :attr:`calibration_images` images on the CPU, scaled linearly as ``--dry-run``'s victims are),
-        times each stage's epochs of steps plus its purification passes (:data:`PURIFY_STEP_COST`)."""
+        """The median training step of a stage's model (:func:`~ue_bench.engine.device.median_step_seconds`,
+        at least :data:`CALIBRATION_SECONDS` of steps), at the recipe's batch (on the CPU at
+        :func:`~ue_bench.engine.device.calibration_batch` images, scaled linearly as ``--dry-run``'s victims
+        are), times each stage's epochs of steps plus its purification passes (:data:`PURIFY_STEP_COST`)."""
         p, device = self.params, auto_device()
-        b = min(p.batch_size, len(split), *([self.calibration_images] if device.type == "cpu" else []))
+        b = calibration_batch(min(p.batch_size, len(split)), device)
         levels_for(split.resolution)
         with torch.random.fork_rng(devices=[]):
             model = DisentanglingVAE(split.resolution, p.width, p.latent, p.decoder_norm).to(device).train()
             x = unit_batch(split.images, torch.arange(b), device)
             eps = torch.randn((b, *model.latent_shape)).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=p.lr)
-        seconds: list[float] = []
-        while len(seconds) < 4 or sum(seconds[1:]) < CALIBRATION_SECONDS:  # the first step is a warm-up
-            start = time.perf_counter()
-            self.train_step(model, optimizer, x, eps, p.rate, p.beta, True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            seconds.append(time.perf_counter() - start)
-        per_image = statistics.median(seconds[1:]) / b
-        return p.stages * len(split) * per_image * (p.epochs + PURIFY_STEP_COST)
+        step = median_step_seconds(lambda: self.train_step(model, optimizer, x, eps, p.rate, p.beta, True),
+                                   device, min_seconds=CALIBRATION_SECONDS)
+        return p.stages * len(split) * step / b * (p.epochs + PURIFY_STEP_COST)
 
     @torch.no_grad()
     def purify(self, model: DisentanglingVAE, images: np.ndarray, stage: int, seed: int, device: torch.device,

@@ -1,10 +1,12 @@
-"""Device choice: CUDA with bf16 autocast when present, else the CPU in fp32."""
+"""Device choice: CUDA with bf16 autocast when present, else the CPU in fp32; timing a step on a device."""
 
 from __future__ import annotations
 
 import contextlib
-
 import re
+import statistics
+import time
+from collections.abc import Callable
 
 import torch
 
@@ -39,3 +41,33 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda:{torch.cuda.get_device_name(device)}"
     return f"cpu:{torch.get_num_threads()} threads"
+
+
+#: The largest batch timed on the CPU; larger recipe batches are timed at this size and scaled linearly.
+CPU_CALIBRATION_BATCH = 16
+
+
+def calibration_batch(batch_size: int, device: torch.device) -> int:
+    """The batch a training step is timed at for a recipe batch of ``batch_size`` on ``device`` (scaled
+    linearly to ``batch_size`` by the caller)."""
+    return batch_size if device.type != "cpu" else min(batch_size, CPU_CALIBRATION_BATCH)
+
+
+def sync(device: torch.device) -> None:
+    """Wait for ``device``'s queued work (a no-op off CUDA)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_step_seconds(step: Callable[[], object], device: torch.device, steps: int = 3,
+                        min_seconds: float = 0.0) -> float:
+    """Median seconds of ``step()`` on ``device`` over ``steps`` calls after a warm-up one, more calls
+    while the timed ones add up to less than ``min_seconds`` (short steps are noisy)."""
+    times: list[float] = []
+    while len(times) < steps + 1 or sum(times[1:]) < min_seconds:
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return float(statistics.median(times[1:]))
