@@ -34,9 +34,9 @@ class MEMEnsembleParams(MEMLowFreqParams):
 
 
 class MEMEnsemble(MEMLowFreq):
-    """``mem-lowfreq`` against ``surrogates`` independently initialised surrogates (issue 27 variant).
+    """``mem-lowfreq`` against an ensemble of independently initialised surrogates (issue 27 variant).
 
-    PGD minimises the mean of their losses.
+    PGD minimises the mean of the losses of ``surrogates`` of them.
 
     Returns what ``mem`` returns: a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units
     (out of 255) and one trigger of ``trigger_len`` words per image; its meta records every surrogate's
