@@ -1,5 +1,6 @@
 """The matrix harness: resume after SIGKILL, reuse of artifacts, equal results however it is run."""
 
+import json
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 MATRIX = ["--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8",
           "--attacks", "mem,em", "--surrogates", "tiny-rn,tiny-vit", "--victims", "tiny-rn,tiny-vit",
@@ -47,6 +49,13 @@ def test_matrix_has_every_cell(reference):
     assert len(df) == 8 and set(df["status"]) == {"ok"}
     names = {(a.split(":")[0], s.split(":")[0]) for a, s in zip(df["attack"], df["surrogate"])}
     assert names == {(a, s) for a in ("mem", "em") for s in ("tiny-rn", "tiny-vit")}
+
+
+def test_every_cell_names_the_cpu_kernels_it_ran_on(reference):
+    """A rebuild on a CPU with another instruction set may round differently: the provenance says which."""
+    for cell in (reference / "run" / "cells").glob("*.json"):
+        prov = json.loads(cell.read_text())["provenance"]
+        assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and prov["device"] == "cpu:1 threads"
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run_and_rebuilds_nothing(reference, tmp_path):

@@ -39,10 +39,15 @@ def package_versions() -> dict[str, str]:
 
 
 def environment(device: torch.device) -> dict:
+    """The provenance of a result made on ``device``: code version, package versions, Python, platform,
+    device, and the CPU instruction set torch's kernels were dispatched for (``AVX2``, ``AVX512``, …):
+    float sums round differently across them, so a rebuild on another CPU may differ in the last digits
+    of a metric even at one thread."""
     return {
         "code_version": code_version(),
         "packages": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "device": describe(device),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
     }

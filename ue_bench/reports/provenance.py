@@ -25,6 +25,7 @@ def cell_details(cell: dict[str, Any], source: Path) -> str:
     rows = [("file", str(source)), ("device", prov.get("device", formats.DASH)),
             ("code version", prov.get("code_version", formats.DASH)),
             ("python", prov.get("python", formats.DASH)), ("platform", prov.get("platform", formats.DASH)),
+            ("CPU kernels", prov.get("cpu_capability", formats.DASH)),
             ("wall time", f"{cell['wall_s']:.1f} s" if "wall_s" in cell else formats.DASH)]
     body = "".join(f"<tr><th>{formats.esc(k)}</th><td>{formats.esc(v)}</td></tr>" for k, v in rows)
     body += "".join(f"<tr><th>{k}</th><td>{_pre(cell[k])}</td></tr>" for k in
