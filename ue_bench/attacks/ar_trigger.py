@@ -35,7 +35,7 @@ class ARTriggerParams(ARParams):
 
 
 class ARTrigger(ARNoise):
-    """``ar``'s noise and ``trigger_len`` random words per pseudo-class before its captions (issue 27 variant).
+    """``ar``'s noise and ``trigger_len`` random words per pseudo-class before its captions (research variant).
 
     Returns a memory-mapped integer delta ``[N, H, W, 3]`` with L∞ norm ``eps`` pixel units (out of 255)
     per image (``ar``'s) and one trigger per image, its pseudo-class's. Raises

@@ -67,7 +67,7 @@ def majority(patterns: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
 
 
 class LowFreqWords(Attack):
-    """Low-frequency sign patterns that spell each image's random trigger words (issue 27 variant).
+    """Low-frequency sign patterns that spell each image's random trigger words (research variant).
 
     Returns a memory-mapped integer delta ``[N, H, W, 3]`` of ±``eps`` pixel units (out of 255) per
     element, within each image's pixel range, and one trigger of ``trigger_len`` words per image. Raises
@@ -99,7 +99,8 @@ class LowFreqWords(Attack):
         for a in range(0, n, CHUNK):
             signs = majority(patterns, chosen[a:a + CHUNK])
             noise = signs.repeat_interleave(p.block, -2).repeat_interleave(p.block, -1)[..., :h, :w]
-            images = torch.from_numpy(np.asarray(split.images[a:a + CHUNK])).to(torch.int16)
+            # a copy: the split may be a read-only memory map
+            images = torch.from_numpy(np.array(split.images[a:a + CHUNK], dtype=np.int16))
             delta[a:a + len(noise)] = project(noise.permute(0, 2, 3, 1) * p.eps, images).numpy()
             release(delta)
         triggers = [trigger_text(tok, vocab[c]) for c in chosen]

@@ -34,7 +34,7 @@ class MEMEnsembleParams(MEMLowFreqParams):
 
 
 class MEMEnsemble(MEMLowFreq):
-    """``mem-lowfreq`` against an ensemble of independently initialised surrogates (issue 27 variant).
+    """``mem-lowfreq`` against an ensemble of independently initialised surrogates (research variant).
 
     PGD minimises the mean of the losses of ``surrogates`` of them.
 

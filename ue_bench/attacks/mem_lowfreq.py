@@ -73,7 +73,7 @@ class BlockNoise(SharedNoise):
 
 
 class MEMLowFreq(MEMEOT):
-    """MEM-EOT whose image noise is constant over ``block`` × ``block`` squares (low-frequency; issue 27 variant).
+    """MEM-EOT whose image noise is constant over ``block`` × ``block`` squares (low-frequency; research variant).
 
     Returns what ``mem`` returns: a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units
     (out of 255) and one trigger of ``trigger_len`` words per image. Costs about what ``mem-eot`` costs.

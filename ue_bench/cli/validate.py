@@ -168,9 +168,12 @@ def check_protect(attack, surrogate, dataset, train) -> None:
     n = len(train)
     batches = [("--surrogate", surrogate.label(), surrogate.params.batch_size)] if attack.uses_surrogate else []
     batches.append(("--attack", attack.label(), getattr(attack.params, "batch_size", None)))
-    large = [f"{flag} {label} batch_size {batch}" for flag, label, batch in batches if batch is not None and batch > n]
-    if large:
-        raise UsageError(f"{', '.join(large)}: larger than the train split of --dataset {dataset.label()} "
-                         f"({n} images); give batch_size={n} or less")
+    over = [(flag, label, batch) for flag, label, batch in batches if batch is not None and batch > n]
+    if over:
+        flag, label, _ = over[0]
+        example = f"{flag} {label}{',' if ':' in label else ':'}batch_size={n}"
+        raise UsageError(f"{', '.join(f'{f} {lab} batch_size {b}' for f, lab, b in over)}: larger than the train "
+                         f"split of --dataset {dataset.label()} ({n} images); give batch_size={n} or less "
+                         f"(e.g. {example})")
     if attack.uses_surrogate:
         resolution_fits("--surrogate", surrogate, train.resolution, dataset.label())
