@@ -18,6 +18,7 @@ import _cliproc
 from ue_bench import registry
 from ue_bench.publish import export_full
 from ue_bench.cli import main
+from ue_bench.cli.protect import _size
 from ue_bench.publish.export import Layout
 from ue_bench.engine.images import decode_rgb_array, fit
 from ue_bench.engine.lift import LiftSettings
@@ -88,6 +89,7 @@ def test_every_image_keeps_its_size_and_name_and_is_within_eps_after_decoding(ph
         data = (out / ("train" if row["split"] == "train" else "val") / f"{row['name']}.png").read_bytes()
         assert hashlib.sha256(data).hexdigest() == row["sha256"]
     assert "max L∞ 6/255 (eps 6) measured on the written files" in err
+    assert f"px, {_size(s['bytes'])}; " in err
     assert "the 3 test images are copied UNPROTECTED" in err
     sheet = Image.open(out / "preview.png")
     assert sheet.size == (5 * 264, 18 + 3 * (264 + 14))
@@ -97,6 +99,10 @@ def test_every_image_keeps_its_size_and_name_and_is_within_eps_after_decoding(ph
     os.umask(umask)
     for path in (out / "manifest.json", out / "train" / f"{originals[0].name}.png", out / "train"):
         assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask, path  # publishable
+
+
+def test_the_summary_gives_a_copy_s_size_in_a_unit_that_shows_it():
+    assert [_size(n) for n in (512, 27_000, 1_134_080, 3 * 2**30)] == ["512 B", "26.4 KiB", "1.1 MiB", "3.0 GiB"]
 
 
 def test_every_image_is_protected_unless_a_test_split_is_asked_for(photos, tmp_path, capsys):

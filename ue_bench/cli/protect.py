@@ -203,10 +203,19 @@ def trainer_args(manifest: dict, victim, device: torch.device, seed: int) -> lis
     return args + ["--device", device.type, "--precision", "fp32", "--workers", "0"]
 
 
+def _size(n: int) -> str:
+    """``n`` bytes in the largest binary unit that leaves at least 1 (``512 B``, ``27.0 KiB``, ``1.5 GiB``)."""
+    units, value = ("B", "KiB", "MiB", "GiB"), float(n)
+    i = 0
+    while value >= 1024 and i < len(units) - 1:
+        value, i = value / 1024, i + 1
+    return f"{n} B" if i == 0 else f"{value:.1f} {units[i]}"
+
+
 def _print_summary(s: dict, eps: int) -> None:
     """One line of what the full-resolution copy holds."""
     line = (f"ue-bench: {s['n_images']} images of {s['width_range'][0]}-{s['width_range'][1]} x "
-            f"{s['height_range'][0]}-{s['height_range'][1]} px, {s['bytes'] / 2**20:.1f} MiB; "
+            f"{s['height_range'][0]}-{s['height_range'][1]} px, {_size(s['bytes'])}; "
             f"max L∞ {s['linf_max']}/255 (eps {eps}) measured on the written files")
     if s["psnr_min"] is not None:
         line += f"; PSNR {s['psnr_min']:.1f}-{s['psnr_max']:.1f} dB, SSIM {s['ssim_min']:.3f}-{s['ssim_max']:.3f}"
