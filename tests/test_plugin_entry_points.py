@@ -49,8 +49,10 @@ def test_external_plugin_is_listed_with_its_parameters(tmp_path):
     make_distribution(tmp_path)
     out = run_cli(tmp_path, "list", "attacks", "-v")
     assert out.returncode == 0, out.stderr
-    assert "zeros" in out.stdout and "Demo attack from an external package." in out.stdout
+    assert "zeros" in out.stdout and "Demo attack from an external package.  [ue-bench-demo-plugin 0.1]" in out.stdout
     assert "strength: int = 2 [0, 8]" in out.stdout
+    mem = next(line for line in out.stdout.splitlines() if line.strip().startswith("mem "))
+    assert "[" not in mem  # a built-in plugin names no package
 
 
 def test_without_the_distribution_it_is_unknown(tmp_path):

@@ -170,6 +170,13 @@ def names(family: str) -> list[str]:
     return sorted(_entries(family))
 
 
+def distribution(family: str, name: str) -> str:
+    """Where plugin ``name`` of ``family`` comes from: ``"<distribution> <version>"`` of its entry point,
+    or :data:`IN_PROCESS`. Raises :class:`KeyError` for an unknown name."""
+    _check_family(family)
+    return _entries(family)[name].distribution
+
+
 def usable(family: str) -> list[str]:
     """The names of ``family`` that load and satisfy the family's contract."""
     bad = {b.entry.name for b in broken(family)}

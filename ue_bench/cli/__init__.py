@@ -20,14 +20,16 @@ from ue_bench.params import describe
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every registered plugin with its summary (and parameters with ``-v``); broken plugins are listed
-    last per family with their entry point, distribution and error, and do not stop the listing."""
+    last per family with their entry point, distribution and error, and do not stop the listing. A plugin
+    that another package provides names that package after its summary."""
     families = [args.family] if args.family else list(registry.FAMILIES)
     for family in families:
         print(f"{family}:")
         broken = registry.broken(family)
         for name in registry.usable(family):
             cls = registry.get(family, name)
-            print(f"  {name:<16} {cls.summary()}")
+            origin = registry.distribution(family, name)
+            print(f"  {name:<16} {cls.summary()}" + ("" if origin.split()[0] == "ue-bench" else f"  [{origin}]"))
             if args.verbose:
                 for p in describe(cls.Params):
                     choices = f" one of {list(p['choices'])}" if p["choices"] else ""
