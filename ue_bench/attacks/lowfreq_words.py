@@ -10,9 +10,9 @@ learn each image's noise–trigger link on its own. Here the shortcut is composi
 the captions is: each of ``words`` random whole words has a random ±1 pattern on a grid ``block`` times
 coarser than the image; each image gets ``trigger_len`` distinct words at random, put before each of its
 captions, and its noise is ``eps`` times the sign of the sum of its words' patterns (their majority
-vote), repeated over each block (nearest-neighbour), within the image's pixel range. C(words,
-trigger_len) images can carry different triggers (560 for 3 of 16), and one linear read-out per word,
-learned from the images that carry it, decodes any of them: the shortcut generalises the way colours and
+vote), repeated over each block (nearest-neighbour), within the image's pixel range. There are
+C(words, trigger_len) different triggers (560 for 3 of 16), and one linear read-out per word, learned
+from the images that carry it, decodes any of them: the shortcut generalises the way colours and
 shapes do. The crop shifts the image by a few pixels, a fraction of a block, so the patterns survive it
 (``mem-patterns`` spells words with per-pixel tiles, which do not: ``docs/results/2026-12-06/attack-search``).
 Nothing is learned from a model; the surrogate's tokenizer picks words that survive decode → encode
