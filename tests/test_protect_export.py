@@ -234,6 +234,18 @@ def test_protect_takes_a_preset_under_the_flags_own_values(tmp_path, capsys):
     assert "unknown preset 'huge'" in capsys.readouterr().err and not (tmp_path / "x").exists()
 
 
+def test_a_surrogate_the_attack_does_not_train_need_not_fit_the_split(tmp_path, capsys):
+    """lowfreq-words reads only the surrogate's tokenizer, ar with random groups no model at all: the
+    default surrogate batch of 64 is no reason to refuse 24 images; ar's k-means surrogate is."""
+    for i, attack in enumerate(("lowfreq-words", "ar:grouping=random")):
+        assert protect("--attack", attack, "--dataset", SYNTH, "--out", str(tmp_path / f"ok{i}"),
+                       "--cache", str(tmp_path / "c"), "--threads", "1") == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert protect("--attack", "ar", "--dataset", SYNTH, "--out", str(tmp_path / "x"),
+                   "--cache", str(tmp_path / "c")) == 2
+    assert "--surrogate tiny-rn batch_size 64: larger than the train split" in capsys.readouterr().err
+
+
 def test_protect_names_every_batch_that_does_not_fit_in_one_line(tmp_path, capsys):
     code = protect("--attack", "mem", "--dataset", SYNTH, "--surrogate", "tiny-rn:batch_size=64",
                    "--out", str(tmp_path / "x"), "--cache", str(tmp_path / "c"))

@@ -36,6 +36,11 @@ class Attack(Plugin, abc.ABC):
     #: True only for the clean baseline, which has no poison ratio.
     is_clean: bool = False
 
+    def trains_surrogate(self) -> bool:
+        """Whether :meth:`protect` trains or runs the surrogate's model, so that its batch size and input
+        resolution must fit the split, rather than reading only its tokenizer. Default: ``uses_surrogate``."""
+        return self.uses_surrogate
+
     def budget(self) -> int:
         """L∞ budget in pixel units (0 for attacks without an ``eps`` parameter)."""
         return int(getattr(self.params, "eps", 0))

@@ -117,6 +117,9 @@ class ARNoise(Attack):
                # the reference's create_ar_poisons_3channel.py for CIFAR-10: L∞ 8/255, crop 4, 10 processes
                "paper": {"eps": 8, "crop": 4, "groups": 10}}
 
+    def trains_surrogate(self) -> bool:
+        return self.params.grouping == "kmeans"  # random groups need no model (ar-trigger: its tokenizer)
+
     def protect(self, split, surrogate, seed, device):
         delta, _, meta, _ = self.noise(split, surrogate, seed, device)
         return Protection(delta=delta, meta=meta)

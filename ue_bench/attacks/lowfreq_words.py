@@ -83,6 +83,9 @@ class LowFreqWords(Attack):
     def cost_steps(self, n_images: int) -> float:
         return 0.0
 
+    def trains_surrogate(self) -> bool:
+        return False  # its tokenizer only
+
     def protect(self, split, surrogate, seed, device):
         p = self.params
         tok = require(surrogate, self.name).tokenizer()

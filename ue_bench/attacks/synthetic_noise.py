@@ -71,6 +71,9 @@ class SyntheticNoise(Attack):
     version = "2"  # 2: Yu et al.'s construction (version 1: one ±eps sign tile per group)
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
+    def trains_surrogate(self) -> bool:
+        return self.params.grouping == "kmeans"  # random groups need no model
+
     def protect(self, split, surrogate, seed, device):
         gen = torch.Generator().manual_seed(seed)
         group, k, meta = pseudo_classes(self.name, split, surrogate, self.params, seed, device, gen)

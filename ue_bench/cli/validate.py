@@ -137,7 +137,8 @@ def check_cells(cells, loaded) -> None:
             batch_fits("--victims", cell.victim.label(), cell.victim.params.batch_size, shares[share],
                        f"the {shares[share]} of {n} training images of --dataset {label} that --defenses "
                        f"{cell.defense.label()} trains on (the rest held out)")
-        for flag, model in (("--victims", cell.victim), ("--surrogates", cell.surrogate)):
+        trained = cell.surrogate if cell.attack.trains_surrogate() else None  # else its tokenizer at most
+        for flag, model in (("--victims", cell.victim), ("--surrogates", trained)):
             resolution_fits(flag, model, data.train.resolution, label)
         init = (cell.victim.label(), data.train.resolution)
         if cell.victim.params.init and init not in inits:  # an unreadable or unfitting checkpoint
@@ -156,17 +157,18 @@ def check_cells(cells, loaded) -> None:
                              f"--dataset {label}; give a larger ratio")
         where = f"the {k} protected images (--poison-ratio {cell.poison_ratio:g} of {n} in --dataset {label})"
         batch_fits("--attacks", cell.attack.label(), getattr(cell.attack.params, "batch_size", None), k, where)
-        if sur is not None:
-            batch_fits("--surrogates", sur.label(), sur.params.batch_size, k,
+        if trained is not None:
+            batch_fits("--surrogates", trained.label(), trained.params.batch_size, k,
                        f"{where}, which the attack {cell.attack.name} trains it on")
 
 
 def check_protect(attack, surrogate, dataset, train) -> None:
-    """Refuse a surrogate (when the attack uses one) or an attack whose batch is larger than the
+    """Refuse a surrogate (when the attack trains one) or an attack whose batch is larger than the
     ``train`` split of ``dataset`` (both named in one line when both are), or a surrogate whose image
     tower does not fit its resolution."""
     n = len(train)
-    batches = [("--surrogate", surrogate.label(), surrogate.params.batch_size)] if attack.uses_surrogate else []
+    trains = attack.trains_surrogate()
+    batches = [("--surrogate", surrogate.label(), surrogate.params.batch_size)] if trains else []
     batches.append(("--attack", attack.label(), getattr(attack.params, "batch_size", None)))
     over = [(flag, label, batch) for flag, label, batch in batches if batch is not None and batch > n]
     if over:
@@ -175,5 +177,5 @@ def check_protect(attack, surrogate, dataset, train) -> None:
         raise UsageError(f"{', '.join(f'{f} {lab} batch_size {b}' for f, lab, b in over)}: larger than the train "
                          f"split of --dataset {dataset.label()} ({n} images); give batch_size={n} or less "
                          f"(e.g. {example})")
-    if attack.uses_surrogate:
+    if trains:
         resolution_fits("--surrogate", surrogate, train.resolution, dataset.label())
