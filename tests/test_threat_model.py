@@ -24,11 +24,13 @@ CPU = torch.device("cpu")
 
 
 def builtin_surrogate_attacks() -> list[str]:
-    """Every built-in attack that builds a model (third-party attacks may build theirs as they like)."""
+    """Every built-in attack that builds a model at its tiny preset (third-party attacks may build theirs as
+    they like; ``lowfreq-words`` reads only the surrogate's tokenizer)."""
     names = []
     for name in registry.usable("attacks"):
         cls = registry.get("attacks", name)
-        if cls.uses_surrogate and cls.__module__.startswith("ue_bench."):
+        tiny = registry.create("attacks", name, cls.presets.get("tiny", {}))
+        if cls.__module__.startswith("ue_bench.") and tiny.trains_surrogate():
             names.append(name)
     return names
 
