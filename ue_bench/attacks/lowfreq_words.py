@@ -23,13 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 from ue_bench import Attack, Protection, UsageError, delta_buffer, param, release
 from ue_bench.engine.pixel_box import project
+from ue_bench.engine.training import read_batch
 
 from ._surrogate import require
+from ._tiles import expand_blocks
 from ._trigger import trigger_text, trigger_vocab
 
 #: Images per chunk of the expansion to pixels (the delta is memory-mapped).
@@ -101,9 +102,8 @@ class LowFreqWords(Attack):
         delta = delta_buffer(tuple(split.images.shape), p.eps)
         for a in range(0, n, CHUNK):
             signs = majority(patterns, chosen[a:a + CHUNK])
-            noise = signs.repeat_interleave(p.block, -2).repeat_interleave(p.block, -1)[..., :h, :w]
-            # a copy: the split may be a read-only memory map
-            images = torch.from_numpy(np.array(split.images[a:a + CHUNK], dtype=np.int16))
+            noise = expand_blocks(signs, p.block, (h, w))
+            images = read_batch(split.images, torch.arange(a, a + len(signs))).to(torch.int16)
             delta[a:a + len(noise)] = project(noise.permute(0, 2, 3, 1) * p.eps, images).numpy()
             release(delta)
         triggers = [trigger_text(tok, vocab[c]) for c in chosen]

@@ -27,6 +27,7 @@ from ue_bench.engine.pixel_box import project
 from ._minmin import FixedNoise, MinMinParams, SampleNoise, SharedNoise
 from ._pgd import pgd
 from ._surrogate import SplitTensors
+from ._tiles import expand_blocks
 from .mem_eot import MEMEOT, MEMEOTParams
 
 
@@ -54,8 +55,7 @@ class BlockNoise(SharedNoise):
 
     def expand(self, coarse: torch.Tensor) -> torch.Tensor:
         """``[B, 3, h, w]`` block values as ``[B, 3, H, W]`` pixels (each value over its square)."""
-        h, w = self.size
-        return coarse.repeat_interleave(self.block, -2).repeat_interleave(self.block, -1)[..., :h, :w]
+        return expand_blocks(coarse, self.block, self.size)
 
     def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         return project(self.expand(self.coarse[idx].to(images.device).float()), images, self.eps)

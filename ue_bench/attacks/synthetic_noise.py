@@ -27,6 +27,7 @@ import torch
 from ue_bench import Attack, Protection, delta_buffer, param, release
 
 from ._pseudo_classes import PseudoClassParams, pseudo_classes
+from ._tiles import expand_blocks
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def synthetic_noise(group: torch.Tensor, k: int, shape: tuple[int, int], p: Synt
     delta = delta_buffer((len(group), h, w, 3), p.eps)
     for a in range(0, len(group), 256):
         blocks = points[a:a + 256].view(-1, rows, cols, 3)
-        noise = blocks.repeat_interleave(p.patch, 1).repeat_interleave(p.patch, 2)[:, :h, :w]
+        noise = expand_blocks(blocks, p.patch, shape, dims=(1, 2))
         norms = noise.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
         delta[a:a + len(noise)] = (noise * (radius / norms)).round().clamp(-p.eps, p.eps).to(torch.int16).numpy()
         release(delta)
