@@ -112,3 +112,30 @@ def test_t2ue_noise_comes_from_the_captions_alone_and_its_generator_learns(split
     assert not np.array_equal(delta[0][free], delta[2][free])  # other captions, other noise
     assert np.abs(delta).max() <= 8 and np.abs(delta).max() > 0
     assert prot.meta["generator_loss_end"] < prot.meta["generator_loss_start"]  # the noise eases the frozen model
+
+
+def test_classwise_lowfreq_is_classwise_at_block_1_without_views_and_block_constant_otherwise(split, surrogate):
+    torch.set_num_threads(1)
+    loop = {**LOOP, "grouping": "random", "groups": 3, "hotflip_iters": 1, "candidates": 2}
+    classwise = registry.create("attacks", "mem-classwise", loop).protect(split, surrogate, 0, CPU)
+    same = registry.create("attacks", "mem-classwise-lowfreq", {**loop, "block": 1, "eot_samples": 1}
+                           ).protect(split, surrogate, 0, CPU)
+    assert same.fingerprint() == classwise.fingerprint() and same.triggers == classwise.triggers
+    prot = registry.create("attacks", "mem-classwise-lowfreq", {**loop, "block": 4}).protect(split, surrogate, 0, CPU)
+    assert prot.fingerprint() != classwise.fingerprint()
+    delta = np.asarray(prot.delta).astype(np.int16)
+    images = np.asarray(split.images).astype(np.int16)
+    assert np.abs(delta).max() <= 8 and np.abs(delta).max() > 0
+    free = (images >= 8) & (images <= 247)
+    by_trigger = {}
+    for i, t in enumerate(prot.triggers):
+        by_trigger.setdefault(t, []).append(i)
+    assert len(by_trigger) >= 2
+    for members in by_trigger.values():  # one noise per class, constant over each 4 × 4 square
+        for i in members:
+            blocks = delta[i].reshape(8, 4, 8, 4, 3).transpose(0, 2, 4, 1, 3).reshape(8, 8, 3, 16)
+            fits = free[i].reshape(8, 4, 8, 4, 3).transpose(0, 2, 4, 1, 3).reshape(8, 8, 3, 16).all(-1)
+            assert fits.mean() > 0.2 and (blocks[fits] == blocks[fits][:, :1]).all()
+        a, b = members[0], members[-1]
+        both = free[a] & free[b]
+        assert np.array_equal(delta[a][both], delta[b][both])

@@ -49,6 +49,7 @@ from ue_bench.engine.training import PGD_STEP_COST, batches, normalize
 from ._hotflip import encode_text, hotflip
 from ._pgd import PGDBudgetParams, pgd
 from ._surrogate import SplitTensors, SurrogateTrainer, freeze, require
+from ._tiles import expand_blocks
 from ._trigger import trigger_text, trigger_vocab, with_trigger
 
 log = logging.getLogger("ue_bench.attacks")
@@ -298,22 +299,30 @@ class SharedNoise(abc.ABC):
 
 
 class ClassNoise(SharedNoise):
-    """One integer noise per pseudo-class, shared by its images (``mem-classwise``).
+    """One integer noise per pseudo-class, shared by its images (``mem-classwise``), optionally constant over
+    ``block`` × ``block`` squares of pixels (``mem-classwise-lowfreq``).
 
-    ``group``: long ``[N]`` in ``range(k)``. The noise is float ``[k, 3, H, W]`` on the 1/255 grid within
-    ±``eps``; an image publishes its class's noise projected into its own pixel range. Triggers are the
-    class's too: after HotFlip, every image of a class takes the trigger its last image in the batch got
-    (the MEM reference's class-wise assignment, ``src/poison_class.py``).
+    ``group``: long ``[N]`` in ``range(k)``. The noise is float ``[k, 3, ceil(H / block), ceil(W / block)]``
+    on the 1/255 grid within ±``eps``, each value repeated over its square (``block`` 1: one per pixel); an
+    image publishes its class's noise projected into its own pixel range. Triggers are the class's too:
+    after HotFlip, every image of a class takes the trigger its last image in the batch got (the MEM
+    reference's class-wise assignment, ``src/poison_class.py``).
     """
 
-    def __init__(self, data: SplitTensors, eps: int, group: torch.Tensor, k: int) -> None:
-        self.data, self.eps, self.group = data, eps, group
+    def __init__(self, data: SplitTensors, eps: int, group: torch.Tensor, k: int, block: int = 1) -> None:
+        self.data, self.eps, self.group, self.block = data, eps, group, block
         self.words = torch.zeros(data.n, 0, dtype=torch.long)  # no fixed words
-        self.noise = torch.zeros(k, 3, *data.images.shape[1:3])
+        h, w = data.images.shape[1:3]
+        self.size = (h, w)
+        self.noise = torch.zeros(k, 3, -(-h // block), -(-w // block))
         self.members = [torch.nonzero(group == c).flatten() for c in range(k)]
 
+    def expand(self, noise: torch.Tensor) -> torch.Tensor:
+        """``[B, 3, h, w]`` class noise as ``[B, 3, H, W]`` pixels (each value over its square)."""
+        return noise if self.block == 1 else expand_blocks(noise, self.block, self.size)
+
     def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        return project(self.noise[self.group[idx]].to(images.device), images, self.eps)
+        return project(self.expand(self.noise[self.group[idx]].to(images.device)), images, self.eps)
 
     def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
         last = {int(self.group[i]): int(i) for i in idx}
@@ -326,7 +335,7 @@ class ClassNoise(SharedNoise):
         classes, owner = torch.unique(self.group[idx], return_inverse=True)
         owner = owner.to(images.device)
         noise, loss = pgd(*objective, images, self.noise[classes].to(images.device), eps=self.eps, step=p.step,
-                          steps=p.pgd_steps, maximise=False, expand=lambda shared: shared[owner])
+                          steps=p.pgd_steps, maximise=False, expand=lambda shared: self.expand(shared[owner]))
         self.noise[classes] = noise.cpu()
         return loss
 
