@@ -69,7 +69,7 @@ def protect_s(group):
 
 
 ATTACKS = ["none", "mem", "mem-eot", "em", "random", "tap", "synthetic", "mem-classwise", "t2ue", "ar", "rem",
-           "ar-trigger", "mem-lowfreq", "mem-ensemble", "mem-patterns", "lowfreq-words"]
+           "ar-trigger", "mem-lowfreq", "mem-ensemble", "mem-patterns", "lowfreq-words", "mem-classwise-lowfreq"]
 victims = sorted({v for (_, v, _) in groups})
 labels = sorted({a for (a, _, _) in groups}, key=lambda a: (ATTACKS.index(a.split(":")[0]), a))
 print("| attack | victim | emoji: i2t R@1 (× clean; × random; seeds) | synthetic: i2t R@1 (× clean; × random; seeds) | "
