@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from ue_bench import registry
 from ue_bench.attacks._pgd import pgd
+from ue_bench.attacks._pseudo_classes import pseudo_classes
 from ue_bench.attacks.rem import LinfAdversary
 from ue_bench.engine.training import normalize
 
@@ -139,3 +140,11 @@ def test_classwise_lowfreq_is_classwise_at_block_1_without_views_and_block_const
         a, b = members[0], members[-1]
         both = free[a] & free[b]
         assert np.array_equal(delta[a][both], delta[b][both])
+
+
+def test_more_pseudo_classes_than_images_are_cut_to_one_per_image_and_said(split, caplog):
+    params = registry.create("attacks", "mem-classwise", {"groups": 100, "grouping": "random"}).params
+    with caplog.at_level("WARNING", logger="ue_bench.attacks"):
+        group, k, meta = pseudo_classes("mem-classwise", split, None, params, 0, CPU, torch.Generator().manual_seed(0))
+    assert k == meta["groups"] == len(split) == 48 and int(group.max()) < 48
+    assert "groups=100 is more than the 48 images" in caplog.text

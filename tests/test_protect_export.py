@@ -252,5 +252,5 @@ def test_protect_names_every_batch_that_does_not_fit_in_one_line(tmp_path, capsy
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1, err
     assert "--surrogate tiny-rn batch_size 64, --attack mem batch_size 64: larger than the train split" in err[0], err
-    assert "give batch_size=24 or less (e.g. --surrogate tiny-rn:batch_size=24)" in err[0]
+    assert "give batch_size=24 or less (e.g. --surrogate tiny-rn:batch_size=24 --attack mem:batch_size=24)" in err[0]
     assert not (tmp_path / "x").exists()

@@ -8,6 +8,7 @@ class's images do, so a cluster's noise goes with what its captions say), or uni
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,8 @@ from ue_bench import param
 from ue_bench.engine.training import batches, normalize
 
 from ._surrogate import SplitTensors, require, trained_on_clean
+
+log = logging.getLogger("ue_bench.attacks")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,9 @@ def pseudo_classes(name: str, split, surrogate, p: PseudoClassParams, seed: int,
     k-means has no surrogate."""
     n = len(split)
     k = min(p.groups, n)
+    if k < p.groups:
+        log.warning("%s: groups=%d is more than the %d images of the split; %d pseudo-classes (one per image at most)",
+                    name, p.groups, n, k)
     meta = {"grouping": p.grouping, "groups": k}
     if p.grouping == "kmeans":
         model, info = trained_on_clean(require(surrogate, name), split, p.surrogate_epochs, seed, device, name)

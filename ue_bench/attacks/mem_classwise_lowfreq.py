@@ -35,15 +35,17 @@ class MEMClasswiseLowFreqParams(MEMLowFreqParams, MEMClasswiseParams):
 
     shuffle: bool = param(False, help="during PGD, pair each image with a random batch caption carrying its own "
                                       "trigger, redrawn every step (off, as mem-classwise)")
+    block: int = param(4, lo=1, hi=64, help="side in pixels of the squares that share one noise value "
+                                            "(1: per-pixel class noise, as mem-classwise's)")
     eot_samples: int = param(2, lo=1, hi=64, help="random resize-crops per image and PGD step whose losses "
                                                   "are averaged (1: the images as published, as mem-classwise)")
 
 
 class MEMClasswiseLowFreq(MEMLowFreq, MEMClasswise):
-    """Pseudo-class-wise MEM whose class noise is constant over ``block`` × ``block`` squares and whose PGD
-    averages over random resize-crops (research variant).
+    """Class-wise MEM with block-constant (low-frequency) noise and EOT over resize-crops (research variant).
 
-    Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255), the same
+    Each pseudo-class's noise is constant over ``block`` × ``block`` squares and PGD averages its loss over
+    random resize-crops. Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255), the same
     noise for every image of a pseudo-class (each clipped to its own pixel range), and one trigger of
     ``trigger_len`` words per pseudo-class, prefixed to the captions of its images. Raises
     :class:`~ue_bench.errors.UsageError` without a surrogate.

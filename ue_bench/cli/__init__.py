@@ -26,17 +26,19 @@ def cmd_list(args: argparse.Namespace) -> int:
     for family in families:
         print(f"{family}:")
         broken = registry.broken(family)
-        for name in registry.usable(family):
+        names = registry.usable(family)
+        width = max([16, *map(len, names), *(len(b.entry.name) for b in broken)])
+        for name in names:
             cls = registry.get(family, name)
             origin = registry.distribution(family, name)
-            print(f"  {name:<16} {cls.summary()}" + ("" if origin.split()[0] == "ue-bench" else f"  [{origin}]"))
+            print(f"  {name:<{width}} {cls.summary()}" + ("" if origin.split()[0] == "ue-bench" else f"  [{origin}]"))
             if args.verbose:
                 for p in describe(cls.Params):
                     choices = f" one of {list(p['choices'])}" if p["choices"] else ""
                     print(f"      {p['name']}: {p['type']} = {_shown(p['default'])}{_bounds(p['lo'], p['hi'])}"
                           f"{choices}  {p['help']}")
         for b in broken:
-            print(f"  {b.entry.name:<16} BROKEN: {b.error}")
+            print(f"  {b.entry.name:<{width}} BROKEN: {b.error}")
     return 0
 
 

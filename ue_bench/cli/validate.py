@@ -172,8 +172,7 @@ def check_protect(attack, surrogate, dataset, train) -> None:
     batches.append(("--attack", attack.label(), getattr(attack.params, "batch_size", None)))
     over = [(flag, label, batch) for flag, label, batch in batches if batch is not None and batch > n]
     if over:
-        flag, label, _ = over[0]
-        example = f"{flag} {label}{',' if ':' in label else ':'}batch_size={n}"
+        example = " ".join(f"{flag} {label}{',' if ':' in label else ':'}batch_size={n}" for flag, label, _ in over)
         raise UsageError(f"{', '.join(f'{f} {lab} batch_size {b}' for f, lab, b in over)}: larger than the train "
                          f"split of --dataset {dataset.label()} ({n} images); give batch_size={n} or less "
                          f"(e.g. {example})")
