@@ -59,10 +59,11 @@ def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.T
 
 def pseudo_classes(name: str, split, surrogate, p: PseudoClassParams, seed: int, device: torch.device,
                    gen: torch.Generator) -> tuple[torch.Tensor, int, dict]:
-    """(``p``: :class:`PseudoClassParams` or any parameters with its ``groups``, ``grouping``,
-    ``surrogate_epochs`` and ``kmeans_iters``, as ``mem-classwise``'s.) Each image's pseudo-class, long ``[N]`` in ``range(k)``, the number ``k`` of them (``p.groups``, at
-    most N) and what to record in the protection's meta (the grouping, the group sizes and, for k-means,
-    the surrogate's training and initial-weight hash). Raises :class:`~ue_bench.errors.UsageError` when
+    """Each image's pseudo-class, long ``[N]`` in ``range(k)``, the number ``k`` of them (``p.groups``, at
+    most N: more is cut to N with a warning) and what to record in the protection's meta (the grouping,
+    the group sizes and, for k-means, the surrogate's training and initial-weight hash). ``p``:
+    :class:`PseudoClassParams` or any parameters with its ``groups``, ``grouping``, ``surrogate_epochs``
+    and ``kmeans_iters``, as ``mem-classwise``'s. Raises :class:`~ue_bench.errors.UsageError` when
     k-means has no surrogate."""
     n = len(split)
     k = min(p.groups, n)

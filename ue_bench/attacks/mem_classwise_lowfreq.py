@@ -45,9 +45,10 @@ class MEMClasswiseLowFreq(MEMLowFreq, MEMClasswise):
     """Class-wise MEM with block-constant (low-frequency) noise and EOT over resize-crops (research variant).
 
     Each pseudo-class's noise is constant over ``block`` × ``block`` squares and PGD averages its loss over
-    random resize-crops. Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255), the same
-    noise for every image of a pseudo-class (each clipped to its own pixel range), and one trigger of
-    ``trigger_len`` words per pseudo-class, prefixed to the captions of its images. Raises
+    random resize-crops. Returns a memory-mapped int8 delta ``[N, H, W, 3]`` within ±``eps`` pixel units
+    (out of 255), the same noise for every image of a pseudo-class (each clipped to its own pixel range),
+    and one trigger of ``trigger_len`` words per pseudo-class, prefixed to the captions of its images.
+    Costs about what ``mem-lowfreq`` costs, plus the clean-trained surrogate of k-means. Raises
     :class:`~ue_bench.errors.UsageError` without a surrogate.
     """
 
