@@ -15,6 +15,7 @@ class BuggyParams:
     overshoot: int = param(0, lo=0, hi=8, help="pixels by which sample 3 leaves the budget (a bug)")
     nan: bool = param(False, help="put NaN into sample 5's delta (a bug)")
     trigger: str = param("", help="a trigger for every image ('' for none)")
+    clean_epochs: int = param(0, lo=-1, hi=8, help="what clean_surrogate_epochs gives (-1: a bug)")
 
 
 class BuggyAttack(Attack):
@@ -22,6 +23,9 @@ class BuggyAttack(Attack):
 
     Params = BuggyParams
     uses_surrogate = False
+
+    def clean_surrogate_epochs(self):
+        return self.params.clean_epochs
 
     def protect(self, split, surrogate, seed, device):
         delta = (np.random.default_rng(seed).choice([-1, 1], split.images.shape) * self.params.eps).astype(np.int16)

@@ -44,6 +44,7 @@ def test_a_new_attack_is_listed_and_checked_without_any_other_edit(shift):
     ({"nan": True}, "delta-finite", "sample 5 has NaN/inf"),
     ({"trigger": "zq\nxv"}, "triggers", "sample 0 trigger 'zq\\nxv' is not a clean text prefix"),
     ({"trigger": "zebra"}, "triggers-checkable", "run and protect refuse it (set uses_surrogate = True)"),
+    ({"clean_epochs": -1}, "cost-estimates", "clean_surrogate_epochs gave -1, expected an int >= 0"),
 ])
 def test_a_broken_attack_fails_the_named_check_with_the_first_bad_sample(shift, params, check, detail):
     failed = [c for c in check_plugin("attacks", shift, params) if not c.passed]

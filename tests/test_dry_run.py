@@ -2,6 +2,7 @@
 paper-scale matrix never holds a paper-scale batch's activations (RN50 at batch 128 was OOM-killed at
 21 GB by a fresh user's ``--preset paper --dry-run``)."""
 
+import pytest
 import torch
 
 from ue_bench.bench import cost
@@ -119,3 +120,25 @@ def test_dry_run_adds_a_defenses_transform_once_per_defended_data(tmp_path, caps
     assert sorted((r["defense"].split(":")[0], r["victim"].split(":")[0], r["defend_est"]) for r in rows) == [
         ("dvae", "tiny-rn", "90s"), ("dvae", "tiny-vit", "0s"),  # one purified copy serves both victims
         ("none", "tiny-rn", "0s"), ("none", "tiny-vit", "0s")], out
+
+
+def test_dry_run_counts_the_clean_surrogate_training_of_kmeans_tap_and_t2ue(tmp_path, capsys, monkeypatch):
+    from ue_bench.bench import dry_run
+    from ue_bench.cli import main
+    from ue_bench.engine.training import steps_per_epoch
+
+    monkeypatch.setattr(dry_run, "step_seconds", lambda *args, **kwargs: 1.0)  # one second per training step
+    code = main(["run", "--preset", "tiny", "--dataset", "synthetic:size=32,test_size=8", "--attacks",
+                 "mem-classwise:surrogate_epochs=3,mem-classwise:surrogate_epochs=3,grouping=random,"
+                 "ar:surrogate_epochs=3,ar:surrogate_epochs=3,grouping=random,tap:surrogate_epochs=3,t2ue",
+                 "--surrogates", "tiny-rn:batch_size=8", "--victims", "tiny-rn", "--threads", "1",
+                 "--out", str(tmp_path / "o"), "--cache", str(tmp_path / "c"), "--dry-run"])
+    out = capsys.readouterr().out
+    assert code == 0
+    header = out.splitlines()[1].split()
+    rows = [dict(zip(header, line.split())) for line in out.splitlines()[2:8]]
+    kmeans_mem, random_mem, kmeans_ar, random_ar, tap, t2ue = (float(r["protect_est"].rstrip("s")) for r in rows)
+    epoch = steps_per_epoch(32, 8)  # the surrogate's clean epoch at its own batch size (seconds, at 1 s a step)
+    assert kmeans_mem == pytest.approx(random_mem + 3 * epoch, abs=1), out  # estimates print rounded to the second
+    assert (kmeans_ar, random_ar) == (3 * epoch, 0), out
+    assert tap > 3 * epoch and t2ue > epoch, out  # t2ue's tiny preset: one clean epoch

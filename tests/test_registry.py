@@ -42,7 +42,8 @@ def test_build_params_coerces_types():
     ({"eps": "2.5"}, "expects int"),
     ({"shuffle": "maybe"}, "expects bool"),
     ({"mode": "spectral"}, "must be one of"),
-    ({"epz": "3"}, "unknown parameter 'epz'"),
+    ({"epz": "3"}, r"unknown parameter 'epz' \(did you mean 'eps'\?\); known parameters: eps, step"),
+    ({"qqq": "3"}, r"unknown parameter 'qqq'; known parameters: eps"),
 ])
 def test_build_params_rejects_bad_values(values, message):
     with pytest.raises(UsageError, match=message):

@@ -11,7 +11,7 @@ from PIL import Image
 
 from ue_bench import registry
 from ue_bench.engine.views import OpenClipView, step_seed, training_view
-from ue_bench.engine.training import normalize, train_clip
+from ue_bench.engine.training import cosine_with_warmup, normalize, train_clip
 
 #: Weights and losses of tiny-rn trained by :func:`train_clip` with ``augment=none``, per torch CPU capability
 #: (``torch.backends.cpu.get_cpu_capability()``: the kernels differ and round differently). First pinned at
@@ -182,3 +182,23 @@ def test_evaluating_between_epochs_changes_no_trained_bit(data, augment):
     assert losses == plain_losses
     assert weights_sha256(model) == weights_sha256(plain)
     assert seen[-1][2] == probe(model)  # the last epoch's point is the final model's retrieval
+
+
+def test_epoch_log_shows_the_rate_of_its_last_step(data, caplog):
+    """The last epoch's line shows the rate its last step trained with, not the schedule's zero after it."""
+    torch.set_num_threads(1)
+    victim = registry.create("victims", "tiny-rn", {"epochs": 2, "batch_size": 16})
+    model = victim.create_model(data.train.resolution, "cpu")
+    p = victim.params
+    with caplog.at_level("INFO", logger="ue_bench.train"):
+        train_clip(model, victim.tokenizer(), data.train, epochs=2, batch_size=16, lr=p.lr,
+                   weight_decay=p.weight_decay, warmup=p.warmup, seed=0, device=torch.device("cpu"))
+    rates = [float(r.getMessage().split(" lr ")[1].split()[0]) for r in caplog.records if " lr " in r.getMessage()]
+    steps = 2 * (len(data.train) // 16)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=p.lr)
+    schedule = cosine_with_warmup(optimizer, steps, p.warmup)
+    for _ in range(steps - 1):
+        optimizer.step()
+        schedule.step()
+    assert len(rates) == 2 and rates[-1] > 0
+    assert rates[-1] == pytest.approx(schedule.get_last_lr()[0], rel=1e-2)

@@ -47,8 +47,15 @@ class Attack(Plugin, abc.ABC):
 
     def cost_steps(self, n_images: int) -> float | None:
         """Work in surrogate training-step equivalents (forward + backward of one surrogate batch),
-        for ``--dry-run`` estimates; None where an attack cannot say. Attacks without a model: 0."""
+        for ``--dry-run`` estimates, besides the clean training of :meth:`clean_surrogate_epochs`; None
+        where an attack cannot say. Attacks without a model: 0."""
         return None if self.uses_surrogate else 0.0
+
+    def clean_surrogate_epochs(self) -> int:
+        """Epochs for which :meth:`protect` first trains its surrogate on the clean split with the
+        surrogate's own recipe (TAP's and T2UE's frozen model, k-means pseudo-classes); ``--dry-run``
+        counts them at the surrogate's batch size on top of :meth:`cost_steps`. Default: 0."""
+        return 0
 
     @abc.abstractmethod
     def protect(self, split: PairSplit, surrogate, seed: int, device: torch.device) -> Protection:

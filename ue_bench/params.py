@@ -8,6 +8,7 @@ table alike, so a value is checked the same way wherever it comes from.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -83,7 +84,9 @@ def build_params(owner: str, cls: type, values: dict[str, Any]) -> Any:
     unknown = sorted(set(values) - set(fields))
     if unknown:
         known = ", ".join(fields) or "(none)"
-        raise UsageError(f"{owner}: unknown parameter {unknown[0]!r}; known parameters: {known}")
+        hint = difflib.get_close_matches(unknown[0], list(fields), n=1)
+        guess = f" (did you mean {hint[0]!r}?)" if hint else ""
+        raise UsageError(f"{owner}: unknown parameter {unknown[0]!r}{guess}; known parameters: {known}")
     kwargs = {}
     for name, raw in values.items():
         f = fields[name]

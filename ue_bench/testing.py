@@ -111,7 +111,9 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
     """Attack contract (``ue_bench.attack``): on the tiny train split with the tiny-rn surrogate, the
     protection is a :class:`Protection` passing every harness check (delta shape, finite, integer,
     L∞ ≤ eps after rounding, triggers that round-trip through the tokenizer), publishes to uint8 images
-    of the input's shape, is the same bit for bit for the same seed, and the input split is untouched."""
+    of the input's shape, is the same bit for bit for the same seed, the input split is untouched, and
+    its ``--dry-run`` estimates are well formed (``cost_steps`` None or finite and not negative,
+    ``clean_surrogate_epochs`` an int, not negative)."""
     rec = _Recorder(f"attacks:{name}")
     with _one_thread():
         state: dict[str, Any] = {}
@@ -159,6 +161,16 @@ def check_attack(name: str, params: dict[str, Any] | None = None) -> list[Check]
             return None
 
         rec.run("deterministic", deterministic)
+
+        def costs() -> str | None:
+            steps, epochs = attack.cost_steps(len(train)), attack.clean_surrogate_epochs()
+            if steps is not None and not (isinstance(steps, (int, float)) and math.isfinite(steps) and steps >= 0):
+                return f"cost_steps gave {steps!r}, expected None or finite steps >= 0"
+            if not (isinstance(epochs, int) and epochs >= 0):
+                return f"clean_surrogate_epochs gave {epochs!r}, expected an int >= 0"
+            return None
+
+        rec.run("cost-estimates", costs)
     return rec.checks
 
 

@@ -36,6 +36,12 @@ class PseudoClassParams:
     kmeans_iters: int = param(30, lo=1, hi=10000, help="Lloyd iterations (upper bound; stops when assignments settle)")
 
 
+def clean_epochs(p: PseudoClassParams) -> int:
+    """Epochs of clean surrogate training that :func:`pseudo_classes` spends for ``p``: its
+    ``surrogate_epochs`` under k-means, none for random groups."""
+    return p.surrogate_epochs if p.grouping == "kmeans" else 0
+
+
 def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.Tensor:
     """Cluster ids of the rows of ``x`` (cosine k-means, k-means++ seeding from ``gen``)."""
     x = F.normalize(x, dim=-1)

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ue_bench import Attack, Protection, UsageError, delta_buffer, param, release
 
-from ._pseudo_classes import PseudoClassParams, pseudo_classes
+from ._pseudo_classes import PseudoClassParams, clean_epochs, pseudo_classes
 
 #: Images per chunk of the raster recurrence (vectorised over images and channels).
 CHUNK = 256
@@ -119,6 +119,12 @@ class ARNoise(Attack):
 
     def trains_surrogate(self) -> bool:
         return self.params.grouping == "kmeans"  # random groups need no model (ar-trigger: its tokenizer)
+
+    def cost_steps(self, n_images: int) -> float:
+        return 0.0  # the noise needs no model; k-means's surrogate is clean_surrogate_epochs
+
+    def clean_surrogate_epochs(self) -> int:
+        return clean_epochs(self.params)
 
     def protect(self, split, surrogate, seed, device):
         delta, _, meta, _ = self.noise(split, surrogate, seed, device)

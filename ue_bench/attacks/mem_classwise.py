@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ue_bench import param
 
-from ._pseudo_classes import pseudo_classes
+from ._pseudo_classes import clean_epochs, pseudo_classes
 from .mem import MEM, MEMParams
 
 
@@ -64,3 +64,6 @@ class MEMClasswise(MEM):
 
     def pseudo_classes(self, split, surrogate, seed, device, gen):
         return pseudo_classes(self.name, split, surrogate, self.params, seed, device, gen)
+
+    def clean_surrogate_epochs(self) -> int:
+        return clean_epochs(self.params)

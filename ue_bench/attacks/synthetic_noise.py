@@ -26,7 +26,7 @@ import torch
 
 from ue_bench import Attack, Protection, delta_buffer, param, release
 
-from ._pseudo_classes import PseudoClassParams, pseudo_classes
+from ._pseudo_classes import PseudoClassParams, clean_epochs, pseudo_classes
 from ._tiles import expand_blocks
 
 
@@ -74,6 +74,12 @@ class SyntheticNoise(Attack):
 
     def trains_surrogate(self) -> bool:
         return self.params.grouping == "kmeans"  # random groups need no model
+
+    def cost_steps(self, n_images: int) -> float:
+        return 0.0  # the noise needs no model; k-means's surrogate is clean_surrogate_epochs
+
+    def clean_surrogate_epochs(self) -> int:
+        return clean_epochs(self.params)
 
     def protect(self, split, surrogate, seed, device):
         gen = torch.Generator().manual_seed(seed)

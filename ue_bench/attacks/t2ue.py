@@ -97,8 +97,10 @@ class T2UE(Attack):
                "paper": {"eps": 8, "surrogate_epochs": 32, "batch_size": 128}}
 
     def cost_steps(self, n_images: int) -> float:
-        p = self.params
-        return p.surrogate_epochs * -(-n_images // max(2, min(p.batch_size, n_images))) + p.generator_steps
+        return float(self.params.generator_steps)
+
+    def clean_surrogate_epochs(self) -> int:
+        return self.params.surrogate_epochs
 
     def protect(self, split, surrogate, seed, device):
         p = self.params

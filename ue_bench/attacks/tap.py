@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from ue_bench import Attack, Protection, delta_buffer, param
-from ue_bench.engine.training import batches
+from ue_bench.engine.training import PGD_STEP_COST, batches
 
 from ._hotflip import encode_text
 from ._pgd import PGDBudgetParams, pgd
@@ -40,6 +40,13 @@ class TAP(Attack):
                # the reference's error-maximising noise (src/poison_max.py): one pass of 8 PGD steps of 1/255
                # within 8/255 at batch 128; its surrogate is trained on clean pairs for the paper's 32 epochs
                "paper": {"eps": 8, "step": 1, "pgd_steps": 8, "batch_size": 128, "surrogate_epochs": 32}}
+
+    def cost_steps(self, n_images: int) -> float:
+        p = self.params
+        return -(-n_images // max(2, min(p.batch_size, n_images))) * p.pgd_steps * PGD_STEP_COST
+
+    def clean_surrogate_epochs(self) -> int:
+        return self.params.surrogate_epochs
 
     def protect(self, split, surrogate, seed, device):
         p = self.params

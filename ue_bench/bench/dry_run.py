@@ -1,5 +1,6 @@
 """``ue-bench run --dry-run``: the planned cells, what the artifact store already holds, and what the
-rest will cost on this device, from timing a few training steps of each model involved (a victim's
+rest will cost on this device, from timing a few training steps of each model involved (an attack's
+:meth:`~ue_bench.attack.Attack.cost_steps` plus its surrogate's clean training, a victim's
 training times its defense's :meth:`~ue_bench.defense.Defense.train_cost`) and each defense's data
 transform (:meth:`~ue_bench.defense.Defense.transform_seconds`)."""
 
@@ -15,6 +16,7 @@ from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.bench.cost import calibration_batch, step_seconds
 from ue_bench.data import PairDataset
 from ue_bench.bench.matrix import dataset_key
+from ue_bench.engine.training import steps_per_epoch
 from ue_bench.results import cell_finished
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
@@ -61,6 +63,10 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
         protect_s = 0.0
         if not done and prot_state != "cached" and keys["protection"] not in seen_prot:
             steps = cell.attack.cost_steps(n_poisoned)
+            epochs = cell.attack.clean_surrogate_epochs()
+            if steps is not None and epochs and cell.surrogate is not None:
+                batch = min(cell.surrogate.params.batch_size, len(data.train))
+                steps += epochs * steps_per_epoch(len(data.train), batch)
             protect_s = None if steps is None else steps * (timing(cell.surrogate, data) if steps else 0.0)
             seen_prot.add(keys["protection"])
         train_s = 0.0

@@ -272,6 +272,7 @@ def train_clip(
                 loss = compute(model, unit, tok, step)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            lr_used = optimizer.param_groups[0]["lr"]  # the rate of this step, logged for the epoch's last
             optimizer.step()
             scheduler.step()
             with torch.no_grad():
@@ -281,7 +282,7 @@ def train_clip(
         mean = total.item() / len(order)
         history.append(mean)
         log.info("%s epoch %d/%d loss %.4f lr %.2e %.1fs", desc, epoch + 1, epochs, mean,
-                 scheduler.get_last_lr()[0], time.perf_counter() - start)
+                 lr_used, time.perf_counter() - start)
         if after_epoch is not None and between_epochs(after_epoch, epoch + 1, model, device):
             log.info("%s stopped after epoch %d/%d", desc, epoch + 1, epochs)
             break
