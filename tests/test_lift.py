@@ -101,3 +101,19 @@ def test_contact_sheet_has_a_row_of_five_panels_per_image():
     assert np.asarray(panels[2]).min() >= 128 + 4 * 127 // 8 - 1  # the +4 noise shows amplified, not averaged away
     sheet = contact_sheet([panels, panels])
     assert sheet.size == (5 * 264, 18 + 2 * 264) and len(LABELS) == 5
+
+
+def test_view_error_counts_what_a_trainer_sees_not_the_resize_overshoot():
+    """A small photo of black squares on white: the bicubic view overshoots past 255 beside each edge, where
+    an 8-bit resize clips. Publishing the original unchanged with a zero delta is no error at all, and the
+    lift of a ±8 noise stays within about ε of the attack's view at every pixel (it read 25/255 before the
+    clip, on a fresh user's folder of small photos)."""
+    img = np.full((40, 57, 3), 255, np.uint8)
+    img[8:14, 10:30] = 0
+    img[20:31, 35:41] = 0
+    zero = np.zeros((32, 32, 3), np.int16)
+    assert view_error(img, img, zero) == (0.0, 0.0)
+    delta = np.random.default_rng(3).integers(-8, 9, (32, 32, 3)).astype(np.int16)
+    published = (img.astype(np.int16) + lift(img, delta, 8)).astype(np.uint8)
+    mean, worst = view_error(published, img, delta)
+    assert mean < 1.0 and worst <= 9.0, (mean, worst)

@@ -217,12 +217,14 @@ def _lift_general(image: np.ndarray, delta: np.ndarray, eps: int, settings: Lift
 
 def view_error(published: np.ndarray, original: np.ndarray, delta: np.ndarray) -> tuple[float, float]:
     """How far the trainer's central view of the ``published`` uint8 ``[H, W, 3]`` file is from the
-    view the attack optimised (the original's view plus ``delta`` ``[R, R, 3]``, clipped): mean and
-    max absolute difference in pixel units."""
+    view the attack optimised (the original's view plus ``delta`` ``[R, R, 3]``): mean and max absolute
+    difference in pixel units. Both views are clipped to 0..255, as an 8-bit resize gives them, so a
+    bicubic overshoot at a sharp edge of a small photo, which no trainer sees, is not counted as error."""
     view = CentralView(*original.shape[:2], delta.shape[0])
     diffs = []
     for c in range(3):  # one channel of the window at a time
-        aim = (view.of(view.window(original, c)) + torch.from_numpy(np.asarray(delta[..., c], np.float32))).clamp(0, 255)
-        diffs.append((view.of(view.window(published, c)) - aim).abs())
+        seen = view.of(view.window(original, c)).clamp(0, 255)
+        aim = (seen + torch.from_numpy(np.asarray(delta[..., c], np.float32))).clamp(0, 255)
+        diffs.append((view.of(view.window(published, c)).clamp(0, 255) - aim).abs())
     diff = torch.stack(diffs)
     return float(diff.mean()), float(diff.max())
