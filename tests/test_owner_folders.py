@@ -227,7 +227,7 @@ def test_a_copy_inside_the_input_folder_is_skipped_with_a_word(tmp_path, capsys)
 # --- row 8: CSV quoted captions holding line breaks (RFC 4180) ----------------------------------------
 
 def test_csv_quoted_captions_with_line_breaks_are_read_and_a_swallowing_quote_is_still_refused(tmp_path, capsys):
-    folder = photos(tmp_path / "d", n=8)
+    photos(tmp_path / "d", n=8)
     captions = [f"photo {i}" for i in range(8)]
     captions[2] = "a dog\non the beach, at dusk"
     captions[5] = 'two lines\r\nwith a "quote" and, a comma'

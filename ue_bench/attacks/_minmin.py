@@ -300,13 +300,14 @@ class SharedNoise(abc.ABC):
 
 class ClassNoise(SharedNoise):
     """One integer noise per pseudo-class, shared by its images (``mem-classwise``), optionally constant over
-    ``block`` × ``block`` squares of pixels (``mem-classwise-lowfreq``).
+    ``block`` × ``block`` squares of pixels (``mem-classwise-lowfreq``; with one class per image, ``group =
+    arange(N)``, ``mem-lowfreq``'s per-image block noise).
 
-    ``group``: long ``[N]`` in ``range(k)``. The noise is float ``[k, 3, ceil(H / block), ceil(W / block)]``
-    on the 1/255 grid within ±``eps``, each value repeated over its square (``block`` 1: one per pixel); an
-    image publishes its class's noise projected into its own pixel range. Triggers are the class's too:
-    after HotFlip, every image of a class takes the trigger its last image in the batch got (the MEM
-    reference's class-wise assignment, ``src/poison_class.py``).
+    ``group``: long ``[N]`` in ``range(k)``. The noise is int8 ``[k, 3, ceil(H / block), ceil(W / block)]``
+    within ±``eps`` (PGD's integer steps keep it on the 1/255 grid), each value repeated over its square
+    (``block`` 1: one per pixel); an image publishes its class's noise projected into its own pixel range.
+    Triggers are the class's too: after HotFlip, every image of a class takes the trigger its last image in
+    the batch got (the MEM reference's class-wise assignment, ``src/poison_class.py``).
     """
 
     def __init__(self, data: SplitTensors, eps: int, group: torch.Tensor, k: int, block: int = 1) -> None:
@@ -314,29 +315,32 @@ class ClassNoise(SharedNoise):
         self.words = torch.zeros(data.n, 0, dtype=torch.long)  # no fixed words
         h, w = data.images.shape[1:3]
         self.size = (h, w)
-        self.noise = torch.zeros(k, 3, -(-h // block), -(-w // block))
-        self.members = [torch.nonzero(group == c).flatten() for c in range(k)]
+        self.noise = torch.zeros(k, 3, -(-h // block), -(-w // block), dtype=torch.int8)
+        # the images of class c are by_class[starts[c]:starts[c + 1]] (one sort, not k scans of the split)
+        self.by_class = torch.argsort(group, stable=True)
+        self.starts = torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(group, minlength=k).cumsum(0)])
 
     def expand(self, noise: torch.Tensor) -> torch.Tensor:
         """``[B, 3, h, w]`` class noise as ``[B, 3, H, W]`` pixels (each value over its square)."""
         return noise if self.block == 1 else expand_blocks(noise, self.block, self.size)
 
     def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        return project(self.expand(self.noise[self.group[idx]].to(images.device)), images, self.eps)
+        return project(self.expand(self.noise[self.group[idx]].to(images.device).float()), images, self.eps)
 
     def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
         last = {int(self.group[i]): int(i) for i in idx}
         for c, i in last.items():
-            trig[self.members[c]] = trig[i].clone()
+            trig[self.by_class[self.starts[c]:self.starts[c + 1]]] = trig[i].clone()
 
     def descend(self, idx: torch.Tensor, images: torch.Tensor, d: torch.Tensor, objective: tuple[Callable, Callable],
                 p: MinMinParams) -> float:
         """PGD on the noise of the classes in the batch, each stepped by its images' summed gradient."""
         classes, owner = torch.unique(self.group[idx], return_inverse=True)
         owner = owner.to(images.device)
-        noise, loss = pgd(*objective, images, self.noise[classes].to(images.device), eps=self.eps, step=p.step,
-                          steps=p.pgd_steps, maximise=False, expand=lambda shared: self.expand(shared[owner]))
-        self.noise[classes] = noise.cpu()
+        noise, loss = pgd(*objective, images, self.noise[classes].to(images.device).float(), eps=self.eps,
+                          step=p.step, steps=p.pgd_steps, maximise=False,
+                          expand=lambda shared: self.expand(shared[owner]))
+        self.noise[classes] = noise.round().to(torch.int8).cpu()
         return loss
 
 

@@ -16,18 +16,14 @@ the EOT views, ±``eps`` in each image's pixel range. ``block=1`` is ``mem-eot``
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from ue_bench import param
-from ue_bench.engine.pixel_box import project
 
-from ._minmin import FixedNoise, MinMinParams, SampleNoise, SharedNoise
-from ._pgd import pgd
+from ._minmin import ClassNoise, FixedNoise, SampleNoise
 from ._surrogate import SplitTensors
-from ._tiles import expand_blocks
 from .mem_eot import MEMEOT, MEMEOTParams
 
 
@@ -37,39 +33,6 @@ class MEMLowFreqParams(MEMEOTParams):
 
     block: int = param(4, lo=1, hi=64, help="side in pixels of the squares that share one noise value "
                                             "(1: per-pixel noise, mem-eot)")
-
-
-class BlockNoise(SharedNoise):
-    """One integer noise value per ``block`` × ``block`` square of each image, repeated over the square.
-
-    The coarse noise is int8 ``[N, 3, ceil(H / block), ceil(W / block)]`` within ±``eps`` (in memory: a
-    ``block``²-th of the image data); an image publishes its expansion projected into its own pixel range.
-    """
-
-    def __init__(self, data: SplitTensors, eps: int, block: int) -> None:
-        self.data, self.eps, self.block = data, eps, block
-        self.words = torch.zeros(data.n, 0, dtype=torch.long)  # no fixed words
-        h, w = data.images.shape[1:3]
-        self.size = (h, w)
-        self.coarse = torch.zeros(data.n, 3, -(-h // block), -(-w // block), dtype=torch.int8)
-
-    def expand(self, coarse: torch.Tensor) -> torch.Tensor:
-        """``[B, 3, h, w]`` block values as ``[B, 3, H, W]`` pixels (each value over its square)."""
-        return expand_blocks(coarse, self.block, self.size)
-
-    def current(self, idx: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-        return project(self.expand(self.coarse[idx].to(images.device).float()), images, self.eps)
-
-    def flipped(self, idx: torch.Tensor, trig: torch.Tensor) -> None:
-        """Triggers are per image, as MEM's: nothing here depends on them."""
-
-    def descend(self, idx: torch.Tensor, images: torch.Tensor, d: torch.Tensor, objective: tuple[Callable, Callable],
-                p: MinMinParams) -> float:
-        """PGD on the block values of ``idx``, each stepped by the sign of its pixels' summed gradient."""
-        coarse, loss = pgd(*objective, images, self.coarse[idx].to(images.device).float(), eps=self.eps, step=p.step,
-                           steps=p.pgd_steps, maximise=False, expand=self.expand)
-        self.coarse[idx] = coarse.round().to(torch.int8).cpu()
-        return loss
 
 
 class MEMLowFreq(MEMEOT):
@@ -87,4 +50,5 @@ class MEMLowFreq(MEMEOT):
               device: torch.device):
         if self.params.block == 1:
             return SampleNoise(data, self.params.eps, fixed, device)
-        return BlockNoise(data, self.params.eps, self.params.block)
+        # per-image block noise: one class per image
+        return ClassNoise(data, self.params.eps, torch.arange(data.n), data.n, self.params.block)

@@ -87,7 +87,6 @@ def transfer_figure(df: pd.DataFrame):
     top = max(float(np.nanmax(df[["mean_recall", "clean"]].to_numpy())), random * 1.01)
     norm = TwoSlopeNorm(vmin=0.0, vcenter=random, vmax=top)
     victims, surrogates = df["victim"].unique(), df["surrogate"].unique()
-    width = LABEL_WIDTH * CHAR_IN
     cell_w = max(1.1, min(LABEL_WIDTH, max(len(v) for v in victims)) * CHAR_IN + 0.15)
     cell_h = max(0.6, 0.17 * _lines(surrogates) + 0.2)
     panel_w = min(LABEL_WIDTH, max(len(x) for x in surrogates)) * CHAR_IN + 0.5 + cell_w * len(victims)
