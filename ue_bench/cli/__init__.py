@@ -23,11 +23,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     last per family with their entry point, distribution and error, and do not stop the listing. A plugin
     that another package provides names that package after its summary."""
     families = [args.family] if args.family else list(registry.FAMILIES)
+    # one summary column for every family listed: the longest name's
+    width = max([16, *(len(name) for f in families for name in registry.usable(f)),
+                 *(len(b.entry.name) for f in families for b in registry.broken(f))])
     for family in families:
         print(f"{family}:")
         broken = registry.broken(family)
         names = registry.usable(family)
-        width = max([16, *map(len, names), *(len(b.entry.name) for b in broken)])
         for name in names:
             cls = registry.get(family, name)
             origin = registry.distribution(family, name)

@@ -220,8 +220,8 @@ def _print_summary(s: dict, eps: int) -> None:
     if s["psnr_min"] is not None:
         line += f"; PSNR {s['psnr_min']:.1f}-{s['psnr_max']:.1f} dB, SSIM {s['ssim_min']:.3f}-{s['ssim_max']:.3f}"
     if "view_error_mean" in s:
-        line += (f"; the trainer's view differs from the protected view by {s['view_error_mean']:.2f} px "
-                 f"on average (max {s['view_error_max']:.1f})")
+        line += (f"; the trainer's view differs from the protected view by {s['view_error_mean']:.2f}/255 "
+                 f"on average (max {s['view_error_max']:.1f}/255)")
     if s.get("converted"):
         kinds = ", ".join(f"{n} {what}" for what, n in s["converted"].items())
         line += f"; converted as a viewer shows them: {kinds} (summary.converted_examples in manifest.json)"
