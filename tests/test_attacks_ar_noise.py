@@ -46,3 +46,19 @@ def test_ar_trigger_is_ar_noise_with_one_trigger_per_pseudo_class():
     assert all(len(tok.encode(w)) == 1 for t in prot.triggers for w in t.split())   # whole words, one token each
     again = registry.create("attacks", "ar-trigger", params).protect(split, surrogate, 0, torch.device("cpu"))
     assert again.triggers == prot.triggers
+
+
+def test_random_groups_need_no_surrogate_so_the_matrix_plans_one_cell():
+    """``ar`` and ``synthetic`` with random groups read no model: like ``random`` they get one cell whatever the
+    surrogates, with none; k-means gets one per surrogate; ``ar-trigger`` always needs the tokenizer."""
+    from ue_bench.bench.matrix import plan
+
+    def cells(name: str, **params) -> list:
+        victims = [registry.create("victims", "tiny-rn"), registry.create("victims", "tiny-vit")]
+        return plan([registry.create("datasets", "synthetic")], [registry.create("attacks", name, params)], victims,
+                    [registry.create("defenses", "none")], victims[:1], [0], [1.0])
+
+    for name in ("ar", "synthetic"):
+        assert [c.surrogate for c in cells(name, grouping="random")] == [None]
+        assert len(cells(name)) == 2 and all(c.surrogate is not None for c in cells(name))
+    assert len(cells("ar-trigger", grouping="random")) == 2

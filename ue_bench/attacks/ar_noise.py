@@ -117,6 +117,11 @@ class ARNoise(Attack):
                # the reference's create_ar_poisons_3channel.py for CIFAR-10: L∞ 8/255, crop 4, 10 processes
                "paper": {"eps": 8, "crop": 4, "groups": 10}}
 
+    @property
+    def uses_surrogate(self) -> bool:
+        """Only k-means pseudo-classes need a surrogate: with random groups the cell has none, as ``random``'s."""
+        return self.params.grouping == "kmeans"
+
     def trains_surrogate(self) -> bool:
         return self.params.grouping == "kmeans"  # random groups need no model (ar-trigger: its tokenizer)
 

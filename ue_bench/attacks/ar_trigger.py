@@ -44,6 +44,7 @@ class ARTrigger(ARNoise):
 
     Params = ARTriggerParams
     version = "1"
+    uses_surrogate = True  # its tokenizer spells the triggers, whatever the grouping
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
     def protect(self, split, surrogate, seed, device):

@@ -72,8 +72,10 @@ class SyntheticNoise(Attack):
     version = "2"  # 2: Yu et al.'s construction (version 1: one ±eps sign tile per group)
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
-    def trains_surrogate(self) -> bool:
-        return self.params.grouping == "kmeans"  # random groups need no model
+    @property
+    def uses_surrogate(self) -> bool:
+        """Only k-means pseudo-classes need a surrogate: with random groups the cell has none, as ``random``'s."""
+        return self.params.grouping == "kmeans"
 
     def cost_steps(self, n_images: int) -> float:
         return 0.0  # the noise needs no model; k-means's surrogate is clean_surrogate_epochs
