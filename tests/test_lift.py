@@ -103,6 +103,15 @@ def test_contact_sheet_has_a_row_of_five_panels_per_image():
     assert sheet.size == (5 * 264, 18 + 2 * 264) and len(LABELS) == 5
 
 
+def test_contact_sheet_draws_accented_names_not_boxes():
+    """A data owner's ``café à la plage.jpg`` is named in letters: the same sheet with an unassigned code
+    point (drawn as the font's box) in place of the accents differs, as it does not with PIL's default font."""
+    panels = row(photo(40, 40), photo(40, 40), 8)
+    named = np.asarray(contact_sheet([panels], ["café à la plage.jpg"]))
+    boxed = np.asarray(contact_sheet([panels], ["caf\u0378 \u0378 la plage.jpg"]))
+    assert not np.array_equal(named, boxed)
+
+
 def test_view_error_counts_what_a_trainer_sees_not_the_resize_overshoot():
     """A small photo of black squares on white: the bicubic view overshoots past 255 beside each edge, where
     an 8-bit resize clips. Publishing the original unchanged with a zero delta is no error at all, and the

@@ -5,7 +5,9 @@ One row per image, named above it, five panels: the original and the protected f
 :data:`THUMB`-pixel box (Lanczos), the noise ``protected - original`` amplified to the full grey range
 (``128 + noise * 127 / eps``, nearest-neighbour scaled so the amplification is not averaged away), and
 a 1:1 crop of :data:`CROP` pixels from the centre of the original and of the protected file, where
-single-pixel changes would show. Images are taken evenly spaced over the split.
+single-pixel changes would show. Images are taken evenly spaced over the split. Names are drawn in
+DejaVu Sans (matplotlib's copy), which has the accented Latin, Greek and Cyrillic letters that PIL's
+default font draws as boxes (not CJK).
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import io
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw
+from matplotlib import font_manager
+from PIL import Image, ImageDraw, ImageFont
 
 from ue_bench.store.atomic import write_file
 from ue_bench.engine.images import decode_image, read_image
@@ -24,6 +27,12 @@ CROP = 128
 LABELS = ("original", "protected", "noise x 127/eps", "original 1:1", "protected 1:1")
 _HEADER = 18
 _NAME = 14
+_FONT_PX = 11
+
+
+def label_font() -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at :data:`_FONT_PX` pixels, from matplotlib's fonts (a dependency already)."""
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=False), _FONT_PX)
 
 
 def _fit(img: Image.Image, resample) -> Image.Image:
@@ -53,12 +62,13 @@ def contact_sheet(rows: list[list[Image.Image]], names: list[str] | None = None)
     cell, high = THUMB + 8, THUMB + 8 + (_NAME if names else 0)
     sheet = Image.new("RGB", (cell * len(LABELS), _HEADER + high * len(rows)), (255, 255, 255))
     draw = ImageDraw.Draw(sheet)
+    font = label_font()
     for c, label in enumerate(LABELS):
-        draw.text((c * cell + 4, 3), label, fill=(0, 0, 0))
+        draw.text((c * cell + 4, 3), label, fill=(0, 0, 0), font=font)
     for r, panels in enumerate(rows):
         top = _HEADER + r * high
         if names:
-            draw.text((4, top + 2), names[r], fill=(90, 90, 90))
+            draw.text((4, top + 2), names[r], fill=(90, 90, 90), font=font)
             top += _NAME
         for c, panel in enumerate(panels):
             sheet.paste(panel, (c * cell + 4, top + 4))
