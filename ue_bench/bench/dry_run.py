@@ -16,7 +16,7 @@ from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.bench.cost import calibration_batch, step_seconds
 from ue_bench.data import PairDataset
 from ue_bench.bench.matrix import dataset_key
-from ue_bench.engine.training import steps_per_epoch
+from ue_bench.engine.training import epoch_items, steps_per_epoch
 from ue_bench.results import cell_finished
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
@@ -64,9 +64,10 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
         if not done and prot_state != "cached" and keys["protection"] not in seen_prot:
             steps = cell.attack.cost_steps(n_poisoned)
             epochs = cell.attack.clean_surrogate_epochs()
-            if steps is not None and epochs and cell.surrogate is not None:
-                batch = min(cell.surrogate.params.batch_size, len(data.train))
-                steps += epochs * steps_per_epoch(len(data.train), batch)
+            if steps is not None and epochs and cell.surrogate is not None:  # as trained_on_clean trains it
+                sur = cell.surrogate.params
+                steps += epochs * steps_per_epoch(epoch_items(data.train, sur.epoch_unit),
+                                                  min(sur.batch_size, len(data.train)))
             protect_s = None if steps is None else steps * (timing(cell.surrogate, data) if steps else 0.0)
             seen_prot.add(keys["protection"])
         train_s = 0.0
