@@ -103,6 +103,14 @@ def test_contact_sheet_has_a_row_of_five_panels_per_image():
     assert sheet.size == (5 * 264, 18 + 2 * 264) and len(LABELS) == 5
 
 
+def test_contact_sheet_enlarges_a_small_image_by_a_whole_factor():
+    """A 40 x 60 px photo fills the box as 4 x 4 squares of its own pixels, not a corner of an empty cell."""
+    small = photo(40, 60)
+    panels = row(small, small, 8)
+    assert [p.size for p in panels] == [(240, 160), (240, 160), (240, 160), (60, 40), (60, 40)]
+    assert np.array_equal(np.asarray(panels[0])[::4, ::4], small)
+
+
 def test_contact_sheet_draws_accented_names_not_boxes():
     """A data owner's ``café à la plage.jpg`` is named in letters: the same sheet with an unassigned code
     point (drawn as the font's box) in place of the accents differs, as it does not with PIL's default font."""

@@ -2,7 +2,7 @@
 imperceptible before publishing (``ue-bench protect --preview N``).
 
 One row per image, named above it, five panels: the original and the protected file scaled to fit a
-:data:`THUMB`-pixel box (Lanczos), the noise ``protected - original`` amplified to the full grey range
+:data:`THUMB`-pixel box (Lanczos; a small image is enlarged by a whole factor, nearest-neighbour), the noise ``protected - original`` amplified to the full grey range
 (``128 + noise * 127 / eps``, nearest-neighbour scaled so the amplification is not averaged away), and
 a 1:1 crop of :data:`CROP` pixels from the centre of the original and of the protected file, where
 single-pixel changes would show. Images are taken evenly spaced over the split. Names are drawn in
@@ -36,9 +36,13 @@ def label_font() -> ImageFont.FreeTypeFont:
 
 
 def _fit(img: Image.Image, resample) -> Image.Image:
+    """``img`` scaled down to fit the :data:`THUMB` box with ``resample``, or, if under half the box, enlarged
+    by the largest whole factor that fits, nearest-neighbour (each pixel a square, nothing invented)."""
     scale = THUMB / max(img.size)
     if scale < 1:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), resample)
+    elif scale >= 2:
+        img = img.resize((img.width * int(scale), img.height * int(scale)), Image.Resampling.NEAREST)
     return img
 
 
