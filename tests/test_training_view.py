@@ -9,6 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cpu_platform import CAPABILITY, PLATFORM
 from ue_bench import registry
 from ue_bench.engine.views import OpenClipView, step_seed, training_view
 from ue_bench.engine.training import cosine_with_warmup, normalize, train_clip
@@ -19,15 +20,20 @@ from ue_bench.engine.training import cosine_with_warmup, normalize, train_clip
 #: where 7d27efd trains exactly these values, as the code after the threat-model change does (both run side
 #: by side); the AVX2 pin added on 2026-12-04 on an AVX2 AMD EPYC machine, where 7d27efd and the code of that
 #: day again train the same values side by side (and the AVX512 pin fails on both). CPU, one thread, torch
-#: 2.14.1; another BLAS or torch build may round differently ("check", not "broken").
+#: 2.14.1; another BLAS or torch build may round differently ("check", not "broken"). The Intel Xeon AVX512
+#: pin added on 2026-12-07 (:mod:`cpu_platform`: AMD and Intel AVX512 kernels round differently), where b7f5738
+#: and the code of that day train the same values side by side; a platform's own pin comes first, then its
+#: capability's (the AMD machines').
 PINNED = {
+    "GenuineIntel AVX512": ("bc76678f6dc9c912e549e696dbb9d0d3b6eb3e0a7b38a8b387511f096e2d1328",
+                            [4.206006050109863, 2.4353489875793457]),
     "AVX512": ("b3f7c39b3020cde69d97340a11a34b01703cc5197756450a5693b3f74d26a834",
                [4.2060089111328125, 2.4353480339050293]),
     "AVX2": ("fbd9b3b7bfc4fbf511fcbf27d1b68a2e540efd4f352b8fe530b267afa706a7b1",
              [4.20601224899292, 2.4353294372558594]),
 }
-CAPABILITY = torch.backends.cpu.get_cpu_capability()
-PINNED_NONE, PINNED_LOSSES = PINNED.get(CAPABILITY, ("", []))
+PIN = PLATFORM if PLATFORM in PINNED else CAPABILITY
+PINNED_NONE, PINNED_LOSSES = PINNED.get(PIN, ("", []))
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +61,7 @@ def trained(data, **recipe) -> tuple[torch.nn.Module, list[float]]:
     return model, losses
 
 
-@pytest.mark.skipif(CAPABILITY not in PINNED, reason=f"no training pin for CPU capability {CAPABILITY}: "
+@pytest.mark.skipif(PIN not in PINNED, reason=f"no training pin for CPU {PLATFORM}: "
                                                      "pin it after checking an old commit trains the same values")
 def test_augment_none_trains_the_weights_of_before_the_option(data):
     model, losses = trained(data, augment="none")
