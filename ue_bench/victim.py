@@ -109,11 +109,12 @@ class Victim(Plugin):
         settings.update(overrides)
         return settings
 
-    def training_steps(self, split) -> int:
+    def training_steps(self, split, **overrides) -> int:
         """Optimiser steps of this recipe on ``split`` (a :class:`~ue_bench.data.PairSplit`): epochs × the
-        batches of an epoch over its images or caption rows (``epoch_unit``)."""
-        r = self.params
-        return r.epochs * steps_per_epoch(epoch_items(split, r.epoch_unit), r.batch_size)
+        batches of an epoch over its images or caption rows (``epoch_unit``), with ``overrides`` of
+        :meth:`train_settings` applied (e.g. the ``epochs`` and ``batch_size`` a surrogate is trained with)."""
+        s = self.train_settings(**overrides)
+        return s["epochs"] * steps_per_epoch(epoch_items(split, s["epoch_unit"]), s["batch_size"])
 
     def resolution_problem(self, resolution: int) -> str | None:
         """Why this architecture cannot take ``resolution`` px images as they are (None: it can): a ViT

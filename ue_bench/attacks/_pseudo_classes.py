@@ -42,6 +42,22 @@ def clean_epochs(p: PseudoClassParams) -> int:
     return p.surrogate_epochs if p.grouping == "kmeans" else 0
 
 
+class ModelFreeNoise:
+    """Mixin of the attacks whose noise needs no model, only pseudo-classes (``ar``, ``synthetic``): a
+    surrogate only for k-means, whose clean training is their whole cost in surrogate steps."""
+
+    @property
+    def uses_surrogate(self) -> bool:
+        """Only k-means pseudo-classes need a surrogate: with random groups the cell has none, as ``random``'s."""
+        return self.params.grouping == "kmeans"
+
+    def cost_steps(self, n_images: int) -> float:
+        return 0.0
+
+    def clean_surrogate_epochs(self) -> int:
+        return clean_epochs(self.params)
+
+
 def kmeans(x: torch.Tensor, k: int, iters: int, gen: torch.Generator) -> torch.Tensor:
     """Cluster ids of the rows of ``x`` (cosine k-means, k-means++ seeding from ``gen``)."""
     x = F.normalize(x, dim=-1)

@@ -92,6 +92,12 @@ class SurrogateTrainer:
         return loss.detach()
 
 
+def clean_training(surrogate, split: PairSplit, epochs: int) -> dict:
+    """The overrides of the surrogate's :meth:`~ue_bench.victim.Victim.train_settings` under which
+    :func:`trained_on_clean` trains it (``epochs`` epochs, its batch at most the split)."""
+    return {"epochs": epochs, "batch_size": min(surrogate.params.batch_size, len(split))}
+
+
 def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device: torch.device,
                      name: str) -> tuple[torch.nn.Module, dict]:
     """A surrogate trained on the clean split with its own recipe (for TAP and feature clustering)."""
@@ -99,7 +105,7 @@ def trained_on_clean(surrogate, split: PairSplit, epochs: int, seed: int, device
     start = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         losses = train_clip(model, surrogate.tokenizer(), split, **surrogate.train_settings(
-            epochs=epochs, batch_size=min(surrogate.params.batch_size, len(split))),
+            **clean_training(surrogate, split, epochs)),
             seed=role_seed(seed, "surrogate-train"), device=device, desc=f"{name} surrogate")
     model.eval()
     return model, {"surrogate_loss": losses[-1], "surrogate_s": round(time.perf_counter() - start, 2),

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from ue_bench import Attack, Protection, UsageError, delta_buffer, param, release
 
-from ._pseudo_classes import PseudoClassParams, clean_epochs, pseudo_classes
+from ._pseudo_classes import ModelFreeNoise, PseudoClassParams, pseudo_classes
 
 #: Images per chunk of the raster recurrence (vectorised over images and channels).
 CHUNK = 256
@@ -103,7 +103,7 @@ def ar_processes(k: int, gen: torch.Generator, trials: int = 3, rms_bound: float
                      "ask for fewer groups")
 
 
-class ARNoise(Attack):
+class ARNoise(ModelFreeNoise, Attack):
     """Autoregressive perturbations (Sandoval-Segura et al.): noise from one AR process per pseudo-class.
 
     Returns a memory-mapped integer delta ``[N, H, W, 3]`` with L∞ norm ``eps`` pixel units (out of 255)
@@ -116,20 +116,6 @@ class ARNoise(Attack):
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4},
                # the reference's create_ar_poisons_3channel.py for CIFAR-10: L∞ 8/255, crop 4, 10 processes
                "paper": {"eps": 8, "crop": 4, "groups": 10}}
-
-    @property
-    def uses_surrogate(self) -> bool:
-        """Only k-means pseudo-classes need a surrogate: with random groups the cell has none, as ``random``'s."""
-        return self.params.grouping == "kmeans"
-
-    def trains_surrogate(self) -> bool:
-        return self.params.grouping == "kmeans"  # random groups need no model (ar-trigger: its tokenizer)
-
-    def cost_steps(self, n_images: int) -> float:
-        return 0.0  # the noise needs no model; k-means's surrogate is clean_surrogate_epochs
-
-    def clean_surrogate_epochs(self) -> int:
-        return clean_epochs(self.params)
 
     def protect(self, split, surrogate, seed, device):
         delta, _, meta, _ = self.noise(split, surrogate, seed, device)

@@ -47,6 +47,9 @@ class ARTrigger(ARNoise):
     uses_surrogate = True  # its tokenizer spells the triggers, whatever the grouping
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
 
+    def trains_surrogate(self) -> bool:
+        return self.params.grouping == "kmeans"  # random groups read only its tokenizer
+
     def protect(self, split, surrogate, seed, device):
         tok = require(surrogate, self.name).tokenizer()
         delta, group, meta, gen = self.noise(split, surrogate, seed, device)

@@ -26,7 +26,7 @@ import torch
 
 from ue_bench import Attack, Protection, delta_buffer, param, release
 
-from ._pseudo_classes import PseudoClassParams, clean_epochs, pseudo_classes
+from ._pseudo_classes import ModelFreeNoise, PseudoClassParams, pseudo_classes
 from ._tiles import expand_blocks
 
 
@@ -61,7 +61,7 @@ def synthetic_noise(group: torch.Tensor, k: int, shape: tuple[int, int], p: Synt
     return delta
 
 
-class SyntheticNoise(Attack):
+class SyntheticNoise(ModelFreeNoise, Attack):
     """Synthetic-noise shortcuts (Yu et al.): low-frequency noise clustered by pseudo-class (k-means or random groups).
 
     Returns a memory-mapped integer delta ``[N, H, W, 3]`` within ±``eps`` pixel units (out of 255), no
@@ -71,17 +71,6 @@ class SyntheticNoise(Attack):
     Params = SyntheticParams
     version = "2"  # 2: Yu et al.'s construction (version 1: one ±eps sign tile per group)
     presets = {"tiny": {"surrogate_epochs": 1, "groups": 4}}
-
-    @property
-    def uses_surrogate(self) -> bool:
-        """Only k-means pseudo-classes need a surrogate: with random groups the cell has none, as ``random``'s."""
-        return self.params.grouping == "kmeans"
-
-    def cost_steps(self, n_images: int) -> float:
-        return 0.0  # the noise needs no model; k-means's surrogate is clean_surrogate_epochs
-
-    def clean_surrogate_epochs(self) -> int:
-        return clean_epochs(self.params)
 
     def protect(self, split, surrogate, seed, device):
         gen = torch.Generator().manual_seed(seed)

@@ -16,7 +16,7 @@ from ue_bench.store.artifacts import ArtifactStore
 from ue_bench.bench.cost import calibration_batch, step_seconds
 from ue_bench.data import PairDataset
 from ue_bench.bench.matrix import dataset_key
-from ue_bench.engine.training import epoch_items, steps_per_epoch
+from ue_bench.attacks._surrogate import clean_training
 from ue_bench.results import cell_finished
 
 #: Evaluation embeds the test split once: about this many training steps' worth of work.
@@ -65,9 +65,8 @@ def describe_plan(cells, loaded: dict[str, PairDataset], out: Path | None, cache
             steps = cell.attack.cost_steps(n_poisoned)
             epochs = cell.attack.clean_surrogate_epochs()
             if steps is not None and epochs and cell.surrogate is not None:  # as trained_on_clean trains it
-                sur = cell.surrogate.params
-                steps += epochs * steps_per_epoch(epoch_items(data.train, sur.epoch_unit),
-                                                  min(sur.batch_size, len(data.train)))
+                clean = clean_training(cell.surrogate, data.train, epochs)
+                steps += cell.surrogate.training_steps(data.train, **clean)
             protect_s = None if steps is None else steps * (timing(cell.surrogate, data) if steps else 0.0)
             seen_prot.add(keys["protection"])
         train_s = 0.0

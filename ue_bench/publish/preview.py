@@ -16,7 +16,6 @@ import io
 from pathlib import Path
 
 import numpy as np
-from matplotlib import font_manager
 from PIL import Image, ImageDraw, ImageFont
 
 from ue_bench.store.atomic import write_file
@@ -31,7 +30,10 @@ _FONT_PX = 11
 
 
 def label_font() -> ImageFont.FreeTypeFont:
-    """DejaVu Sans at :data:`_FONT_PX` pixels, from matplotlib's fonts (a dependency already)."""
+    """DejaVu Sans at :data:`_FONT_PX` pixels, from matplotlib's fonts (a dependency already; imported
+    here, so that ``protect`` without ``--preview`` does not load matplotlib's font manager)."""
+    from matplotlib import font_manager
+
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans", fallback_to_default=False), _FONT_PX)
 
 
