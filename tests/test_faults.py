@@ -74,7 +74,31 @@ def files(root: Path) -> dict[str, bytes]:
 # --- SIGKILL at several points, then rerun ------------------------------------------------------------
 
 def _first(pattern: str, root: Path):
-    return lambda: any(Path(root).glob(pattern))
+    """A kill condition: something matches ``pattern`` under ``root``. The process under test renames and
+    removes folders while the glob walks them; a folder gone mid-walk reads as "not yet" (polled again)."""
+    def found() -> bool:
+        try:
+            return any(Path(root).glob(pattern))
+        except FileNotFoundError:
+            return False
+    return found
+
+
+def test_kill_condition_reads_a_folder_removed_mid_walk_as_not_yet(tmp_path, monkeypatch):
+    """CI saw ``.out.tmp-*/*`` fail with FileNotFoundError: protect renamed the folder between the glob's
+    listing of its parent and its walk into it."""
+    (tmp_path / ".out.tmp-x").mkdir()
+    condition = _first(".out.tmp-*/*", tmp_path)
+    assert not condition()
+    (tmp_path / ".out.tmp-x" / "a").write_text("")
+    assert condition()
+    real_scandir = os.scandir
+    def scandir_after_rename(path="."):  # the folder is renamed once listed, before it is read
+        if Path(path).name == ".out.tmp-x":
+            (tmp_path / ".out.tmp-x").rename(tmp_path / "out")
+        return real_scandir(path)
+    monkeypatch.setattr(os, "scandir", scandir_after_rename)
+    assert not condition()
 
 
 def kill_then_rerun(tmp_path, argv, when, cwd, timeout=600):
