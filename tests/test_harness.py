@@ -51,6 +51,17 @@ def test_matrix_has_every_cell(reference):
     assert names == {(a, s) for a in ("mem", "em") for s in ("tiny-rn", "tiny-vit")}
 
 
+def test_the_clean_baseline_is_one_cell_at_ratio_zero_whatever_the_ratios():
+    """What the README says of ``results.csv``: ``none`` protects nothing, so it is planned once, at 0."""
+    from ue_bench import registry
+    from ue_bench.bench.matrix import plan
+
+    attacks = [registry.create("attacks", "none"), registry.create("attacks", "random")]
+    cells = plan([registry.create("datasets", "synthetic")], attacks, [registry.create("victims", "tiny-rn")],
+                 [registry.create("defenses", "none")], [registry.create("victims", "tiny-rn")], [0], [0.5, 1.0])
+    assert sorted((c.attack.name, c.poison_ratio) for c in cells) == [("none", 0.0), ("random", 0.5), ("random", 1.0)]
+
+
 def test_every_cell_names_the_cpu_kernels_it_ran_on(reference):
     """A rebuild on a CPU with another instruction set may round differently: the provenance says which."""
     for cell in (reference / "run" / "cells").glob("*.json"):
