@@ -63,6 +63,22 @@ def test_unknown_name_lists_known_and_suggests_nearest():
     assert "did you mean 'tiny-rn'" in text and "tiny-vit" in text
 
 
+def test_a_parameter_of_another_plugin_names_the_plugins_that_have_it():
+    """``mem:blok=4``: mem has nothing near 'blok', so the error says which attacks take 'block'."""
+    with pytest.raises(UsageError) as err:
+        registry.create("attacks", "mem", {"blok": "4"})
+    text = str(err.value)
+    owners = text.rsplit("; 'block' is a parameter of ", 1)[1].split(", ")
+    assert {"lowfreq-words", "mem-classwise-lowfreq", "mem-ensemble", "mem-lowfreq"} <= set(owners)
+    assert "mem" not in owners and "em" not in owners
+    with pytest.raises(UsageError) as err:   # a near name of its own wins: no other plugin is named
+        registry.create("attacks", "mem", {"trigger_lne": "2"})
+    assert "did you mean 'trigger_len'" in str(err.value) and "is a parameter of" not in str(err.value)
+    with pytest.raises(UsageError) as err:
+        registry.create("attacks", "mem", {"qqqqq": "2"})
+    assert "is a parameter of" not in str(err.value)
+
+
 def test_create_applies_parameters_and_labels_changes_only():
     vic = registry.create("victims", "tiny-rn", {"epochs": "3"})
     assert vic.params.epochs == 3 and vic.label() == "tiny-rn:epochs=3"

@@ -226,7 +226,30 @@ def create(family: str, name: str, values: dict[str, Any] | None = None, preset:
         if not first:
             raise UsageError(f"{family[:-1]} {name!r} takes no parameters, got {values['']!r}")
         values[first[0]] = values.pop("")
-    return cls(build_params(f"{family[:-1]} {name!r}", cls.Params, values), name=name)
+    try:
+        params = build_params(f"{family[:-1]} {name!r}", cls.Params, values)
+    except UsageError as exc:
+        own = [f.name for f in dataclasses.fields(cls.Params)]
+        unknown = sorted(set(values) - set(own))
+        if unknown and not difflib.get_close_matches(unknown[0], own, n=1):
+            raise UsageError(f"{exc}{_parameter_elsewhere(family, name, unknown[0])}") from None
+        raise
+    return cls(params, name=name)
+
+
+def _parameter_elsewhere(family: str, name: str, param: str) -> str:
+    """``"; 'block' is a parameter of mem-lowfreq, …"`` where other plugins of ``family`` have ``param``
+    (or the name nearest to it), else ``""``: a parameter given to the wrong plugin of a family."""
+    owners: dict[str, list[str]] = {}
+    for other in usable(family):
+        if other != name:
+            fields = [f.name for f in dataclasses.fields(get(family, other).Params)]
+            for match in difflib.get_close_matches(param, fields, n=1):
+                owners.setdefault(match, []).append(other)
+    if not owners:
+        return ""
+    match = param if param in owners else difflib.get_close_matches(param, list(owners), n=1)[0]
+    return f"; {match!r} is a parameter of {', '.join(sorted(owners[match]))}"
 
 
 def create_many(family: str, text: str, flag: str, preset: str | None = None) -> list[Plugin]:
