@@ -213,10 +213,21 @@ def cell_problem(cell: Any) -> str | None:
     return None
 
 
+def _without_timings(cell: dict[str, Any]) -> dict[str, Any]:
+    """``cell`` less what its own command timed (``wall_s``, ``train.eval_s``): two jobs that share a cell,
+    the clean baseline say, evaluate the same cached victim at different speeds."""
+    out = {k: v for k, v in cell.items() if k != "wall_s"}
+    if isinstance(out.get("train"), dict):
+        out["train"] = {k: v for k, v in out["train"].items() if k != "eval_s"}
+    return out
+
+
 def load_run(run_dirs: Path | str | Sequence[Path | str]) -> RunResults:
     """All ``cells/*.json`` of one run directory or several. A folder without any is a usage error (exit
-    code 2), as is a file that is not a cell. A cell in two folders is read once if both records are
-    equal (a copied cell) and is a usage error if they differ: the report could not say which it shows."""
+    code 2), as is a file that is not a cell. A cell in two folders is read once, from the first folder
+    that holds it, if both records are equal but for their timings (a copied cell, or one that two jobs
+    both ran, such as the clean baseline) and is a usage error if they differ otherwise: the report could
+    not say which it shows."""
     dirs = (Path(run_dirs),) if isinstance(run_dirs, (str, Path)) else tuple(Path(d) for d in run_dirs)
     cells: dict[str, dict[str, Any]] = {}
     sources: dict[str, Path] = {}
@@ -227,7 +238,7 @@ def load_run(run_dirs: Path | str | Sequence[Path | str]) -> RunResults:
         for p in paths:
             cell = _read_cell(p)
             cid = cell["cell_id"]
-            if cid in cells and cells[cid] != cell:
+            if cid in cells and _without_timings(cells[cid]) != _without_timings(cell):
                 raise UsageError(f"{p} and {sources[cid]} hold different results for cell {cid}: "
                                  "report the two run directories separately")
             cells.setdefault(cid, cell)
