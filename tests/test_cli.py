@@ -25,7 +25,8 @@ def run(capsys, tmp_path, *args):
     (["--poison-ratio", "1.5"], "--poison-ratio"),
     (["--attacks", "tiny-rn"], "it is a victim"),
     (["--attacks", "ueraser"], "it is a defense; put it in --defenses"),
-    (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"], "batch_size 64 is larger than the training split"),
+    (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"], "--victims tiny-rn: batch_size 64 is larger than the training split"),
+    (TINY + ["--attacks", "mem:batch_size=8"], "--surrogates tiny-rn: batch_size 64 is larger than the 16 protected images"),
     (["--preset", "huge"], "unknown preset 'huge'"),
 ])
 def test_bad_flag_is_one_line_exit_2_nothing_written(capsys, tmp_path, args, needle):
@@ -33,6 +34,13 @@ def test_bad_flag_is_one_line_exit_2_nothing_written(capsys, tmp_path, args, nee
     assert code == 2
     assert len(err) == 1 and err[0].startswith("ue-bench: error:") and needle in err[0], err
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_surrogate_that_no_attack_trains_is_not_held_to_the_split(capsys, tmp_path):
+    """The default surrogate (batch 64) on a 16-image split: ``none,random`` never train it, so the run goes
+    on (it was refused as '--victims/--surrogates tiny-rn', a victim nobody asked for)."""
+    code, err, out = run(capsys, tmp_path, *TINY, "--attacks", "none,random", "--dry-run")
+    assert code == 0 and not err, err
 
 
 def test_unwritable_out_is_refused(capsys, tmp_path):

@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     # imports of real datasets go under --cache, and are published only once the run is accepted
     imports = stack.enter_context(ArtifactStore(cache).imports(workers=threads, staged=True))
     loaded = {dataset_key(ds): ds.load(imports) for ds in datasets}
-    validate.check_datasets(datasets, loaded, [*victims, *surrogates])
+    validate.check_datasets(datasets, loaded, victims)
     validate.check_cells(cells, loaded)
     if args.dry_run:
         if threads:  # the calibration's steps are timed with the threads the cells will run with

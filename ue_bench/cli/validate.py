@@ -105,16 +105,17 @@ def lift_used(dataset, used: bool, why: str) -> None:
                          f"files, and no full-size copy is made here; {why}")
 
 
-def check_datasets(datasets, loaded, models) -> None:
-    """Refuse a dataset without test pairs, and a victim or surrogate (``models``) whose batch is
-    larger than a dataset's training split; ``loaded``: the loaded data by dataset key."""
+def check_datasets(datasets, loaded, victims) -> None:
+    """Refuse a dataset without test pairs, and a victim whose batch is larger than a dataset's training
+    split; ``loaded``: the loaded data by dataset key. A surrogate's batch is checked per cell, where an
+    attack trains it (:func:`check_cells`): a run whose attacks train none never uses it."""
     for ds in datasets:
         label, data = ds.label(), loaded[dataset_key(ds)]
         if len(data.test) == 0:
             raise UsageError(f"--dataset {label}: the test split is empty; retrieval needs test pairs "
                              f"(give test_path or a test_fraction above 0)")
-        for plugin in models:
-            batch_fits("--victims/--surrogates", plugin.label(), plugin.params.batch_size, len(data.train),
+        for victim in victims:
+            batch_fits("--victims", victim.label(), victim.params.batch_size, len(data.train),
                        f"the training split of --dataset {label} ({len(data.train)} images)")
 
 
