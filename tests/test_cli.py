@@ -43,6 +43,23 @@ def test_a_surrogate_that_no_attack_trains_is_not_held_to_the_split(capsys, tmp_
     assert code == 0 and not err, err
 
 
+def test_another_command_in_the_same_out_is_warned_of(capsys, tmp_path):
+    """A second, different command into one --out: one warning line naming the earlier cell; the report
+    keeps both commands' cells and results.csv lists the second command's only (as the README says)."""
+    args = ["--dataset", "synthetic:size=16,test_size=8", "--victims", "tiny-rn:epochs=1,batch_size=8", "--threads", "1"]
+    code, err, out = run(capsys, tmp_path, *args, "--attacks", "none")
+    assert code == 0 and not [line for line in err if "warning" in line]
+    (first,) = [p.stem for p in (out / "cells").glob("*.json")]
+    code, err, out = run(capsys, tmp_path, *args, "--attacks", "none")   # the same command: a resume
+    assert code == 0 and not [line for line in err if "warning" in line]
+    code, err, out = run(capsys, tmp_path, *args, "--attacks", "random")
+    warnings = [line for line in err if "warning" in line]
+    assert code == 0 and len(warnings) == 1 and "holds 1 cell(s) of an earlier command" in warnings[0]
+    assert first in warnings[0]
+    assert list(pd.read_csv(out / "results.csv")["attack"]) == ["random"]
+    assert set(pd.read_csv(out / "report" / "cells.csv")["attack"]) == {"none", "random"}
+
+
 def test_unwritable_out_is_refused(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")

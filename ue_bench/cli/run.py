@@ -100,6 +100,7 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
     stack.enter_context(locked(lock_path(out), f"--out {out}"))
     imports.commit()
     out.mkdir(parents=True, exist_ok=True)
+    warn_foreign_cells(out, {c.cell_id for c in cells})
     matrix = {k: v for k, v in cfg.values.items() if k not in PATHS}  # what ran; where it ran is argv and sources
     write_json(out / "run.json", {"argv": sys.argv, "config": matrix, "params": cfg.params,
                                          "sources": cfg.sources, "cells": [c.cell_id for c in cells]})
@@ -115,3 +116,15 @@ def _run(args: argparse.Namespace, stack: contextlib.ExitStack) -> int:
         print(f"ue-bench: {failed} of {len(cells)} cell(s) failed; see {out}/cells/*.json", file=sys.stderr)
         return 1
     return 0
+
+
+def warn_foreign_cells(out: Path, planned: set[str]) -> None:
+    """Warn (one line) when ``out`` already holds cells this command does not plan: an earlier, different
+    command's. They stay: the report and the printed table read every ``cells/*.json``, while
+    ``results.csv`` and ``run.json`` describe this command only."""
+    foreign = sorted(p.stem for p in (out / "cells").glob("*.json") if p.stem not in planned)
+    if foreign:
+        print(f"ue-bench: warning: --out {out} holds {len(foreign)} cell(s) of an earlier command that this one "
+              f"does not plan ({', '.join(foreign[:3])}{', …' if len(foreign) > 3 else ''}); its report includes "
+              f"them, results.csv and run.json describe this command only (give a new --out to keep them apart)",
+              file=sys.stderr)
