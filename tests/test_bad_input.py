@@ -49,6 +49,7 @@ def make_inputs(root: Path) -> None:
     rows = "".join(f"img{i}.png,photo {i}\n" for i in range(8))
     (data / "truncated_jpeg.csv").write_text("filepath,title\n" + rows + "cut.jpg,a cut photo\n")
     (data / "quote.csv").write_text("filepath,title\n" + rows + 'img0.png,"an open quote\n')
+    (data / "eight.csv").write_text("filepath,title\n" + rows)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for i in range(8):
@@ -115,6 +116,8 @@ CASES = [
     ("attack-batch-ratio", ["run", *TINY, "--attacks", "tap", "--poison-ratio", "0.25"], "--attacks tap"),
     ("surrogate-batch-ratio", ["run", *TINY, "--attacks", "em:batch_size=8", "--surrogates", "tiny-rn:batch_size=32",
                                "--poison-ratio", "0.5"], "--surrogates tiny-rn"),
+    ("test-split-empty", ["run", *TINY, "--dataset", f"csv:{D}/eight.csv,test_fraction=0"], "holds 0 image(s)"),
+    ("test-split-one", ["run", *TINY, "--dataset", f"csv:{D}/eight.csv,test_fraction=0.1"], "holds 1 image(s)"),
     ("vit-patch", ["run", *TINY, "--dataset", "synthetic:size=32,test_size=8,resolution=36", "--victims", "tiny-vit"],
      "--victims tiny-vit"),
     ("rn-too-small", ["run", *TINY, "--dataset", "synthetic:size=32,test_size=8,resolution=16"], "--victims tiny-rn"),

@@ -106,14 +106,15 @@ def lift_used(dataset, used: bool, why: str) -> None:
 
 
 def check_datasets(datasets, loaded, victims) -> None:
-    """Refuse a dataset without test pairs, and a victim whose batch is larger than a dataset's training
+    """Refuse a dataset with fewer than 2 test images, and a victim whose batch is larger than a dataset's training
     split; ``loaded``: the loaded data by dataset key. A surrogate's batch is checked per cell, where an
     attack trains it (:func:`check_cells`): a run whose attacks train none never uses it."""
     for ds in datasets:
         label, data = ds.label(), loaded[dataset_key(ds)]
-        if len(data.test) == 0:
-            raise UsageError(f"--dataset {label}: the test split is empty; retrieval needs test pairs "
-                             f"(give test_path or a test_fraction above 0)")
+        if len(data.test) < 2:
+            raise UsageError(f"--dataset {label}: the test split holds {len(data.test)} image(s); retrieval needs at "
+                             f"least 2 (among 1, every metric reads 1.0, as random guessing does): give test_path "
+                             f"or a larger test_fraction")
         for victim in victims:
             batch_fits("--victims", victim.label(), victim.params.batch_size, len(data.train),
                        f"the training split of --dataset {label} ({len(data.train)} images)")
