@@ -112,6 +112,18 @@ def test_help_and_list_show_no_rest_markup(capsys):
     assert "mem-patterns" in text and "``" not in text and ":func:" not in text and ":class:" not in text
 
 
+def test_list_verbose_shows_what_each_preset_sets(capsys):
+    """``list -v`` names each preset's values in the flag's own syntax, under the plugin's parameters."""
+    from ue_bench import registry
+
+    assert main(["list", "attacks", "-v"]) == 0
+    text = capsys.readouterr().out
+    mem = text.split("\n  mem ", 1)[1].split("\n  mem-", 1)[0]
+    tiny = registry.get("attacks", "mem").presets["tiny"]
+    assert "      --preset tiny: " + ",".join(f"{k}={v}" for k, v in tiny.items()) in mem
+    assert "--preset paper: " in mem and "grouping=random" in text.split("\n  mem-classwise ", 1)[1]
+
+
 def test_list_shows_every_family(capsys):
     assert main(["list"]) == 0
     text = capsys.readouterr().out

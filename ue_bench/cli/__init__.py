@@ -19,7 +19,7 @@ from ue_bench.params import describe
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Every registered plugin with its summary (and parameters with ``-v``); broken plugins are listed
+    """Every registered plugin with its summary (and parameters and presets' values with ``-v``); broken plugins are listed
     last per family with their entry point, distribution and error, and do not stop the listing. A plugin
     that another package provides names that package after its summary."""
     families = [args.family] if args.family else list(registry.FAMILIES)
@@ -39,6 +39,9 @@ def cmd_list(args: argparse.Namespace) -> int:
                     choices = f" one of {list(p['choices'])}" if p["choices"] else ""
                     print(f"      {p['name']}: {p['type']} = {_shown(p['default'])}{_bounds(p['lo'], p['hi'])}"
                           f"{choices}  {p['help']}")
+                for preset, values in sorted(cls.presets.items()):
+                    shown = ",".join(f"{k}={v if isinstance(v, str) else _shown(v)}" for k, v in values.items()) or "(the defaults)"
+                    print(f"      --preset {preset}: {shown}")
         for b in broken:
             print(f"  {b.entry.name:<{width}} BROKEN: {b.error}")
     return 0
@@ -74,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered plugins")
     p.add_argument("family", nargs="?", choices=registry.FAMILIES)
-    p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's parameters")
+    p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's parameters and what each --preset sets")
     p.set_defaults(func=cmd_list)
 
     from ue_bench.cli.plugin import add_plugin_parser
