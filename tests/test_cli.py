@@ -18,7 +18,8 @@ def run(capsys, tmp_path, *args):
 
 
 @pytest.mark.parametrize("args, needle", [
-    (["--attacks", "mme"], "unknown attack 'mme'"),
+    (["--attacks", "mme"], "--attacks: unknown attack 'mme'"),
+    (["--surrogates", "tiny-vitt"], "--surrogates: unknown victim 'tiny-vitt' (did you mean 'tiny-vit'?)"),
     (["--victims", "tiny-rn:epochs=0"], "out of bounds"),
     (["--victims", "tiny-rn:lr=fast"], "expects float"),
     (["--seeds", "0,x"], "--seeds"),

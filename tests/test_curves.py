@@ -168,7 +168,7 @@ def test_bad_early_stop_parameter_is_one_line_exit_2(tmp_path):
     done = run(tmp_path / "run", tmp_path / "cache", "--defenses", "early-stop:share=0.9")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "ue-bench: error: defense 'early-stop': parameter 'share'=0.9 is out of bounds [0.01, 0.5]"]
+        "ue-bench: error: --defenses: defense 'early-stop': parameter 'share'=0.9 is out of bounds [0.01, 0.5]"]
 
 
 def test_a_batch_larger_than_early_stops_training_share_is_refused_up_front(tmp_path):

@@ -58,13 +58,16 @@ class RunConfig:
         fam_params = self.params.get(family, {})
         plugins = []
         for name, values in parse_specs(str(self.values[key]), flag):
-            cls = registry.get(family, name)
-            fields = {f.name for f in dataclasses.fields(cls.Params)}
-            merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
-            merged.update(fam_params.get(name, {}))
-            merged.update(values)
-            merged.update(forced or {})
-            plugins.append(registry.create(family, name, merged, self.preset))
+            try:
+                cls = registry.get(family, name)
+                fields = {f.name for f in dataclasses.fields(cls.Params)}
+                merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
+                merged.update(fam_params.get(name, {}))
+                merged.update(values)
+                merged.update(forced or {})
+                plugins.append(registry.create(family, name, merged, self.preset))
+            except UsageError as exc:  # which flag: --surrogates and --victims both name victims
+                raise UsageError(f"{flag}: {exc}" if not str(exc).startswith(flag) else str(exc)) from None
         return plugins
 
 
