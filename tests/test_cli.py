@@ -26,8 +26,10 @@ def run(capsys, tmp_path, *args):
     (["--poison-ratio", "1.5"], "--poison-ratio"),
     (["--attacks", "tiny-rn"], "it is a victim"),
     (["--attacks", "ueraser"], "it is a defense; put it in --defenses"),
-    (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"], "--victims tiny-rn: batch_size 64 is larger than the training split"),
-    (TINY + ["--attacks", "mem:batch_size=8"], "--surrogates tiny-rn: batch_size 64 is larger than the 16 protected images"),
+    (TINY[:2] + ["--victims", "tiny-rn:batch_size=64"],
+     "--victims tiny-rn: batch_size 64 is larger than the training split"),
+    (TINY + ["--attacks", "mem:batch_size=8"],
+     "--surrogates tiny-rn: batch_size 64 is larger than the 16 protected images"),
     (["--preset", "huge"], "unknown preset 'huge'"),
 ])
 def test_bad_flag_is_one_line_exit_2_nothing_written(capsys, tmp_path, args, needle):
@@ -47,7 +49,7 @@ def test_a_surrogate_that_no_attack_trains_is_not_held_to_the_split(capsys, tmp_
 def test_another_command_in_the_same_out_is_warned_of(capsys, tmp_path):
     """A second, different command into one --out: one warning line naming the earlier cell; the report
     keeps both commands' cells and results.csv lists the second command's only (as the README says)."""
-    args = ["--dataset", "synthetic:size=16,test_size=8", "--victims", "tiny-rn:epochs=1,batch_size=8", "--threads", "1"]
+    args = [*TINY, "--threads", "1"]
     code, err, out = run(capsys, tmp_path, *args, "--attacks", "none")
     assert code == 0 and not [line for line in err if "warning" in line]
     (first,) = [p.stem for p in (out / "cells").glob("*.json")]
@@ -123,6 +125,18 @@ def test_list_verbose_shows_what_each_preset_sets(capsys):
     tiny = registry.get("attacks", "mem").presets["tiny"]
     assert "      --preset tiny: " + ",".join(f"{k}={v}" for k, v in tiny.items()) in mem
     assert "--preset paper: " in mem and "grouping=random" in text.split("\n  mem-classwise ", 1)[1]
+
+
+def test_a_reader_that_leaves_ends_the_output_quietly():
+    """``ue-bench list -v | head -1``: the pipe closes before ue-bench writes; no traceback, exit 1."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "ue_bench.cli", "list", "-v"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()            # before the import is done, so every write finds the pipe closed
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1 and "Traceback" not in err and "Error" not in err, err
 
 
 def test_list_shows_every_family(capsys):

@@ -175,7 +175,8 @@ def test_bad_format_and_empty_run_are_usage_errors(tmp_path):
 
 def test_several_run_directories_report_as_one(tmp_path):
     """The fixture's cells split over two run directories, one cell copied into both, give the report of
-    the whole fixture; a cell whose two copies differ (but for timings), or several directories without --out, are refused."""
+    the whole fixture; a cell whose two copies differ but for their timings, or several directories
+    without --out, are refused."""
     first, second = tmp_path / "a" / "cells", tmp_path / "b" / "cells"
     first.mkdir(parents=True)
     second.mkdir(parents=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from ue_bench import registry
@@ -19,8 +20,8 @@ from ue_bench.params import describe
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Every registered plugin with its summary (and parameters and presets' values with ``-v``); broken plugins are listed
-    last per family with their entry point, distribution and error, and do not stop the listing. A plugin
+    """Every registered plugin with its summary (with ``-v``, its parameters and what each preset sets);
+    broken plugins are listed last per family with their entry point, distribution and error, and do not stop the listing. A plugin
     that another package provides names that package after its summary."""
     families = [args.family] if args.family else list(registry.FAMILIES)
     # one summary column for every family listed: the longest name's
@@ -40,8 +41,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                     print(f"      {p['name']}: {p['type']} = {_shown(p['default'])}{_bounds(p['lo'], p['hi'])}"
                           f"{choices}  {p['help']}")
                 for preset, values in sorted(cls.presets.items()):
-                    shown = ",".join(f"{k}={v if isinstance(v, str) else _shown(v)}" for k, v in values.items()) or "(the defaults)"
-                    print(f"      --preset {preset}: {shown}")
+                    shown = ",".join(f"{k}={v if isinstance(v, str) else _shown(v)}" for k, v in values.items())
+                    print(f"      --preset {preset}: {shown or '(the defaults)'}")
         for b in broken:
             print(f"  {b.entry.name:<{width}} BROKEN: {b.error}")
     return 0
@@ -77,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered plugins")
     p.add_argument("family", nargs="?", choices=registry.FAMILIES)
-    p.add_argument("-v", "--verbose", action="store_true", help="also list each plugin's parameters and what each --preset sets")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="also list each plugin's parameters and what each --preset sets")
     p.set_defaults(func=cmd_list)
 
     from ue_bench.cli.plugin import add_plugin_parser
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"ue-bench: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the reader of stdout left (`ue-bench list | head`): stop as a pipe's writer does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 1
     except OSError as exc:
         if not disk_error(exc):
             raise

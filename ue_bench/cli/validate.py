@@ -106,9 +106,9 @@ def lift_used(dataset, used: bool, why: str) -> None:
 
 
 def check_datasets(datasets, loaded, victims) -> None:
-    """Refuse a dataset with fewer than 2 test images, and a victim whose batch is larger than a dataset's training
-    split; ``loaded``: the loaded data by dataset key. A surrogate's batch is checked per cell, where an
-    attack trains it (:func:`check_cells`): a run whose attacks train none never uses it."""
+    """Refuse a dataset with fewer than 2 test images, and a victim whose batch is larger than a dataset's
+    training split; ``loaded``: the loaded data by dataset key. A surrogate's batch is checked per cell,
+    where an attack trains it (:func:`check_cells`): a run whose attacks train none never uses it."""
     for ds in datasets:
         label, data = ds.label(), loaded[dataset_key(ds)]
         if len(data.test) < 2:
