@@ -1,6 +1,8 @@
 """Bad input is one clear line, exit code 2, and nothing written."""
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -129,9 +131,6 @@ def test_list_verbose_shows_what_each_preset_sets(capsys):
 
 def test_a_reader_that_leaves_ends_the_output_quietly():
     """``ue-bench list -v | head -1``: the pipe closes before ue-bench writes; no traceback, exit 1."""
-    import subprocess
-    import sys
-
     proc = subprocess.Popen([sys.executable, "-m", "ue_bench.cli", "list", "-v"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     proc.stdout.close()            # before the import is done, so every write finds the pipe closed
