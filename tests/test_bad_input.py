@@ -146,6 +146,8 @@ CASES = [
     ("protect-seed-huge", ["protect", "--attack", "random", "--dataset", "synthetic:size=32,test_size=8",
                            "--seed", "99999999999"], "--seed"),
     ("protect-device", ["protect", "--attack", "random", "--device", "gpu"], "--device"),
+    ("protect-surrogate-name", ["protect", "--attack", "random", "--surrogate", "tiny-vitt"],
+     "error: --surrogate: unknown victim 'tiny-vitt'"),
     ("protect-attack-batch", ["protect", "--attack", "em:batch_size=64", "--dataset", "synthetic:size=32,test_size=8",
                               "--surrogate", "tiny-rn:batch_size=16"],
      "--attack em"),

@@ -12,6 +12,7 @@ import difflib
 import types
 import typing
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from ue_bench.errors import UsageError
@@ -77,8 +78,11 @@ def _coerce(owner: str, name: str, tp: type, raw: Any) -> Any:
     raise TypeError(f"{owner}: unsupported parameter type {tp!r} for {name!r}")
 
 
-def build_params(owner: str, cls: type, values: dict[str, Any]) -> Any:
-    """Instantiate the parameter dataclass ``cls`` from raw values, enforcing types and bounds."""
+def build_params(owner: str, cls: type, values: dict[str, Any],
+                 elsewhere: Callable[[str], str] | None = None) -> Any:
+    """Instantiate the parameter dataclass ``cls`` from raw values, enforcing types and bounds. An unknown
+    parameter with no near name among ``cls``'s gets ``elsewhere(name)`` appended to its error (where else
+    it is a parameter, e.g. of another plugin of the family)."""
     fields = {f.name: f for f in dataclasses.fields(cls)}
     hints = typing.get_type_hints(cls)
     unknown = sorted(set(values) - set(fields))
@@ -86,7 +90,8 @@ def build_params(owner: str, cls: type, values: dict[str, Any]) -> Any:
         known = ", ".join(fields) or "(none)"
         hint = difflib.get_close_matches(unknown[0], list(fields), n=1)
         guess = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise UsageError(f"{owner}: unknown parameter {unknown[0]!r}{guess}; known parameters: {known}")
+        other = elsewhere(unknown[0]) if elsewhere and not hint else ""
+        raise UsageError(f"{owner}: unknown parameter {unknown[0]!r}{guess}; known parameters: {known}{other}")
     kwargs = {}
     for name, raw in values.items():
         f = fields[name]

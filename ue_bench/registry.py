@@ -16,6 +16,7 @@ ask for it is affected.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import inspect
@@ -226,14 +227,8 @@ def create(family: str, name: str, values: dict[str, Any] | None = None, preset:
         if not first:
             raise UsageError(f"{family[:-1]} {name!r} takes no parameters, got {values['']!r}")
         values[first[0]] = values.pop("")
-    try:
-        params = build_params(f"{family[:-1]} {name!r}", cls.Params, values)
-    except UsageError as exc:
-        own = [f.name for f in dataclasses.fields(cls.Params)]
-        unknown = sorted(set(values) - set(own))
-        if unknown and not difflib.get_close_matches(unknown[0], own, n=1):
-            raise UsageError(f"{exc}{_parameter_elsewhere(family, name, unknown[0])}") from None
-        raise
+    params = build_params(f"{family[:-1]} {name!r}", cls.Params, values,
+                          elsewhere=lambda param: _parameter_elsewhere(family, name, param))
     return cls(params, name=name)
 
 
@@ -252,7 +247,19 @@ def _parameter_elsewhere(family: str, name: str, param: str) -> str:
     return f"; {match!r} is a parameter of {', '.join(sorted(owners[match]))}"
 
 
+@contextlib.contextmanager
+def named_by(flag: str):
+    """Prefix ``flag`` to a :class:`UsageError` raised inside (``--surrogates: unknown victim …``): the
+    family alone does not say which flag was wrong, as ``--surrogates`` and ``--victims`` both name victims."""
+    try:
+        yield
+    except UsageError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+
+
 def create_many(family: str, text: str, flag: str, preset: str | None = None) -> list[Plugin]:
     """Parse and instantiate a flag value such as ``mem:trigger_len=5,eps=8,em``; with ``preset``, each
-    plugin's values for it (``Plugin.presets``) come first and the flag's own win."""
-    return [create(family, name, values, preset) for name, values in parse_specs(text, flag)]
+    plugin's values for it (``Plugin.presets``) come first and the flag's own win. Errors name ``flag``."""
+    specs = parse_specs(text, flag)
+    with named_by(flag):
+        return [create(family, name, values, preset) for name, values in specs]

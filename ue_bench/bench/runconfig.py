@@ -58,7 +58,7 @@ class RunConfig:
         fam_params = self.params.get(family, {})
         plugins = []
         for name, values in parse_specs(str(self.values[key]), flag):
-            try:
+            with registry.named_by(flag):
                 cls = registry.get(family, name)
                 fields = {f.name for f in dataclasses.fields(cls.Params)}
                 merged = {k: v for k, v in fam_params.get("*", {}).items() if k in fields}
@@ -66,8 +66,6 @@ class RunConfig:
                 merged.update(values)
                 merged.update(forced or {})
                 plugins.append(registry.create(family, name, merged, self.preset))
-            except UsageError as exc:  # which flag: --surrogates and --victims both name victims
-                raise UsageError(f"{flag}: {exc}" if not str(exc).startswith(flag) else str(exc)) from None
         return plugins
 
 

@@ -21,8 +21,8 @@ from ue_bench.params import describe
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every registered plugin with its summary (with ``-v``, its parameters and what each preset sets);
-    broken plugins are listed last per family with their entry point, distribution and error, and do not stop the listing. A plugin
-    that another package provides names that package after its summary."""
+    broken plugins are listed last per family with their entry point, distribution and error, and do not
+    stop the listing. A plugin that another package provides names that package after its summary."""
     families = [args.family] if args.family else list(registry.FAMILIES)
     # one summary column for every family listed: the longest name's
     width = max([16, *(len(name) for f in families for name in registry.usable(f)),

@@ -2,7 +2,8 @@
 imperceptible before publishing (``ue-bench protect --preview N``).
 
 One row per image, named above it, five panels: the original and the protected file scaled to fit a
-:data:`THUMB`-pixel box (Lanczos; a small image is enlarged by a whole factor, nearest-neighbour), the noise ``protected - original`` amplified to the full grey range
+:data:`THUMB`-pixel box (Lanczos; a small image is enlarged by a whole factor, nearest-neighbour), the
+noise ``protected - original`` amplified to the full grey range
 (``128 + noise * 127 / eps``, nearest-neighbour scaled so the amplification is not averaged away), and
 a 1:1 crop of :data:`CROP` pixels from the centre of the original and of the protected file, where
 single-pixel changes would show. Images are taken evenly spaced over the split. Names are drawn in
